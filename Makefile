@@ -1,0 +1,24 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test benchmark clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed  ## every method, class- and task-incremental, on split-digits
+	$(VENV)/bin/lifelong run
+
+test: $(VENV)/.installed  ## the test suite
+	$(PY) -m pytest -q
+
+benchmark: $(VENV)/.installed  ## engine overhead against a bare PyTorch loop (needs MNIST in $$LIFELONG_DATA)
+	$(PY) benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

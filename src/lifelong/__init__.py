@@ -1,0 +1,3 @@
+"""lifelong: continual (lifelong) learning on PyTorch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,194 @@
+"""The `lifelong` command: run, list, report.
+
+Errors the user can fix (unknown names, bad values, missing data) print one line and exit with code 2.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import LifelongError
+
+EXAMPLES = """examples:
+  lifelong run                                     # every method, class- and task-incremental, on split-digits
+  lifelong run --method finetune,joint --scenario split-mnist --setting class --data-dir DATA
+  lifelong run --method finetune-fc --param lower_blocks=1 --setting task --epochs 2
+  lifelong run --scenario split-cifar100 --n-tasks 10 --data-dir DATA --out runs/cifar
+  lifelong run ... --out runs/cifar --resume       # continue an interrupted run where it stopped
+"""
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _param(text: str):
+    """KEY=VALUE with VALUE read as a Python number, bool or None when it looks like one."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--param takes KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    for convert in (int, float):
+        try:
+            return key, convert(value)
+        except ValueError:
+            pass
+    return key, {"true": True, "false": False, "none": None}.get(value.lower(), value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lifelong", description="Continual (lifelong) learning on PyTorch.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="train methods on a scenario and print the comparison",
+                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+                              description="Train one or more methods on a sequence of tasks and measure forgetting. "
+                                          "With no arguments: every method, class- and task-incremental, on "
+                                          "split-digits (embedded data, well under a minute).")
+    run.add_argument("--method", default="all", help="method name(s), comma-separated, or 'all' (default)")
+    run.add_argument("--scenario", default="split-digits", help="benchmark name (default split-digits)")
+    run.add_argument("--setting", default="class,task",
+                     help="task, domain and/or class, comma-separated (default class,task)")
+    run.add_argument("--n-tasks", type=int, help="number of tasks (default: the benchmark's)")
+    run.add_argument("--class-order-seed", type=int,
+                     help="shuffle the class order with this numpy seed (default: the benchmark's order)")
+    run.add_argument("--validation-fraction", type=float, default=0.0,
+                     help="hold out this fraction of each task's training data for validation (default 0)")
+    run.add_argument("--epochs", type=int, help="epochs per task (default: the benchmark's)")
+    run.add_argument("--lr", type=float, help="learning rate")
+    run.add_argument("--batch-size", type=int, help="mini-batch size")
+    run.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (a new one per task)")
+    run.add_argument("--momentum", type=float, help="SGD momentum")
+    run.add_argument("--weight-decay", type=float, help="weight decay")
+    run.add_argument("--schedule", choices=("none", "step", "cosine"), help="learning-rate schedule within a task")
+    run.add_argument("--backbone", choices=("mlp", "resnet20", "resnet32"), help="default: the benchmark's")
+    run.add_argument("--hidden", default="400,400", help="MLP hidden layer sizes (default 400,400)")
+    run.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
+                     help="a method option, e.g. --param lower_blocks=1 (repeatable)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same numbers")
+    run.add_argument("--data-dir", help="data directory (default: $LIFELONG_DATA, else ~/.cache/lifelong)")
+    run.add_argument("--no-download", action="store_true", help="never download missing data files")
+    run.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    run.add_argument("--out", help="output directory (default: a new folder under runs/)")
+    run.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    commands.add_parser("list", help="list the methods and scenarios")
+
+    report = commands.add_parser("report", help="summarise finished runs: a table, and plots saved beside them")
+    report.add_argument("path", help="a run's output directory (or a results.json)")
+    return parser
+
+
+def _positive_int_list(text: str) -> tuple[int, ...]:
+    from .errors import ConfigError
+    try:
+        sizes = tuple(int(v) for v in _csv(text))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"--hidden takes positive layer sizes like 400,400, got {text!r}")
+    return sizes
+
+
+def command_run(args) -> int:
+    from .experiment import run_experiment, train_config
+    from .methods import METHODS, get_method
+    from .report import comparison_table, write_summary
+    from .scenarios import SETTINGS, make_scenario
+    from .errors import ConfigError
+
+    methods = list(METHODS) if args.method == "all" else _csv(args.method)
+    for name in methods:
+        get_method(name)
+    settings = _csv(args.setting)
+    for setting in settings:
+        if setting not in SETTINGS:
+            raise ConfigError(f"unknown setting {setting!r}; choose from: {', '.join(SETTINGS)}")
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs the --out directory of the run to continue")
+    hidden = _positive_int_list(args.hidden)
+    method_options = {name: _options_for(name, dict(args.param)) for name in methods}
+    config = train_config(args.scenario, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                          optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
+                          schedule=args.schedule, seed=args.seed, device=args.device, progress=not args.quiet)
+    scenario = make_scenario(args.scenario, data_dir=args.data_dir, n_tasks=args.n_tasks, seed=args.seed,
+                             validation_fraction=args.validation_fraction, class_order_seed=args.class_order_seed,
+                             download=not args.no_download)
+    out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
+    single = len(methods) == 1 and len(settings) == 1
+    print(f"{scenario.name}: {len(scenario)} tasks, {sum(len(t.x_train) for t in scenario)} training samples; "
+          f"results in {out}", file=sys.stderr)
+    all_results = []
+    for setting in settings:
+        for name in methods:
+            run_dir = out if single else out / f"{setting}-{name}"
+            if not args.quiet:
+                print(f"{name} ({setting}-incremental)", file=sys.stderr)
+            try:
+                results = run_experiment(name, scenario, setting, out_dir=run_dir, resume=args.resume,
+                                         backbone=args.backbone, hidden=hidden, config=config,
+                                         method_options=method_options[name])
+            except KeyboardInterrupt:
+                print(f"interrupted: the tasks already finished are saved in {run_dir}; "
+                      f"add --resume --out {out} to the same command to continue", file=sys.stderr)
+                return 130
+            all_results.append(results)
+    print(comparison_table(all_results))
+    if not single:
+        write_summary(out, all_results)
+    return 0
+
+
+def _options_for(method_name: str, options: dict) -> dict:
+    """--param options go to each method that accepts them (one command compares several methods); an option
+    that no method accepts is an error."""
+    from .errors import ConfigError
+    from .methods import METHODS, method_options
+
+    known = set().union(*(method_options(cls) for cls in METHODS.values()))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"no method has the option {', '.join(unknown)}; options: {', '.join(sorted(known)) or 'none'}")
+    accepted = method_options(METHODS[method_name])
+    return {k: v for k, v in options.items() if k in accepted}
+
+
+def command_list(args) -> int:
+    from .methods import METHODS
+    from .scenarios import BENCHMARKS, SETTINGS
+
+    print("methods:")
+    for name, cls in METHODS.items():
+        print(f"  {name:<20} {cls.description}")
+    print("scenarios:")
+    for name, (description, *_rest) in BENCHMARKS.items():
+        print(f"  {name:<20} {description}")
+    print(f"settings: {', '.join(SETTINGS)} (task-, domain-, class-incremental)")
+    return 0
+
+
+def command_report(args) -> int:
+    from .report import report
+
+    print(report(args.path))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    handler = {"run": command_run, "list": command_list, "report": command_report}[args.command]
+    try:
+        return handler(args)
+    except LifelongError as error:
+        print(f"lifelong: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Datasets: loaders that return in-memory tensors, and the files they are read from.
+
+Files live in a data directory: the `data_dir` argument, else $LIFELONG_DATA, else ~/.cache/lifelong.
+Missing files are downloaded from the official mirrors (unless `download=False`) and every file is checked
+against its official MD5.
+"""
+
+from ..errors import ConfigError
+from .cifar import load_cifar100, read_cifar100_archive
+from .dataset import Dataset
+from .digits import load_digits
+from .files import ensure_file, md5sum, resolve_data_dir
+from .mnist import load_fashion_mnist, load_mnist, read_idx
+from .omniglot import Omniglot, load_omniglot, read_omniglot_zip
+
+DATASETS = {
+    "digits": (load_digits, "scikit-learn's 8x8 digits, 1,257 train / 540 test, 10 classes (no download)"),
+    "mnist": (load_mnist, "MNIST handwritten digits, 28x28 grey, 60,000 train / 10,000 test, 10 classes"),
+    "fashion-mnist": (load_fashion_mnist, "Fashion-MNIST clothing, 28x28 grey, 60,000 train / 10,000 test, 10 classes"),
+    "cifar100": (load_cifar100, "CIFAR-100, 32x32 colour, 50,000 train / 10,000 test, 100 classes (20 coarse)"),
+}
+
+
+def load_dataset(name: str, data_dir=None, download: bool = True) -> Dataset:
+    """Load a dataset of `DATASETS` by name."""
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
+    loader, _ = DATASETS[name]
+    return loader(data_dir=data_dir, download=download)
+
+
+__all__ = [
+    "DATASETS", "Dataset", "Omniglot", "ensure_file", "load_cifar100", "load_dataset", "load_digits",
+    "load_fashion_mnist", "load_mnist", "load_omniglot", "md5sum", "read_cifar100_archive", "read_idx",
+    "read_omniglot_zip", "resolve_data_dir",
+]

@@ -1,0 +1,265 @@
+"""One training loop for every method.
+
+For each task: the method's `before_task` hook, epochs of mini-batches sliced from in-memory tensors, the
+method's `after_task` hook, then evaluation on the test set of every task seen so far; after each task the
+results file and a checkpoint are written, so an interrupted run loses at most the task it was in and
+`resume=True` continues from the last finished task with the same numbers as an uninterrupted run.
+"""
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import metrics
+from .errors import ConfigError, TrainingError
+from .methods import Method
+from .results import save_checkpoint, versions, write_json
+from .scenarios import Scenario, Task
+from .transforms import crop_and_flip
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("none", "step", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """How each task is trained. A fresh optimizer is made for every task."""
+
+    epochs: int = 1
+    batch_size: int = 128
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.0
+    schedule: str = "none"  # "step": lr * gamma at each of `milestones` (fractions of the epochs); "cosine"
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    gamma: float = 0.1
+    seed: int = 0
+    eval_batch_size: int = 1024
+    progress: bool = True
+    device: str = "cpu"
+    extra: dict = field(default_factory=dict)  # anything else to record (method options...)
+
+    def __post_init__(self):
+        checks = [
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, f"eval batch size must be at least 1, got {self.eval_batch_size}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be a positive number, got {self.lr}"),
+            (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose {' or '.join(OPTIMIZERS)}"),
+            (self.momentum >= 0, f"momentum must be >= 0, got {self.momentum}"),
+            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def make_schedule(optimizer, config: TrainConfig):
+    if config.schedule == "step":
+        milestones = sorted({max(1, round(f * config.epochs)) for f in config.milestones})
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, config.gamma)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
+    return None
+
+
+def train_task(method: Method, task: Task, scenario: Scenario, config: TrainConfig, generator: torch.Generator):
+    """Train `method` on `task`: `config.epochs` passes over `method.training_data(task)` in shuffled batches."""
+    device = torch.device(config.device)
+    x, targets, task_ids = (t.to(device) for t in method.training_data(task))
+    params = method.trainable_parameters()
+    if not params:
+        return
+    optimizer = make_optimizer(params, config)
+    schedule = make_schedule(optimizer, config)
+    n = len(x)
+    n_batches = math.ceil(n / config.batch_size)
+    bar = tqdm(total=config.epochs * n_batches, desc=f"task {task.id + 1}/{len(scenario)}", unit="batch",
+               leave=False, disable=None if config.progress else True)  # None: off when not a terminal
+    try:
+        for epoch in range(config.epochs):
+            method.train_mode()
+            order = torch.randperm(n, generator=generator).to(device)
+            epoch_loss = torch.zeros((), device=device)
+            for start in range(0, n, config.batch_size):
+                idx = order[start:start + config.batch_size]
+                xb = x[idx]
+                if scenario.augment:
+                    xb = crop_and_flip(xb, generator)
+                loss = method.loss(xb, targets[idx], task_ids[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                epoch_loss += loss.detach()
+                bar.update()
+            # one check per epoch: a check per batch would force a device sync at every step
+            if not torch.isfinite(epoch_loss):
+                raise TrainingError(
+                    f"the loss became {epoch_loss.item()} in task {task.id + 1}, epoch {epoch + 1}: lower the "
+                    f"learning rate (now {config.lr}); the tasks finished before are saved and --resume continues")
+            if schedule is not None:
+                schedule.step()
+            bar.set_postfix(loss=f"{epoch_loss.item() / n_batches:.3f}", refresh=False)
+    finally:
+        bar.close()
+
+
+@torch.no_grad()
+def evaluate(method: Method, tasks: list[Task], config: TrainConfig, split: str = "test") -> dict:
+    """Task-aware and task-agnostic accuracy on each task, in one pass over its `split` data.
+
+    Task-aware: the prediction is the best output within the task's own part of the head (the task id is given).
+    Task-agnostic: the best output over every output of the head. In the domain setting both are the same.
+    Returns lists indexed by task: correct counts (aware, agnostic) and sample counts.
+    """
+    method.model.eval()
+    device = torch.device(config.device)
+    aware, agnostic, counts = [], [], []
+    for task in tasks:
+        x, y = (task.x_test, task.y_test) if split == "test" else (task.x_val, task.y_val)
+        part = method.task_slice(task.id)
+        targets = method.targets(task, y).to(device)
+        n_aware = n_agnostic = 0
+        for start in range(0, len(x), config.eval_batch_size):
+            logits = method.predict(x[start:start + config.eval_batch_size].to(device))
+            t = targets[start:start + config.eval_batch_size]
+            n_aware += int((logits[:, part].argmax(1) + part.start == t).sum())
+            n_agnostic += int((logits.argmax(1) == t).sum())
+        aware.append(n_aware)
+        agnostic.append(n_agnostic)
+        counts.append(len(x))
+    return {"aware": aware, "agnostic": agnostic, "counts": counts}
+
+
+def _fingerprint(scenario: Scenario, method: Method, config: TrainConfig) -> dict:
+    """What must be equal for a checkpoint to be resumed."""
+    train = {k: v for k, v in asdict(config).items() if k not in ("progress", "eval_batch_size")}
+    return {"scenario": scenario.name, "scenario_config": scenario.config, "method": method.name,
+            "setting": method.setting, "train": train}
+
+
+def _nan_matrix(n: int) -> list[list[float]]:
+    return [[math.nan] * n for _ in range(n)]
+
+
+def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, resume: bool = False) -> dict:
+    """Learn the tasks of `scenario` in order with `method`; return (and write, when `out_dir` is given) the results.
+
+    The results hold the accuracy matrix R[i][j] (fractions, NaN/null for tasks not yet seen) of the setting
+    (task-aware accuracy in the task setting, task-agnostic otherwise) and both matrices, plus the metrics
+    derived from it (see `lifelong.metrics`) and the wall time of each task.
+    """
+    n_tasks = len(scenario)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    fingerprint = _fingerprint(scenario, method, config)
+    torch.manual_seed(config.seed)  # the global generator: weight initialisation, dropout
+    generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
+    history = {"correct_aware": [], "correct_agnostic": [], "counts": [], "val_aware": [], "val_agnostic": [],
+               "val_counts": [], "train_time_s": [], "eval_time_s": []}
+    start_task = 0
+    checkpoint_path = out_dir / "checkpoint.pt" if out_dir else None
+
+    if resume:
+        if checkpoint_path is None or not checkpoint_path.exists():
+            raise ConfigError(f"nothing to resume: no checkpoint.pt in {out_dir}; run without --resume to start")
+        checkpoint = torch.load(checkpoint_path, weights_only=False)
+        if checkpoint["fingerprint"] != fingerprint:
+            differ = [k for k in fingerprint if checkpoint["fingerprint"].get(k) != fingerprint[k]]
+            raise ConfigError(f"the run in {out_dir} was started with other options ({', '.join(differ)} differ): "
+                              "resume with the same options, or choose another --out")
+        start_task = checkpoint["completed_tasks"]
+        method.load_state_dict(checkpoint["method"], scenario.tasks[:start_task])
+        history = checkpoint["history"]
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        generator.set_state(checkpoint["rng"]["generator"])
+
+    method.model.to(config.device)
+    results = None
+    for task in scenario.tasks[start_task:]:
+        started = time.perf_counter()
+        method.before_task(task)
+        train_task(method, task, scenario, config, generator)
+        method.after_task(task)
+        trained = time.perf_counter()
+        seen = scenario.tasks[: task.id + 1]
+        test = evaluate(method, seen, config, "test")
+        history["correct_aware"].append(test["aware"])
+        history["correct_agnostic"].append(test["agnostic"])
+        history["counts"] = test["counts"]
+        if task.x_val is not None:
+            val = evaluate(method, seen, config, "val")
+            history["val_aware"].append(val["aware"])
+            history["val_agnostic"].append(val["agnostic"])
+            history["val_counts"] = val["counts"]
+        history["train_time_s"].append(trained - started)
+        history["eval_time_s"].append(time.perf_counter() - trained)
+
+        results = build_results(history, scenario, method, config, complete=task.id + 1 == n_tasks)
+        if out_dir is not None:
+            write_json(out_dir / "results.json", results)
+            save_checkpoint(checkpoint_path, {
+                "completed_tasks": task.id + 1, "method": method.state_dict(), "history": history,
+                "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
+                "fingerprint": fingerprint,
+            })
+    if results is None:  # resumed a run that had already finished
+        results = build_results(history, scenario, method, config, complete=True)
+    return results
+
+
+def _accuracy_matrix(correct: list[list[int]], counts: list[int], n_tasks: int) -> list[list[float]]:
+    R = _nan_matrix(n_tasks)
+    for i, row in enumerate(correct):
+        for j, c in enumerate(row):
+            R[i][j] = c / counts[j] if counts[j] else math.nan
+    return R
+
+
+def build_results(history: dict, scenario: Scenario, method: Method, config: TrainConfig, complete: bool) -> dict:
+    """The results document (see the README for its schema)."""
+    n_tasks = len(scenario)
+    done = len(history["correct_aware"])
+    aware = _accuracy_matrix(history["correct_aware"], history["counts"], n_tasks)
+    agnostic = _accuracy_matrix(history["correct_agnostic"], history["counts"], n_tasks)
+    main = aware if method.setting == "task" else agnostic
+    main_correct = history["correct_aware" if method.setting == "task" else "correct_agnostic"]
+    seen_R = np.asarray(main)[:done, :done]
+    results = {
+        "status": "complete" if complete else f"running: {done} of {n_tasks} tasks done",
+        "method": method.name,
+        "setting": method.setting,
+        "scenario": scenario.name,
+        "scenario_config": scenario.config,
+        "seed": config.seed,
+        "class_order": scenario.class_order,
+        "task_classes": [task.classes for task in scenario.tasks],
+        "config": asdict(config),
+        "versions": versions(),
+        "accuracy_matrix": main,
+        "task_aware_accuracy_matrix": aware,
+        "task_agnostic_accuracy_matrix": agnostic,
+        **metrics.summarize(seen_R),
+        "accuracy_seen_classes": metrics.seen_classes_accuracy(
+            [row + [0] * (done - len(row)) for row in main_correct], history["counts"][:done]),
+        "test_counts": history["counts"],
+        "train_time_s": history["train_time_s"],
+        "eval_time_s": history["eval_time_s"],
+        "wall_time_s": sum(history["train_time_s"]) + sum(history["eval_time_s"]),
+    }
+    if history["val_aware"]:
+        val = history["val_aware" if method.setting == "task" else "val_agnostic"]
+        results["validation_accuracy_matrix"] = _accuracy_matrix(val, history["val_counts"], n_tasks)
+    return results

@@ -1,0 +1,26 @@
+"""Continual-learning methods, one file each, registered by name."""
+
+import inspect
+
+from ..errors import ConfigError
+from .base import Method
+from .feature_extraction import FeatureExtraction
+from .finetune import Finetune
+from .finetune_fc import FinetuneFC
+from .joint import Joint
+
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint)}
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)} (see `lifelong list`)")
+    return METHODS[name]
+
+
+def method_options(cls: type[Method]) -> list[str]:
+    """The method's own constructor options (beyond the model and the setting)."""
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "model", "setting")]
+
+
+__all__ = ["METHODS", "Method", "get_method", "method_options", "Finetune", "FinetuneFC", "FeatureExtraction", "Joint"]

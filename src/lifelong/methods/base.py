@@ -1,0 +1,138 @@
+"""The base class of every method: plain fine-tuning, with the hooks where methods differ.
+
+The engine calls, for each task:
+
+    method.before_task(task)              # grow the head; a method may snapshot the old model, record responses...
+    data = method.training_data(task)     # (inputs, targets, task ids) to train on
+    for each batch:
+        loss = method.loss(x, targets, task_ids)   # a method adds distillation, a penalty...
+    method.after_task(task)               # a method may compute importance, update exemplars...
+    method.predict(x)                     # logits over every output, for evaluation
+
+Targets are indices into the head's outputs. The setting decides how a task's within-task labels map there:
+- "class":  one growing head; task t's classes get outputs offset_t .. offset_t + n_t - 1, and the loss and the
+            prediction run over all outputs seen so far (no task id at test time);
+- "task":   one head part per task (same offsets); the loss of a sample is taken over its own task's part
+            only, and the prediction reads the part of the task (task id known at test time);
+- "domain": a single head part of n outputs that every task shares (offset 0), no task id.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..models import ContinualModel
+from ..scenarios import SETTINGS, Task
+
+
+class Method:
+    """Fine-tuning: all parameters trained on the current task, a new head part per task.
+
+    As in Li & Hoiem's fine-tuning baseline, in the task-incremental setting the heads of earlier tasks are left
+    unchanged (theta_o fixed); the shared layers and the new head are trained.
+    """
+
+    name = "finetune"
+    description = "fine-tuning: train all shared parameters and the new head on each new task (the lower bound)"
+
+    def __init__(self, model: ContinualModel, setting: str = "class"):
+        if setting not in SETTINGS:
+            raise ConfigError(f"unknown setting {setting!r}; choose one of: {', '.join(SETTINGS)}")
+        self.model = model
+        self.setting = setting
+        self.offsets: list[int] = []  # first head output of each task seen
+        self.sizes: list[int] = []  # number of classes of each task seen
+        self.seen_tasks: list[Task] = []  # the tasks learned so far (only joint training reads their data)
+
+    # ------------------------------------------------------------------ where the settings differ
+    def task_slice(self, task_id: int) -> slice:
+        """The head outputs that belong to task `task_id`."""
+        return slice(self.offsets[task_id], self.offsets[task_id] + self.sizes[task_id])
+
+    def _register_task(self, task: Task) -> None:
+        """Give the task its head outputs: after the others, except in the domain setting (all share part 0)."""
+        if task.id != len(self.offsets):
+            raise ConfigError(f"tasks must arrive in order: expected task {len(self.offsets)}, got task {task.id}")
+        if self.setting == "domain" and self.offsets and task.n_classes != self.sizes[0]:
+            raise ConfigError("the domain-incremental setting needs the same number of classes in every task "
+                              f"(task 0 has {self.sizes[0]}, task {task.id} has {task.n_classes})")
+        self.offsets.append(0 if self.setting == "domain" else sum(self.sizes))
+        self.sizes.append(task.n_classes)
+        n_outputs = self.sizes[0] if self.setting == "domain" else sum(self.sizes)
+        # outputs a sample may be classified into, per task id: used by the task-incremental loss
+        mask = torch.zeros(len(self.sizes), n_outputs, dtype=torch.bool)
+        for t in range(len(self.sizes)):
+            mask[t, self.task_slice(t)] = True
+        self.output_mask = mask
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def targets(self, task: Task, y: torch.Tensor) -> torch.Tensor:
+        """Within-task labels -> head output indices."""
+        return y + self.offsets[task.id]
+
+    # ------------------------------------------------------------------ the hooks
+    def before_task(self, task: Task) -> None:
+        """Called once before training on `task`. The base grows the head and freezes old task heads (task-IL)."""
+        self._register_task(task)
+        if self.model.head.out_features < self.offsets[-1] + self.sizes[-1]:
+            self.model.head.add(task.n_classes)
+        self.output_mask = self.output_mask.to(self._device)
+        if self.setting == "task":
+            for part in self.model.head.parts[:-1]:
+                part.requires_grad_(False)
+
+    def training_data(self, task: Task) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inputs, targets, task ids) to train on for `task`: its own training data."""
+        task_ids = torch.full_like(task.y_train, task.id)
+        return task.x_train, self.targets(task, task.y_train), task_ids
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def train_mode(self) -> None:
+        """Put the model in training mode; batch-norm layers whose parameters are all frozen keep their statistics."""
+        self.model.train()
+        for module in self.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                params = list(module.parameters())
+                if params and not any(p.requires_grad for p in params):
+                    module.eval()
+
+    def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over the outputs the setting allows: a sample's own task part in the task setting."""
+        if self.setting == "task":
+            logits = logits.masked_fill(~self.output_mask[task_ids], float("-inf"))
+        return F.cross_entropy(logits, targets)
+
+    def loss(self, x: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch. Fine-tuning: the classification loss alone."""
+        return self.classification_loss(self.model(x), targets, task_ids)
+
+    def after_task(self, task: Task) -> None:
+        """Called once after training on `task`."""
+        self.seen_tasks.append(task)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits over every head output, in evaluation mode; the engine reads the part each setting needs."""
+        return self.model(x)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Everything needed to continue after the tasks seen so far. Subclasses add their own state."""
+        return {"model": self.model.state_dict(), "sizes": list(self.sizes), "head_sizes": self.model.head.sizes}
+
+    def load_state_dict(self, state: dict, tasks: list[Task]) -> None:
+        """Restore the state after `tasks` (the tasks already learned, in order)."""
+        for size in state["head_sizes"][len(self.model.head.sizes):]:
+            self.model.head.add(size)
+        self.model.load_state_dict(state["model"])
+        self.offsets, self.sizes, self.seen_tasks = [], [], []
+        for task in tasks:
+            self._register_task(task)
+            self.seen_tasks.append(task)
+        self.output_mask = self.output_mask.to(self._device)

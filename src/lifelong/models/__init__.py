@@ -1,0 +1,7 @@
+"""Backbones (feature extractors) and the incremental head that continual methods grow."""
+
+from .heads import ContinualModel, IncrementalHead
+from .mlp import MLP
+from .resnet import CifarResNet, resnet20, resnet32
+
+__all__ = ["MLP", "CifarResNet", "resnet20", "resnet32", "IncrementalHead", "ContinualModel"]

@@ -1,0 +1,61 @@
+"""The classifier that grows as tasks arrive, and the backbone + head pair that every method trains.
+
+One `IncrementalHead` serves all three settings. It is a list of linear layers, one per `add` call, whose
+outputs are concatenated: mathematically one linear layer over all classes seen so far, grown without
+touching the rows already learned.
+- class-incremental: a part per task, prediction over the whole concatenation (a growing head);
+- task-incremental: a part per task, each task read only through its own part (a multi-head);
+- domain-incremental: a single part shared by every task.
+"""
+
+import torch
+from torch import nn
+
+
+class IncrementalHead(nn.Module):
+    def __init__(self, in_features: int):
+        super().__init__()
+        self.in_features = in_features
+        self.parts = nn.ModuleList()
+
+    @property
+    def sizes(self) -> list[int]:
+        return [part.out_features for part in self.parts]
+
+    @property
+    def out_features(self) -> int:
+        return sum(self.sizes)
+
+    def add(self, n_outputs: int) -> int:
+        """Append `n_outputs` new outputs (freshly initialised); return the index of their first output."""
+        if n_outputs < 1:
+            raise ValueError(f"a head part needs at least one output, got {n_outputs}")
+        offset = self.out_features
+        reference = next(self.parameters(), None)
+        part = nn.Linear(self.in_features, n_outputs)
+        if reference is not None:
+            part.to(reference.device)
+        self.parts.append(part)
+        return offset
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.parts:
+            raise RuntimeError("the head has no outputs yet: call add() before the first forward pass")
+        if len(self.parts) == 1:
+            return self.parts[0](features)
+        return torch.cat([part(features) for part in self.parts], dim=1)
+
+
+class ContinualModel(nn.Module):
+    """A backbone (features) followed by an `IncrementalHead` (logits over every output added so far)."""
+
+    def __init__(self, backbone: nn.Module, out_features: int | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.head = IncrementalHead(out_features or backbone.out_features)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))

@@ -1,0 +1,96 @@
+"""Reports: a comparison table for the terminal and plots a person would rather look at than read."""
+
+import math
+from pathlib import Path
+
+from .errors import ConfigError
+from .results import read_json, write_json
+
+
+def _pct(value) -> str:
+    return "   -" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:5.1f}"
+
+
+def comparison_table(results: list[dict]) -> str:
+    """One row per run: average accuracy after each task, then final accuracy, forgetting and BWT (in %)."""
+    if not results:
+        return "(no results)"
+    first = results[0]
+    n_tasks = len(first["accuracy_matrix"])
+    curve_width = 6 * n_tasks
+    lines = [f"{first['scenario']}: {n_tasks} tasks, seed {first['seed']}; accuracy in % "
+             "(task-aware in the task setting, over all seen outputs otherwise)",
+             f"{'setting':<8} {'method':<20} {'average accuracy after each task':<{curve_width}} "
+             f"{'final':>6} {'forget':>6} {'BWT':>6} {'time':>7}"]
+    for r in results:
+        curve = " ".join(_pct(a) for a in r["average_accuracy"])
+        lines.append(f"{r['setting']:<8} {r['method']:<20} {curve:<{curve_width}} {_pct(r['final_average_accuracy']):>6} "
+                     f"{_pct(r['final_forgetting']):>6} {_pct(r['backward_transfer']):>6} {r['wall_time_s']:6.1f}s")
+    return "\n".join(lines)
+
+
+def write_summary(out_dir, results: list[dict]) -> None:
+    """summary.json (the headline numbers of every run) and summary.txt (the table) in `out_dir`."""
+    out_dir = Path(out_dir)
+    keys = ("method", "setting", "scenario", "seed", "average_accuracy", "final_average_accuracy",
+            "final_forgetting", "backward_transfer", "wall_time_s")
+    write_json(out_dir / "summary.json", {"runs": [{k: r[k] for k in keys} for r in results]})
+    (out_dir / "summary.txt").write_text(comparison_table(results) + "\n")
+
+
+def load_results(path) -> list[dict]:
+    """The results.json at `path`, or every results.json below it."""
+    path = Path(path)
+    if path.is_file():
+        return [read_json(path)]
+    files = sorted(path.glob("**/results.json")) if path.is_dir() else []
+    if not files:
+        raise ConfigError(f"no results.json found in {path}: give the --out directory of a `lifelong run`")
+    return [read_json(f) for f in files]
+
+
+def plot(results: list[dict], path) -> None:
+    """Average accuracy against tasks learned (one line per run, one panel per setting) and the accuracy
+    matrix of every run as a heat map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    settings = sorted({r["setting"] for r in results})
+    n_cols = max(len(settings), min(len(results), 4))
+    n_rows = 1 + math.ceil(len(results) / n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 3.2 * n_rows), squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        for r in (r for r in results if r["setting"] == setting):
+            acc = r["average_accuracy"]
+            ax.plot(range(1, len(acc) + 1), [100 * a for a in acc], marker="o", label=r["method"])
+        ax.set(title=f"{setting}-incremental", xlabel="tasks learned", ylabel="average accuracy (%)", ylim=(0, 101))
+        ax.legend(fontsize=7)
+    for ax in axes[0][len(settings):]:
+        ax.axis("off")
+    cells = axes[1:].flatten()
+    for ax, r in zip(cells, results):
+        R = np.array([[np.nan if v is None else 100 * v for v in row] for row in r["accuracy_matrix"]])
+        ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
+        for (i, j), v in np.ndenumerate(R):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+        ax.set(title=f"{r['method']} ({r['setting']})", xlabel="test task j", ylabel="after task i",
+               xticks=range(len(R)), yticks=range(len(R)))
+    for ax in cells[len(results):]:
+        ax.axis("off")
+    fig.suptitle(f"{results[0]['scenario']}: accuracy matrices R[i][j] (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(path) -> str:
+    """The comparison table of the runs at `path`, and `report.png` saved beside them; returns the text."""
+    results = load_results(path)
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    figure = folder / "report.png"
+    plot(results, figure)
+    return comparison_table(results) + f"\n\nplots: {figure}"

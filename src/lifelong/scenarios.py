@@ -1,0 +1,235 @@
+"""Scenarios: a data set cut into a sequence of tasks.
+
+A `Task` carries its own train / validation / test tensors, with labels numbered *within the task*
+(0 .. n_classes-1); `task.classes[k]` is the data set's label of within-task class k. Whether those labels are
+read through one head per task (task-incremental), one shared head (domain-incremental) or one growing head
+(class-incremental) is the method's business (see `lifelong.methods.base`), not the scenario's: the same
+scenario serves all three settings, chosen with `--setting task|domain|class`.
+
+Inputs are float32, normalised per channel with the mean and standard deviation of the training images
+(after optional zero-padding: split-MNIST padded to 32x32 gives Hsu et al.'s 0.1000 / 0.2752).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import Dataset, load_dataset
+from .errors import ConfigError
+
+SETTINGS = ("task", "domain", "class")
+
+
+@dataclass
+class Task:
+    id: int
+    classes: list[int]  # data-set labels of this task's classes; within-task label k means classes[k]
+    x_train: torch.Tensor
+    y_train: torch.Tensor  # int64 within-task labels
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    x_val: torch.Tensor | None = None  # held out of the training data (never the test set), for model selection
+    y_val: torch.Tensor | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+@dataclass
+class Scenario:
+    name: str
+    tasks: list[Task]
+    class_order: list[int]  # data-set labels in the order the tasks bring them
+    class_names: list[str]
+    input_shape: tuple[int, ...]  # (C, H, W) of one input
+    augment: bool = False  # random crop + flip on training batches (CIFAR)
+    backbone: str = "mlp"  # the default backbone for this scenario
+    config: dict = field(default_factory=dict)  # how the scenario was built, recorded in the results
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __iter__(self):
+        return iter(self.tasks)
+
+
+def prepare_inputs(dataset: Dataset, pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float inputs in [0, 1], zero-padded to `pad_to` x `pad_to`, normalised with the training statistics."""
+    x_train, x_test = dataset.x_train, dataset.x_test
+    if x_train.dtype == torch.uint8:
+        x_train, x_test = x_train.float().div_(255), x_test.float().div_(255)
+    if pad_to is not None:
+        height, width = x_train.shape[-2:]
+        if pad_to < max(height, width):
+            raise ConfigError(f"cannot pad {height}x{width} images to {pad_to}x{pad_to}")
+        top, left = (pad_to - height) // 2, (pad_to - width) // 2
+        padding = (left, pad_to - width - left, top, pad_to - height - top)
+        x_train, x_test = F.pad(x_train, padding), F.pad(x_test, padding)
+    dims = [0, 2, 3]  # per channel
+    mean = x_train.mean(dim=dims, keepdim=True, dtype=torch.float64).float()
+    std = x_train.std(dim=dims, keepdim=True).clamp_min(1e-8)
+    return (x_train - mean) / std, (x_test - mean) / std
+
+
+def class_order(n_classes: int, seed: int | None) -> list[int]:
+    """The natural order 0..n-1, or the permutation numpy draws after `np.random.seed(seed)` (the iCaRL
+    convention: seed 1993 gives iCaRL's CIFAR-100 order 68, 56, 78, 8, 23, ...)."""
+    if seed is None:
+        return list(range(n_classes))
+    return np.random.RandomState(seed).permutation(n_classes).tolist()
+
+
+def _validation_split(y: torch.Tensor, fraction: float, generator: torch.Generator):
+    """Indices (train, validation): `fraction` of every class held out, stratified and seeded."""
+    train_idx, val_idx = [], []
+    for label in torch.unique(y).tolist():
+        idx = torch.nonzero(y == label).flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        n_val = int(round(fraction * len(idx)))
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    return torch.cat(train_idx).sort().values, torch.cat(val_idx).sort().values
+
+
+def _make_task(task_id, classes, x_train, y_train, x_test, y_test, validation_fraction, generator) -> Task:
+    task = Task(task_id, list(classes), x_train, y_train, x_test, y_test)
+    if validation_fraction > 0:
+        train_idx, val_idx = _validation_split(y_train, validation_fraction, generator)
+        task.x_train, task.y_train = x_train[train_idx], y_train[train_idx]
+        task.x_val, task.y_val = x_train[val_idx], y_train[val_idx]
+    return task
+
+
+def _check_fraction(validation_fraction: float) -> None:
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ConfigError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+
+
+def split_by_classes(
+    dataset: Dataset,
+    n_tasks: int,
+    class_order_seed: int | None = None,
+    pad_to: int | None = None,
+    validation_fraction: float = 0.0,
+    seed: int = 0,
+    name: str | None = None,
+) -> Scenario:
+    """Split the classes into `n_tasks` tasks of equal size, in the natural or a seeded class order."""
+    _check_fraction(validation_fraction)
+    n_classes = dataset.n_classes
+    if n_tasks < 1 or n_classes % n_tasks:
+        raise ConfigError(f"{dataset.name} has {n_classes} classes: n_tasks must divide it, got {n_tasks}")
+    order = class_order(n_classes, class_order_seed)
+    x_train, x_test = prepare_inputs(dataset, pad_to)
+    # rank[label] = position of the label in the class order, so within-task labels are one subtraction away
+    rank = torch.empty(n_classes, dtype=torch.long)
+    rank[torch.tensor(order)] = torch.arange(n_classes)
+    train_rank, test_rank = rank[dataset.y_train], rank[dataset.y_test]
+    per_task = n_classes // n_tasks
+    generator = torch.Generator().manual_seed(seed)
+    tasks = []
+    for t in range(n_tasks):
+        first = t * per_task
+        train_mask = (train_rank >= first) & (train_rank < first + per_task)
+        test_mask = (test_rank >= first) & (test_rank < first + per_task)
+        tasks.append(_make_task(
+            t, order[first:first + per_task],
+            x_train[train_mask], train_rank[train_mask] - first,
+            x_test[test_mask], test_rank[test_mask] - first,
+            validation_fraction, generator,
+        ))
+    return Scenario(
+        name=name or f"split-{dataset.name}", tasks=tasks, class_order=order, class_names=dataset.class_names,
+        input_shape=tuple(x_train.shape[1:]),
+        config=dict(kind="split-by-classes", dataset=dataset.name, n_tasks=n_tasks, class_order_seed=class_order_seed,
+                    pad_to=pad_to, validation_fraction=validation_fraction, seed=seed),
+    )
+
+
+def permuted(
+    dataset: Dataset,
+    n_tasks: int,
+    seed: int = 0,
+    pad_to: int | None = None,
+    validation_fraction: float = 0.0,
+    name: str | None = None,
+) -> Scenario:
+    """Every task holds all classes with its own fixed random permutation of the pixels.
+
+    The first task keeps the original pixel order (as in Hsu et al.'s code); task t > 0 permutes the pixels with
+    a permutation drawn from `seed`. The natural setting is domain-incremental (one shared head).
+    """
+    _check_fraction(validation_fraction)
+    if n_tasks < 1:
+        raise ConfigError(f"n_tasks must be at least 1, got {n_tasks}")
+    x_train, x_test = prepare_inputs(dataset, pad_to)
+    shape = x_train.shape[1:]
+    n_pixels = int(np.prod(shape))
+    generator = torch.Generator().manual_seed(seed)
+    tasks = []
+    for t in range(n_tasks):
+        perm = torch.arange(n_pixels) if t == 0 else torch.randperm(n_pixels, generator=generator)
+        tasks.append(_make_task(
+            t, list(range(dataset.n_classes)),
+            x_train.flatten(1)[:, perm].reshape(-1, *shape), dataset.y_train,
+            x_test.flatten(1)[:, perm].reshape(-1, *shape), dataset.y_test,
+            validation_fraction, generator,
+        ))
+    return Scenario(
+        name=name or f"permuted-{dataset.name}", tasks=tasks, class_order=list(range(dataset.n_classes)),
+        class_names=dataset.class_names, input_shape=tuple(shape),
+        config=dict(kind="permuted", dataset=dataset.name, n_tasks=n_tasks, pad_to=pad_to,
+                    validation_fraction=validation_fraction, seed=seed),
+    )
+
+
+# name -> (description, data set, builder keyword arguments, allowed numbers of tasks)
+BENCHMARKS = {
+    "split-digits": ("scikit-learn digits (8x8, embedded, no download), 5 tasks of 2 classes",
+                     "digits", dict(kind="split", n_tasks=5), None),
+    "split-mnist": ("MNIST padded to 32x32 (Hsu et al. 2018), 5 tasks {0,1},{2,3},{4,5},{6,7},{8,9}",
+                    "mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
+    "split-fashion": ("Fashion-MNIST padded to 32x32, 5 tasks of 2 classes",
+                      "fashion-mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
+    "permuted-mnist": ("MNIST padded to 32x32, 10 tasks of permuted pixels (domain-incremental by nature)",
+                       "mnist", dict(kind="permuted", n_tasks=10, pad_to=32), None),
+    "split-cifar100": ("CIFAR-100, 5 or 10 tasks in iCaRL's class order (seed 1993), ResNet-32, crop+flip",
+                       "cifar100", dict(kind="split", n_tasks=10, class_order_seed=1993,
+                                        augment=True, backbone="resnet32"), (5, 10)),
+}
+
+
+def make_scenario(
+    name: str,
+    data_dir=None,
+    n_tasks: int | None = None,
+    seed: int = 0,
+    validation_fraction: float = 0.0,
+    class_order_seed: int | None = None,
+    download: bool = True,
+) -> Scenario:
+    """Build a named benchmark (see `BENCHMARKS`); `n_tasks` and `class_order_seed` override its defaults."""
+    if name not in BENCHMARKS:
+        raise ConfigError(f"unknown scenario {name!r}; choose one of: {', '.join(BENCHMARKS)}")
+    _, dataset_name, spec, allowed_tasks = BENCHMARKS[name]
+    spec = dict(spec)
+    kind = spec.pop("kind")
+    augment, backbone = spec.pop("augment", False), spec.pop("backbone", "mlp")
+    if n_tasks is not None:
+        if allowed_tasks and n_tasks not in allowed_tasks:
+            raise ConfigError(f"{name} comes in {' or '.join(map(str, allowed_tasks))} tasks, got {n_tasks}")
+        spec["n_tasks"] = n_tasks
+    if class_order_seed is not None:
+        if kind != "split":
+            raise ConfigError(f"{name} has no class order to shuffle (every task holds every class)")
+        spec["class_order_seed"] = class_order_seed
+    dataset = load_dataset(dataset_name, data_dir=data_dir, download=download)
+    if kind == "split":
+        scenario = split_by_classes(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
+    else:
+        scenario = permuted(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
+    scenario.augment, scenario.backbone = augment, backbone
+    return scenario

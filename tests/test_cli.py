@@ -1,0 +1,70 @@
+import json
+
+import pytest
+
+from lifelong.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--method", "sgd-magic"], "unknown method 'sgd-magic'"),
+    (["run", "--scenario", "split-imagenet"], "unknown scenario 'split-imagenet'"),
+    (["run", "--setting", "instance"], "unknown setting 'instance'"),
+    (["run", "--epochs", "0"], "epochs must be at least 1"),
+    (["run", "--lr", "-0.1"], "learning rate must be a positive number"),
+    (["run", "--hidden", "400,x"], "--hidden takes positive layer sizes"),
+    (["run", "--param", "lamda=2"], "no method has the option lamda"),
+    (["run", "--resume"], "--resume needs the --out directory"),
+    (["run", "--scenario", "split-mnist", "--data-dir", "/nonexistent/data", "--no-download"],
+     "/nonexistent/data/mnist"),
+])
+def test_bad_input_is_one_clear_line_and_exit_code_2(capsys, argv, message):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lifelong: error:") and message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_list_names_every_method_and_scenario(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for name in ("finetune", "finetune-fc", "feature-extraction", "joint",
+                 "split-digits", "split-mnist", "split-fashion", "permuted-mnist", "split-cifar100"):
+        assert f"  {name} " in out
+
+
+def test_run_writes_results_and_report(capsys, tmp_path):
+    out_dir = tmp_path / "run"
+    code, out, _ = run_cli(capsys, "run", "--method", "finetune,joint", "--setting", "class", "--epochs", "2",
+                           "--hidden", "32", "--quiet", "--out", str(out_dir))
+    assert code == 0
+    assert "finetune" in out and "joint" in out and "final" in out
+    results = json.loads((out_dir / "class-finetune" / "results.json").read_text())
+    for key in ("accuracy_matrix", "average_accuracy", "class_order", "seed", "versions", "train_time_s", "config"):
+        assert key in results
+    R = results["accuracy_matrix"]
+    assert len(R) == 5 and all(0 <= v <= 1 for i, row in enumerate(R) for v in row[: i + 1])
+    assert all(v is None for i, row in enumerate(R) for v in row[i + 1:])
+    assert len(results["average_accuracy"]) == 5 and results["status"] == "complete"
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert {r["method"] for r in summary["runs"]} == {"finetune", "joint"}
+
+    code, out, _ = run_cli(capsys, "report", str(out_dir))
+    assert code == 0 and "joint" in out and (out_dir / "report.png").stat().st_size > 10_000
+
+
+def test_single_run_writes_results_json_in_out(capsys, tmp_path):
+    code, _, _ = run_cli(capsys, "run", "--method", "finetune", "--setting", "task", "--epochs", "1",
+                         "--hidden", "16", "--quiet", "--out", str(tmp_path))
+    assert code == 0 and json.loads((tmp_path / "results.json").read_text())["setting"] == "task"
+    # a second invocation with --resume finds the run complete and gives the same numbers
+    first = json.loads((tmp_path / "results.json").read_text())["accuracy_matrix"]
+    code, _, _ = run_cli(capsys, "run", "--method", "finetune", "--setting", "task", "--epochs", "1",
+                         "--hidden", "16", "--quiet", "--out", str(tmp_path), "--resume")
+    assert code == 0 and json.loads((tmp_path / "results.json").read_text())["accuracy_matrix"] == first

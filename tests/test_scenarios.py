@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from lifelong.data import load_digits, load_mnist
+from lifelong.errors import ConfigError
+from lifelong.scenarios import class_order, make_scenario, permuted, prepare_inputs, split_by_classes
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+def _rows(x):
+    return {tuple(row.tolist()) for row in x.flatten(1)}
+
+
+def test_split_partitions_the_classes_and_samples_exactly(digits):
+    scenario = split_by_classes(digits, 5, class_order_seed=7)
+    classes = [c for task in scenario for c in task.classes]
+    assert sorted(classes) == list(range(10)) and classes == scenario.class_order
+    assert sum(len(t.x_train) for t in scenario) == len(digits.x_train)
+    assert sum(len(t.x_test) for t in scenario) == len(digits.x_test)
+    x_train, x_test = prepare_inputs(digits)
+    for task in scenario:
+        # within-task label k is data-set class task.classes[k]; samples are those of the task's classes only
+        labels = torch.tensor(task.classes)[task.y_train]
+        expected = torch.isin(digits.y_train, torch.tensor(task.classes))
+        assert torch.equal(labels.sort().values, digits.y_train[expected].sort().values)
+        assert torch.equal(task.x_train, x_train[expected])
+        test_expected = torch.isin(digits.y_test, torch.tensor(task.classes))
+        assert torch.equal(task.x_test, x_test[test_expected])
+
+
+def test_test_data_never_enters_training(digits):
+    scenario = split_by_classes(digits, 5, validation_fraction=0.2)
+    train = set().union(*(_rows(t.x_train) for t in scenario))
+    val = set().union(*(_rows(t.x_val) for t in scenario))
+    test = set().union(*(_rows(t.x_test) for t in scenario))
+    x_train, x_test = prepare_inputs(digits)
+    assert test == _rows(x_test)  # the test set is exactly the data set's test split
+    assert train | val == _rows(x_train)  # training and validation come from the training split only
+    assert sum(len(t.x_train) + len(t.x_val) for t in scenario) == len(x_train)
+
+
+def test_validation_split_is_stratified_and_seeded(digits):
+    a = split_by_classes(digits, 5, validation_fraction=0.2, seed=1)
+    b = split_by_classes(digits, 5, validation_fraction=0.2, seed=1)
+    for ta, tb in zip(a, b):
+        assert torch.equal(ta.x_val, tb.x_val)
+        for k in range(ta.n_classes):
+            n_k = int((ta.y_train == k).sum() + (ta.y_val == k).sum())
+            assert int((ta.y_val == k).sum()) == round(0.2 * n_k)
+
+
+def test_natural_and_icarl_class_orders():
+    assert class_order(10, None) == list(range(10))
+    # iCaRL / PyCIL's CIFAR-100 order: np.random.seed(1993); np.random.permutation(100)
+    assert class_order(100, 1993)[:12] == [68, 56, 78, 8, 23, 84, 90, 65, 74, 76, 40, 89]
+
+
+def test_permuted_tasks_shuffle_pixels_consistently(digits):
+    scenario = permuted(digits, 3, seed=0)
+    x_train, _ = prepare_inputs(digits)
+    assert torch.equal(scenario.tasks[0].x_train, x_train)
+    for task in scenario.tasks[1:]:
+        assert torch.equal(task.y_train, digits.y_train) and task.classes == list(range(10))
+        # the same permutation for every image: sorted pixel values unchanged, and a fixed pixel mapping
+        assert torch.equal(task.x_train.flatten(1).sort(1).values, x_train.flatten(1).sort(1).values)
+        assert not torch.equal(task.x_train, x_train)
+
+
+def test_bad_arguments_are_clear(digits):
+    with pytest.raises(ConfigError, match="must divide"):
+        split_by_classes(digits, 3)
+    with pytest.raises(ConfigError, match="unknown scenario 'split-imagenet'"):
+        make_scenario("split-imagenet")
+    with pytest.raises(ConfigError, match="5 or 10"):
+        make_scenario("split-cifar100", n_tasks=4)
+    with pytest.raises(ConfigError, match="validation_fraction"):
+        split_by_classes(digits, 5, validation_fraction=1.5)
+
+
+def test_split_mnist_padded_statistics_match_hsu_et_al(shared_data):
+    # Hsu et al. 2018 normalise MNIST zero-padded to 32x32 with mean 0.1000 and std 0.2752
+    mnist = load_mnist(shared_data, download=False)
+    x = torch.nn.functional.pad(mnist.x_train.float() / 255, (2, 2, 2, 2))
+    assert x.mean().item() == pytest.approx(0.1000, abs=5e-5)
+    assert x.std().item() == pytest.approx(0.2752, abs=5e-5)
+    scenario = make_scenario("split-mnist", data_dir=shared_data, download=False)
+    assert [t.classes for t in scenario] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert scenario.input_shape == (1, 32, 32)
+    assert [len(t.x_test) for t in scenario] == [2115, 2042, 1874, 1986, 1983]
+    pooled = torch.cat([t.x_train for t in scenario])
+    assert pooled.mean().item() == pytest.approx(0.0, abs=1e-4) and pooled.std().item() == pytest.approx(1.0, abs=1e-3)
