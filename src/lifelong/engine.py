@@ -77,14 +77,22 @@ def make_schedule(optimizer, config: TrainConfig):
 
 
 def train_task(method: Method, task: Task, scenario: Scenario, config: TrainConfig, generator: torch.Generator):
-    """Train `method` on `task`: `config.epochs` passes over `method.training_data(task)` in shuffled batches."""
+    """Train `method` on `task`: `config.epochs` passes over `method.training_data(task)` in shuffled batches.
+
+    Gradient methods: loss, backward, optimizer step per batch. Local learners (`method.local_learning`, the
+    Hebbian and competitive methods) are given each batch through `method.local_update` instead.
+    """
     device = torch.device(config.device)
     x, targets, task_ids = (t.to(device) for t in method.training_data(task))
-    params = method.trainable_parameters()
-    if not params:
-        return
-    optimizer = make_optimizer(params, config)
-    schedule = make_schedule(optimizer, config)
+    local = getattr(method, "local_learning", False)
+    if local:
+        optimizer = schedule = None
+    else:
+        params = method.trainable_parameters()
+        if not params:
+            return
+        optimizer = make_optimizer(params, config)
+        schedule = make_schedule(optimizer, config)
     n = len(x)
     n_batches = math.ceil(n / config.batch_size)
     bar = tqdm(total=config.epochs * n_batches, desc=f"task {task.id + 1}/{len(scenario)}", unit="batch",
@@ -99,11 +107,14 @@ def train_task(method: Method, task: Task, scenario: Scenario, config: TrainConf
                 xb = x[idx]
                 if scenario.augment:
                     xb = crop_and_flip(xb, generator)
-                loss = method.loss(xb, targets[idx], task_ids[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                epoch_loss += loss.detach()
+                if local:
+                    method.local_update(xb, targets[idx], task_ids[idx])
+                else:
+                    loss = method.loss(xb, targets[idx], task_ids[idx])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    epoch_loss += loss.detach()
                 bar.update()
             # one check per epoch: a check per batch would force a device sync at every step
             if not torch.isfinite(epoch_loss):
@@ -112,7 +123,8 @@ def train_task(method: Method, task: Task, scenario: Scenario, config: TrainConf
                     f"learning rate (now {config.lr}); the tasks finished before are saved and --resume continues")
             if schedule is not None:
                 schedule.step()
-            bar.set_postfix(loss=f"{epoch_loss.item() / n_batches:.3f}", refresh=False)
+            if not local:
+                bar.set_postfix(loss=f"{epoch_loss.item() / n_batches:.3f}", refresh=False)
     finally:
         bar.close()
 
