@@ -8,7 +8,7 @@ results file and a checkpoint are written, so an interrupted run loses at most t
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,8 @@ class TrainConfig:
     schedule: str = "none"  # "step": lr * gamma at each of `milestones` (fractions of the epochs); "cosine"
     milestones: tuple[float, ...] = (0.5, 0.75)
     gamma: float = 0.1
+    warmup_epochs: int = 0  # train the new head alone first, on frozen features (Li & Hoiem); 0: no warm-up
+    warmup_lr: float | None = None  # default: lr
     seed: int = 0
     eval_batch_size: int = 1024
     progress: bool = True
@@ -52,6 +54,8 @@ class TrainConfig:
             (self.eval_batch_size >= 1, f"eval batch size must be at least 1, got {self.eval_batch_size}"),
             (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be a positive number, got {self.lr}"),
             (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose {' or '.join(OPTIMIZERS)}"),
+            (self.warmup_epochs >= 0, f"warm-up epochs must be >= 0, got {self.warmup_epochs}"),
+            (self.warmup_lr is None or self.warmup_lr > 0, f"warm-up lr must be positive, got {self.warmup_lr}"),
             (self.momentum >= 0, f"momentum must be >= 0, got {self.momentum}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"),
@@ -79,13 +83,19 @@ def make_schedule(optimizer, config: TrainConfig):
 def train_task(method: Method, task: Task, scenario: Scenario, config: TrainConfig, generator: torch.Generator):
     """Train `method` on `task`: `config.epochs` passes over `method.training_data(task)` in shuffled batches.
 
+    `training_data` returns (inputs, targets, task ids, *extras); the extras (say LwF's recorded old-task responses)
+    are sliced with the same batch indices and handed to `method.loss` after the task ids.
     Gradient methods: loss, backward, optimizer step per batch. Local learners (`method.local_learning`, the
     Hebbian and competitive methods) are given each batch through `method.local_update` instead.
+    With `config.warmup_epochs`, the new head part is first trained alone on frozen features (Li & Hoiem's warm-up).
     """
     device = torch.device(config.device)
-    x, targets, task_ids = (t.to(device) for t in method.training_data(task))
+    data = [t.to(device) for t in method.training_data(task)]
     local = getattr(method, "local_learning", False)
+    if config.warmup_epochs and not local:
+        warm_up_head(method, task, data, scenario, config, generator)
     if local:
+        step = method.local_update
         optimizer = schedule = None
     else:
         params = method.trainable_parameters()
@@ -93,38 +103,70 @@ def train_task(method: Method, task: Task, scenario: Scenario, config: TrainConf
             return
         optimizer = make_optimizer(params, config)
         schedule = make_schedule(optimizer, config)
-    n = len(x)
+
+        def step(*batch):
+            loss = method.loss(*batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.detach()
+
+    _run_epochs(step, method.train_mode, data, config.epochs, schedule, scenario, config, generator,
+                f"task {task.id + 1}/{len(scenario)}")
+
+
+def warm_up_head(method: Method, task: Task, data, scenario, config, generator) -> None:
+    """Train only the new task's head part (theta_n) with the classification loss, the shared layers and old
+    heads frozen (Li & Hoiem's warm-up). Frozen means fixed features: the backbone runs in evaluation mode
+    without gradients, so only the head's small linear layer costs anything."""
+    params = method.new_head_parameters()
+    if not params:
+        return  # nothing new to warm up (the first task, or the domain setting's shared head)
+    optimizer = make_optimizer(params, replace(config, lr=config.warmup_lr or config.lr))
+    model = method.model
+
+    def step(x, targets, task_ids, *extras):
+        with torch.no_grad():
+            features = model.backbone(x)
+        loss = method.classification_loss(model.head(features), targets, task_ids)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    _run_epochs(step, model.eval, data, config.warmup_epochs, None, scenario, config, generator,
+                f"task {task.id + 1}/{len(scenario)} warm-up")
+
+
+def _run_epochs(step, set_mode, data, epochs, schedule, scenario, config, generator, description) -> None:
+    """`epochs` shuffled passes over the tensors in `data` (sliced together), calling `step(*batch)` per batch."""
+    n = len(data[0])
     n_batches = math.ceil(n / config.batch_size)
-    bar = tqdm(total=config.epochs * n_batches, desc=f"task {task.id + 1}/{len(scenario)}", unit="batch",
-               leave=False, disable=None if config.progress else True)  # None: off when not a terminal
+    bar = tqdm(total=epochs * n_batches, desc=description, unit="batch", leave=False,
+               disable=None if config.progress else True)  # None: off when not a terminal
     try:
-        for epoch in range(config.epochs):
-            method.train_mode()
-            order = torch.randperm(n, generator=generator).to(device)
-            epoch_loss = torch.zeros((), device=device)
+        for epoch in range(epochs):
+            set_mode()
+            order = torch.randperm(n, generator=generator).to(data[0].device)
+            epoch_loss = torch.zeros((), device=data[0].device)
             for start in range(0, n, config.batch_size):
                 idx = order[start:start + config.batch_size]
-                xb = x[idx]
+                x, *rest = (t[idx] for t in data)
                 if scenario.augment:
-                    xb = crop_and_flip(xb, generator)
-                if local:
-                    method.local_update(xb, targets[idx], task_ids[idx])
-                else:
-                    loss = method.loss(xb, targets[idx], task_ids[idx])
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    epoch_loss += loss.detach()
+                    x = crop_and_flip(x, generator)
+                loss = step(x, *rest)
+                if loss is not None:
+                    epoch_loss += loss
                 bar.update()
             # one check per epoch: a check per batch would force a device sync at every step
             if not torch.isfinite(epoch_loss):
                 raise TrainingError(
-                    f"the loss became {epoch_loss.item()} in task {task.id + 1}, epoch {epoch + 1}: lower the "
-                    f"learning rate (now {config.lr}); the tasks finished before are saved and --resume continues")
+                    f"the loss became {epoch_loss.item()} in {description.replace('/', ' of ')}, epoch {epoch + 1}: "
+                    f"lower the learning rate (now {config.lr}); the tasks finished before are saved and "
+                    "--resume continues")
             if schedule is not None:
                 schedule.step()
-            if not local:
-                bar.set_postfix(loss=f"{epoch_loss.item() / n_batches:.3f}", refresh=False)
+            bar.set_postfix(loss=f"{epoch_loss.item() / n_batches:.3f}", refresh=False)
     finally:
         bar.close()
 
@@ -199,6 +241,7 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
         generator.set_state(checkpoint["rng"]["generator"])
 
     method.model.to(config.device)
+    method.augmented_inputs = scenario.augment
     results = None
     for task in scenario.tasks[start_task:]:
         started = time.perf_counter()

@@ -8,8 +8,9 @@ from .feature_extraction import FeatureExtraction
 from .finetune import Finetune
 from .finetune_fc import FinetuneFC
 from .joint import Joint
+from .lwf import LwF
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint, LwF)}
 
 
 def get_method(name: str) -> type[Method]:
@@ -23,4 +24,4 @@ def method_options(cls: type[Method]) -> list[str]:
     return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "model", "setting")]
 
 
-__all__ = ["METHODS", "Method", "get_method", "method_options", "Finetune", "FinetuneFC", "FeatureExtraction", "Joint"]
+__all__ = ["METHODS", "Method", "get_method", "method_options", "Finetune", "FinetuneFC", "FeatureExtraction", "Joint", "LwF"]

@@ -35,6 +35,7 @@ class Method:
 
     name = "finetune"
     description = "fine-tuning: train all shared parameters and the new head on each new task (the lower bound)"
+    augmented_inputs = False  # set by the engine: True when training batches are augmented (crop, flip)
 
     def __init__(self, model: ContinualModel, setting: str = "class"):
         if setting not in SETTINGS:
@@ -85,13 +86,21 @@ class Method:
             for part in self.model.head.parts[:-1]:
                 part.requires_grad_(False)
 
-    def training_data(self, task: Task) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(inputs, targets, task ids) to train on for `task`: its own training data."""
+    def training_data(self, task: Task) -> tuple[torch.Tensor, ...]:
+        """(inputs, targets, task ids) to train on for `task`: its own training data. A method may append more
+        per-sample tensors (recorded responses...): the engine slices them with the batch and passes them to
+        `loss` after the task ids."""
         task_ids = torch.full_like(task.y_train, task.id)
         return task.x_train, self.targets(task, task.y_train), task_ids
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
+
+    def new_head_parameters(self) -> list[nn.Parameter]:
+        """theta_n: the head part added for the current task (none in the domain setting, where all share one)."""
+        if self.setting == "domain" or len(self.sizes) < 2:
+            return []
+        return list(self.model.head.parts[-1].parameters())
 
     def train_mode(self) -> None:
         """Put the model in training mode; batch-norm layers whose parameters are all frozen keep their statistics."""

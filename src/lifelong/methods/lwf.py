@@ -1,0 +1,89 @@
+"""Learning without Forgetting (Li & Hoiem, ECCV 2016 / TPAMI 2017).
+
+The algorithm box:
+    Start with theta_s (shared), theta_o (old task heads); new task data X_n, Y_n.
+    Initialise: Y_o <- CNN(X_n; theta_s, theta_o)        # old heads' responses to the new data, recorded once
+                theta_n <- random                         # a new head
+    Warm-up:    train theta_n alone, theta_s and theta_o frozen   (`--warmup-epochs`, the engine's warm-up)
+    Train:      minimise lambda_o * L_old(Y_o, Y_o_hat) + L_new(Y_n, Y_n_hat) + R(theta_s, theta_o, theta_n)
+                over theta_s, theta_o and theta_n, with L_old the distillation loss at T = 2 and R weight decay.
+
+Settings. Task-incremental (multi-head, as in the paper): L_old is summed over the old tasks, each head's outputs
+distilled separately ("we take the loss for each output and each task", section 3). Class-incremental (one
+growing head, as users run LwF there too): L_old distils the old classes' logits as one distribution.
+Domain-incremental: the shared head's outputs are distilled.
+
+Recorded responses. Without augmentation the inputs never change, so Y_o is computed once per task before training
+(as the algorithm box says) and the old model is then dropped: LwF costs about what fine-tuning costs. With
+augmentation (CIFAR crop + flip) Y_o must match the augmented batch, so the old model is kept and run on each batch.
+"""
+
+import copy
+
+import torch
+
+from ..distillation import check_temperature, check_weight, distillation_loss
+from ..errors import ConfigError
+from ..models import ContinualModel
+from .base import Method
+
+
+class LwF(Method):
+    name = "lwf"
+    description = "Learning without Forgetting: distil the old heads' recorded responses on the new data (T=2)"
+
+    def __init__(self, model: ContinualModel, setting: str = "task", lamb: float = 1.0, temperature: float = 2.0):
+        """lamb: lambda_o, the weight of L_old ("set to 1 for most our experiments", Li & Hoiem section 4.1).
+        temperature: T of the distillation ("T = 2 ... as suggested by Hinton et al.", section 3)."""
+        super().__init__(model, setting)
+        check_weight("lamb (LwF's lambda_o)", lamb)
+        check_temperature(temperature)
+        self.lamb = lamb
+        self.temperature = temperature
+        self.old_model: ContinualModel | None = None  # kept only when inputs are augmented
+        self.recorded: torch.Tensor | None = None  # Y_o for the current task's training inputs
+
+    def before_task(self, task):
+        self.old_model, self.recorded = None, None
+        if self.offsets:
+            old_model = copy.deepcopy(self.model).eval().requires_grad_(False)  # theta_s, theta_o as they are
+            if self.augmented_inputs:
+                self.old_model = old_model  # Y_o must follow the augmented batches
+            else:
+                self.recorded = self._responses(old_model, task.x_train)  # Y_o, once; the old model is dropped
+        super().before_task(task)
+        self.model.head.requires_grad_(True)  # LwF trains the old heads theta_o too
+
+    @staticmethod
+    @torch.no_grad()
+    def _responses(model, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        device = next(model.parameters()).device
+        return torch.cat([model(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)])
+
+    def training_data(self, task):
+        data = super().training_data(task)
+        return data if self.recorded is None else (*data, self.recorded)
+
+    def after_task(self, task):
+        super().after_task(task)
+        self.old_model, self.recorded = None, None  # nothing of the old model outlives its task
+
+    def old_task_loss(self, logits: torch.Tensor, recorded: torch.Tensor) -> torch.Tensor:
+        """L_old: distillation of the old outputs towards their recorded values, at temperature T (no T^2)."""
+        if len(self.sizes) < 2:
+            raise ConfigError("LwF has no previous task to distil from: L_old exists from the second task on")
+        if self.setting == "task":
+            return sum(distillation_loss(logits[:, self.task_slice(t)], recorded[:, self.task_slice(t)],
+                                         self.temperature, t2_scaling=False)
+                       for t in range(len(self.sizes) - 1))
+        n_old = recorded.shape[1]
+        return distillation_loss(logits[:, :n_old], recorded, self.temperature, t2_scaling=False)
+
+    def loss(self, x, targets, task_ids, recorded=None):
+        logits = self.model(x)
+        loss = self.classification_loss(logits, targets, task_ids)  # L_new
+        if self.old_model is not None:  # augmented inputs: the old model sees this very batch
+            recorded = self._responses(self.old_model, x)
+        if recorded is not None:
+            loss = loss + self.lamb * self.old_task_loss(logits, recorded)
+        return loss

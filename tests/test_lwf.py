@@ -1,0 +1,132 @@
+import pytest
+import torch
+
+from lifelong.distillation import distillation_loss
+from lifelong.engine import TrainConfig, run, train_task
+from lifelong.errors import ConfigError
+from lifelong.experiment import build_method, build_model
+from lifelong.scenarios import make_scenario
+
+FAST = dict(epochs=2, batch_size=32, lr=0.005, optimizer="adam", progress=False)
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return make_scenario("split-digits")
+
+
+def lwf(scenario, setting="task", **options):
+    torch.manual_seed(0)
+    return build_method("lwf", build_model(scenario, hidden=(32,)), setting, options)
+
+
+def learn(method, task, scenario, **config):
+    method.before_task(task)
+    train_task(method, task, scenario, TrainConfig(**{**FAST, **config}), torch.Generator().manual_seed(0))
+    method.after_task(task)
+
+
+def test_old_responses_are_recorded_once_before_training_and_the_old_model_dropped(scenario):
+    method = lwf(scenario)
+    first, second = scenario.tasks[:2]
+    learn(method, first, scenario)
+    expected = method.model.eval()(second.x_train).detach()  # theta_s, theta_o before the new task
+    method.before_task(second)
+    x, targets, task_ids, recorded = method.training_data(second)
+    assert torch.allclose(recorded, expected, atol=1e-6) and recorded.shape == (len(x), 2)
+    assert method.old_model is None  # Y_o replaces the old model: no second network in memory
+    assert method.training_data(second)[3] is recorded  # recorded once, not again per call
+
+
+def test_task_incremental_old_loss_sums_each_old_heads_distillation(scenario):
+    method = lwf(scenario)
+    for task in scenario.tasks[:2]:
+        learn(method, task, scenario, epochs=1)
+    method.before_task(scenario.tasks[2])
+    logits, recorded = torch.randn(5, 6), torch.randn(5, 4)
+    expected = (distillation_loss(logits[:, 0:2], recorded[:, 0:2], 2.0, t2_scaling=False)
+                + distillation_loss(logits[:, 2:4], recorded[:, 2:4], 2.0, t2_scaling=False))
+    assert method.old_task_loss(logits, recorded).item() == pytest.approx(expected.item())
+    # by hand for one sample: -sum_i p_i log q_i with p = softmax(v/2), q = softmax(z/2)
+    p = torch.softmax(recorded[:1, :2] / 2, 1)
+    q = torch.softmax(logits[:1, :2] / 2, 1)
+    assert distillation_loss(logits[:1, :2], recorded[:1, :2], 2.0, t2_scaling=False).item() == \
+        pytest.approx(-(p * q.log()).sum().item(), rel=1e-5)
+
+
+def test_class_incremental_distils_all_old_logits_as_one_distribution(scenario):
+    method = lwf(scenario, "class", lamb=0.5)
+    learn(method, scenario.tasks[0], scenario, epochs=1)
+    learn(method, scenario.tasks[1], scenario, epochs=1)
+    method.before_task(scenario.tasks[2])
+    x, targets, task_ids, recorded = method.training_data(scenario.tasks[2])
+    assert recorded.shape[1] == 4
+    logits = method.model(x[:8])
+    loss = method.loss(x[:8], targets[:8], task_ids[:8], recorded[:8])
+    expected = (torch.nn.functional.cross_entropy(logits, targets[:8])
+                + 0.5 * distillation_loss(logits[:, :4], recorded[:8], 2.0, t2_scaling=False))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_with_augmented_inputs_the_old_model_sees_each_batch(scenario):
+    method = lwf(scenario, "class")
+    learn(method, scenario.tasks[0], scenario, epochs=1)
+    method.augmented_inputs = True
+    method.before_task(scenario.tasks[1])
+    data = method.training_data(scenario.tasks[1])
+    assert len(data) == 3 and method.old_model is not None
+    x = data[0][:4]
+    with torch.no_grad():
+        old = method.old_model(x)
+    assert old.shape == (4, 2)
+    expected = method.classification_loss(method.model(x), data[1][:4], data[2][:4]) + \
+        distillation_loss(method.model(x)[:, :2], old, 2.0, t2_scaling=False)
+    assert method.loss(x, data[1][:4], data[2][:4]).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_lwf_trains_old_heads_and_warm_up_trains_only_the_new_head(scenario):
+    method = lwf(scenario)
+    learn(method, scenario.tasks[0], scenario)
+    before = {k: v.clone() for k, v in method.model.state_dict().items()}
+    method.before_task(scenario.tasks[1])
+    from lifelong.engine import warm_up_head
+    config = TrainConfig(**{**FAST, "warmup_epochs": 2})
+    warm_up_head(method, scenario.tasks[1], method.training_data(scenario.tasks[1]), scenario, config,
+                 torch.Generator().manual_seed(0))
+    after = method.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == set() and any(not torch.equal(p, torch.zeros_like(p)) for p in method.new_head_parameters())
+    new_part_before = [p.clone() for p in method.new_head_parameters()]
+    # warm-up moved theta_n; then the main phase trains theta_s and theta_o too
+    assert all(p.requires_grad for p in method.model.parameters())
+    train_task(method, scenario.tasks[1], scenario, TrainConfig(**FAST), torch.Generator().manual_seed(1))
+    after = method.model.state_dict()
+    assert not torch.equal(before["head.parts.0.weight"], after["head.parts.0.weight"])
+    assert not torch.equal(new_part_before[0], method.new_head_parameters()[0])
+
+
+def test_lwf_forgets_less_than_finetuning_on_task_incremental_permuted_digits():
+    from lifelong.data import load_digits
+    from lifelong.scenarios import permuted
+    scenario = permuted(load_digits(), 4, seed=0)
+    config = TrainConfig(epochs=5, batch_size=32, lr=0.002, optimizer="adam", progress=False)
+    results = {}
+    for name in ("finetune", "lwf"):
+        torch.manual_seed(0)
+        method = build_method(name, build_model(scenario, hidden=(64,)), "domain")
+        results[name] = run(method, scenario, config)
+    assert results["lwf"]["final_forgetting"] < results["finetune"]["final_forgetting"]
+
+
+@pytest.mark.parametrize("options, message", [(dict(temperature=0), "temperature"), (dict(lamb=-1), "lamb"),
+                                              (dict(temperature=-2.0), "temperature")])
+def test_bad_values(scenario, options, message):
+    with pytest.raises(ConfigError, match=message):
+        lwf(scenario, **options)
+
+
+def test_distilling_without_a_previous_task_is_a_clear_error(scenario):
+    method = lwf(scenario)
+    method.before_task(scenario.tasks[0])
+    with pytest.raises(ConfigError, match="no previous task"):
+        method.old_task_loss(torch.zeros(2, 2), torch.zeros(2, 2))
