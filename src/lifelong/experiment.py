@@ -80,13 +80,13 @@ def run_experiment(
     **train_options,
 ) -> dict:
     """Run one method on one scenario in one setting; returns the results document (see the README)."""
-    if isinstance(scenario, str):
-        scenario = make_scenario(scenario, data_dir=data_dir, seed=(config.seed if config else
-                                                                      train_options.get("seed") or 0))
+    scenario_name = scenario if isinstance(scenario, str) else scenario.name
     if config is None:
-        config = train_config(scenario.name, **train_options)
+        config = train_config(scenario_name, **train_options)
     elif train_options:
         config = replace(config, **train_options)
+    if isinstance(scenario, str):
+        scenario = make_scenario(scenario, data_dir=data_dir, seed=config.seed)
     torch.manual_seed(config.seed)  # the model's initial weights depend on the seed alone
     model = build_model(scenario, backbone, hidden)
     learner = build_method(method, model, setting, method_options)
