@@ -94,3 +94,40 @@ def report(path) -> str:
     figure = folder / "report.png"
     plot(results, figure)
     return comparison_table(results) + f"\n\nplots: {figure}"
+
+
+def plot_temperature(logits, path, temperatures=None, class_names=None, marked=(1.0, 20.0)) -> None:
+    """Class probabilities q_i = exp(z_i / T) / sum_j exp(z_j / T) of one logit vector z against the temperature T
+    (Hinton et al. 2015): at T = 1 nearly all mass is on the top class; as T grows the small probabilities (how
+    much a 2 looks like a 3 or a 7) rise and the distribution tends to uniform. Left linear, right log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    from .distillation import softmax_with_temperature
+
+    z = torch.as_tensor(logits, dtype=torch.float64).flatten()
+    if z.numel() < 2 or not torch.isfinite(z).all():
+        raise ConfigError(f"the temperature plot needs at least 2 finite logits, got {list(z.tolist())}")
+    temperatures = np.geomspace(0.5, 100, 200) if temperatures is None else np.asarray(temperatures, float)
+    q = torch.stack([softmax_with_temperature(z, float(t)) for t in temperatures]).numpy()  # checks T > 0
+    names = class_names or [str(i) for i in range(z.numel())]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, scale in zip(axes, ("linear", "log")):
+        for i, name in enumerate(names):
+            ax.plot(temperatures, q[:, i], label=f"{name} (z = {z[i].item():.3g})")
+        for t in marked:
+            ax.axvline(t, color="grey", linestyle=":", linewidth=1)
+            ax.text(t, 1.0, f" T={t:g}", color="grey", fontsize=8, va="top")
+        ax.set(xscale="log", yscale=scale, xlabel="temperature T", ylabel="probability q_i",
+               ylim=(max(q.min(), 1e-12) if scale == "log" else 0, 1.05))
+    axes[0].set_title("softmax(z / T)")
+    axes[1].set_title("the same, log scale")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

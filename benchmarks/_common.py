@@ -1,0 +1,39 @@
+"""Shared by the benchmark scripts: where the data is, thread pinning, saving results."""
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def data_dir() -> Path:
+    """$LIFELONG_DATA, else the read-only shared copies beside the checkout."""
+    path = Path(os.environ.get("LIFELONG_DATA", ROOT.parent / "shared" / "data"))
+    if not (path / "mnist").exists():
+        sys.exit(f"MNIST not found in {path}: set LIFELONG_DATA to a data directory holding mnist/")
+    return path
+
+
+def pin_threads(n: int | None = None) -> int:
+    n = n or int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def machine() -> dict:
+    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
+
+
+def save(name: str, document: dict, markdown: str | None = None) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n")
+    if markdown is not None:
+        (RESULTS / f"{name}.md").write_text(markdown)
