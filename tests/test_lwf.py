@@ -130,3 +130,12 @@ def test_distilling_without_a_previous_task_is_a_clear_error(scenario):
     method.before_task(scenario.tasks[0])
     with pytest.raises(ConfigError, match="no previous task"):
         method.old_task_loss(torch.zeros(2, 2), torch.zeros(2, 2))
+
+
+def test_old_loss_with_heads_of_different_sizes(scenario):
+    method = lwf(scenario)
+    method.sizes, method.offsets = [2, 3, 2], [0, 2, 5]  # two old heads of 2 and 3 outputs, a new one of 2
+    logits, recorded = torch.randn(4, 7), torch.randn(4, 5)
+    expected = (distillation_loss(logits[:, :2], recorded[:, :2], 2.0, t2_scaling=False)
+                + distillation_loss(logits[:, 2:5], recorded[:, 2:5], 2.0, t2_scaling=False))
+    assert method.old_task_loss(logits, recorded).item() == pytest.approx(expected.item(), rel=1e-6)

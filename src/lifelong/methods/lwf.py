@@ -73,9 +73,15 @@ class LwF(Method):
         if len(self.sizes) < 2:
             raise ConfigError("LwF has no previous task to distil from: L_old exists from the second task on")
         if self.setting == "task":
+            n_old, size = len(self.sizes) - 1, self.sizes[0]
+            if all(s == size for s in self.sizes[:-1]):
+                # equal heads: one softmax per (sample, head) row; n_old * the mean over rows is the sum over heads
+                # of each head's batch mean, the same number as the loop below in one call
+                rows = logits[:, : n_old * size].reshape(-1, size)
+                return n_old * distillation_loss(rows, recorded.reshape(-1, size), self.temperature, t2_scaling=False)
             return sum(distillation_loss(logits[:, self.task_slice(t)], recorded[:, self.task_slice(t)],
                                          self.temperature, t2_scaling=False)
-                       for t in range(len(self.sizes) - 1))
+                       for t in range(n_old))
         n_old = recorded.shape[1]
         return distillation_loss(logits[:, :n_old], recorded, self.temperature, t2_scaling=False)
 
