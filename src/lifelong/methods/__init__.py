@@ -9,8 +9,16 @@ from .finetune import Finetune
 from .finetune_fc import FinetuneFC
 from .joint import Joint
 from .lwf import LwF
+from .ewc import EWC, OnlineEWC
+from .l2 import L2
+from .mas import MAS, LocalMAS
+from .si import SI
+from .competitive import Competitive
+from .neural_gas import NeuralGasMethod
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint, LwF)}
+METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)})
+METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
 
 
 def get_method(name: str) -> type[Method]:
@@ -24,4 +32,5 @@ def method_options(cls: type[Method]) -> list[str]:
     return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "model", "setting")]
 
 
-__all__ = ["METHODS", "Method", "get_method", "method_options", "Finetune", "FinetuneFC", "FeatureExtraction", "Joint", "LwF"]
+__all__ = ["METHODS", "Method", "get_method", "method_options", "Finetune", "FinetuneFC", "FeatureExtraction", "Joint", "LwF",
+           "EWC", "OnlineEWC", "SI", "L2", "MAS", "LocalMAS", "Competitive", "NeuralGasMethod"]

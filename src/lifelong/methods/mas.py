@@ -1,0 +1,170 @@
+"""Memory Aware Synapses (Aljundi, Babiloni, Elhoseiny, Rohrbach & Tuytelaars, ECCV 2018): `mas` and `l-mas`.
+
+Importance comes from how sensitive the learned function F is to each parameter, not the loss, so it needs no
+labels and works for any output (a classifier's logits, a regression, an auto-encoder's reconstruction):
+
+    g_ij(x_k) = d [ l2^2( F(x_k; theta) ) ] / d theta_ij                               (eqs. 2 and 4)
+    Omega_ij  = (1/N) sum_k |g_ij(x_k)|                                                (eq. 4)
+    L(theta)  = L_n(theta) + lambda * sum_ij Omega_ij (theta_ij - theta*_ij)^2         (eq. 3)
+
+Algorithm, per task: train with the penalty; then measure Omega on the task's data (or on any unlabelled inputs:
+`update_importance(x)` takes a stream of batches) in evaluation mode, add it to the old Omega (the official code;
+`accumulate="average"` keeps the mean over tasks instead), and snapshot theta* = theta.
+
+Local MAS (`l-mas`, section 4.2, the link to Hebb's rule): for a ReLU layer y_j = ReLU(sum_i theta_ij y_i), the
+gradient of the layer's own l2^2 output is g_ij = 2 y_i^{l-1} y_j^l, so Omega is the averaged co-activation of the
+two neurons, here in closed form from one forward pass. The paper reports it forgets somewhat more than MAS.
+
+In the task setting F is the task's own head part; in the other settings, every output seen so far.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError, TrainingError
+from ..hebbian import coactivation  # the library's Hebbian statistic: (1/N) sum_k pre_k^T post_k
+from .regularization import (Regularizer, batch_gradient_statistic, measuring_mode,
+                             check_choice, per_sample_statistic)
+
+ESTIMATES = ("per-sample", "batch")
+ACCUMULATIONS = ("sum", "average")
+
+
+class MAS(Regularizer):
+    """Options (`--param KEY=VALUE`):
+    strength    lambda of eq. 3; default 1 (the paper: "no tuning of lambda was performed as we assume no access
+                to previous task data"). Hsu et al. 2018 use 1 / 10000 / 1 (task / domain / class-IL).
+    estimate    "per-sample" (default): Omega exactly as eq. 4, the mean of |g| over samples; "batch": the official
+                code's cheaper estimate, |gradient of the batch's summed l2^2| / batch size (never larger).
+    accumulate  "sum" (default, the official code): Omega_new = Omega_old + Omega_task; "average": the mean of
+                the tasks' Omega (what other libraries do).
+    """
+
+    name = "mas"
+    description = "Memory Aware Synapses: importance = sensitivity of the learned function (no labels needed)"
+
+    def __init__(self, model, setting: str = "class", strength: float = 1.0, estimate: str = "per-sample",
+                 accumulate: str = "sum"):
+        super().__init__(model, setting, strength)
+        self.estimate = check_choice("importance estimate", estimate, ESTIMATES)
+        self.accumulate = check_choice("accumulation", accumulate, ACCUMULATIONS)
+        self._running: dict[str, torch.Tensor] = {}  # sum over the inputs seen since the last snapshot
+        self._count = 0
+
+    def function_norm(self, out: torch.Tensor, task_id: int | None) -> torch.Tensor:
+        """l2^2 of the learned function, per sample: sum of the squared outputs the task is read through."""
+        if task_id is not None and self.offsets:
+            out = self.outputs(out, task_id)
+        return out.flatten(1).square().sum(1)
+
+    def statistic(self, x: torch.Tensor, task_id: int | None) -> dict[str, torch.Tensor]:
+        """sum over the batch of |g(x_k)| (per-sample), or |sum of g(x_k)| (batch)."""
+        measure = per_sample_statistic if self.estimate == "per-sample" else batch_gradient_statistic
+        return measure(self.model, lambda out: self.function_norm(out, task_id), x)
+
+    def update_importance(self, x: torch.Tensor, task_id: int | None = None) -> None:
+        """Add inputs (no labels: training data, or unlabelled data met at test time) to the running estimate of
+        the current Omega. `task_id` picks the head part in the task setting (default: the latest task)."""
+        if task_id is None and self.offsets:
+            task_id = len(self.offsets) - 1
+        for batch in self.importance_batches(x):
+            for name, value in self.statistic(batch, task_id).items():
+                self._running[name] = self._running[name] + value if name in self._running else value
+            self._count += len(batch)
+
+    def task_importance(self, task):
+        self.update_importance(task.x_train, task.id)
+        return self._take_running()
+
+    def consolidate(self, new=None):
+        """Make the running estimate (or `new`) part of Omega and snapshot theta*: after a task, or once the
+        inputs of a pretrained model have been given to `update_importance`."""
+        super().consolidate(self._take_running() if new is None else new)
+
+    def _take_running(self) -> dict[str, torch.Tensor]:
+        if self._count == 0:
+            raise TrainingError("no inputs to measure importance on: give some to update_importance(x) first")
+        omega = {name: value / self._count for name, value in self._running.items()}
+        self._running, self._count = {}, 0
+        return omega
+
+    def combine(self, new):
+        if self.accumulate == "sum" or not self._importance:
+            return super().combine(new)
+        n = self.n_consolidated  # the mean of the n old tasks' Omega and the new one
+        for name, omega in new.items():
+            old = self._importance.get(name)
+            self._importance[name] = omega if old is None or old.shape != omega.shape else (n * old + omega) / (n + 1)
+        self._anchor = self.snapshot()
+
+
+def relu_outputs(model: nn.Module) -> set[nn.Module]:
+    """The Linear / Conv2d layers followed by an nn.ReLU in their Sequential (their y^l is the ReLU's output)."""
+    found = set()
+    for module in model.modules():
+        if isinstance(module, nn.Sequential):
+            layers = list(module)
+            found.update(a for a, b in zip(layers, layers[1:]) if isinstance(b, nn.ReLU))
+    return found
+
+
+def hebbian_importance(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """sum over the batch of |g_ij(x_k)|, g_ij = 2 y_i^{l-1} y_j^l, for every Linear and Conv2d layer, from one
+    forward pass (no backward). y^l is the layer's ReLU output where an nn.ReLU follows it, its linear output
+    otherwise (a head). |g| = 2 |y_i| |y_j|: for ReLU layers fed by ReLU layers both are >= 0 already, but the
+    first layer's inputs (normalised pixels) and a head's outputs can be negative. A bias is the weight of a
+    constant input 1. Convolutions sum g over spatial positions before the absolute value. Other parameters
+    (batch norm) get no importance."""
+    relu_after = relu_outputs(model)
+    calls: dict[nn.Module, list] = {}
+
+    def keep(module, inputs, output):
+        calls.setdefault(module, []).append((inputs[0], F.relu(output) if module in relu_after else output))
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    hooks = [m.register_forward_hook(keep) for m in layers]
+    with measuring_mode(model), torch.no_grad():
+        try:
+            model(x)
+        finally:
+            for hook in hooks:
+                hook.remove()
+    names = {p: n for n, p in model.named_parameters()}
+    result = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for module, seen in calls.items():
+        if len(seen) != 1:
+            raise ConfigError(f"l-MAS needs each layer used once per forward pass; {module} was used {len(seen)} times")
+        pre, post = seen[0]
+        n = len(pre)
+        if isinstance(module, nn.Linear):
+            if pre.dim() != 2:
+                raise ConfigError(f"l-MAS handles Linear layers on flat inputs; {module} got shape {tuple(pre.shape)}")
+            result[names[module.weight]] = 2 * n * coactivation(pre.abs(), post.abs()).T
+            bias_g = post  # d/d b_j of the local objective: 2 * 1 * y_j
+        else:
+            if module.groups != 1:
+                raise ConfigError(f"l-MAS handles convolutions with groups=1; {module} has {module.groups}")
+            patches = F.unfold(pre, module.kernel_size, module.dilation, module.padding, module.stride)
+            post_flat = post.flatten(2)  # (N, out channels, positions)
+            g = 2 * torch.bmm(post_flat, patches.transpose(1, 2))  # per sample, summed over positions
+            result[names[module.weight]] = g.abs().sum(0).reshape(module.weight.shape)
+            bias_g = post_flat.sum(2)
+        if module.bias is not None:
+            result[names[module.bias]] = 2 * bias_g.abs().sum(0)
+    return result
+
+
+class LocalMAS(MAS):
+    """l-MAS: Omega_ij = (1/N) sum_k |2 y_i^{l-1}(x_k) y_j^l(x_k)|, the Hebbian co-activation of the neurons a
+    parameter connects (section 4.2). Options: `strength` and `accumulate` as for `mas`."""
+
+    name = "l-mas"
+    description = "local MAS: importance = Hebbian co-activation of the two neurons a weight connects (closed form)"
+
+    def __init__(self, model, setting: str = "class", strength: float = 1.0, accumulate: str = "sum"):
+        super().__init__(model, setting, strength, "per-sample", accumulate)
+        self.estimate = "local-hebbian"
+
+    def statistic(self, x, task_id):
+        return hebbian_importance(self.model, x)

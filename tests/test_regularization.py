@@ -1,0 +1,351 @@
+"""The importance-weight family: MAS, l-MAS, EWC, online EWC, SI, L2 and their shared penalty."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lifelong.engine import TrainConfig, run
+from lifelong.errors import ConfigError, TrainingError
+from lifelong.experiment import build_method, build_model
+from lifelong.methods import MAS
+from lifelong.methods import METHODS as METHODS_BY_NAME
+from lifelong.methods.mas import hebbian_importance
+from lifelong.methods.regularization import batch_gradient_statistic, per_sample_statistic
+from lifelong.results import _to_json
+from lifelong.scenarios import make_scenario
+
+FAST = dict(epochs=2, batch_size=32, lr=0.005, optimizer="adam", progress=False)
+METHODS = ("mas", "l-mas", "ewc", "online-ewc", "si", "l2")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return make_scenario("split-digits")
+
+
+def fresh(name, scenario, setting, seed=0, hidden=(32,), **options):
+    torch.manual_seed(seed)
+    return build_method(name, build_model(scenario, hidden=hidden), setting, options)
+
+
+def mixed_model():
+    """Conv (with bias) + batch norm + ReLU + Linear layers: both the closed form and torch.func are exercised."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(3 * 5 * 5, 7), nn.ReLU(), nn.Linear(7, 4))
+    model.train()
+    model(torch.randn(16, 2, 5, 5))  # give batch norm non-trivial running statistics
+    return model
+
+
+def loop_statistic(model, objective, x, *args, transform):
+    """The definition: one autograd call per sample, in evaluation mode."""
+    model.eval()
+    total = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for k in range(len(x)):
+        value = objective(model(x[k:k + 1]), *(a[k:k + 1] for a in args)).sum()
+        grads = torch.autograd.grad(value, list(model.parameters()))
+        for (n, _), g in zip(model.named_parameters(), grads):
+            total[n] += g.abs() if transform == "abs" else g.square()
+    return total
+
+
+@pytest.mark.parametrize("transform", ["abs", "square"])
+def test_per_sample_statistic_equals_a_loop_over_single_samples(transform):
+    model = mixed_model()
+    x, labels = torch.randn(9, 2, 5, 5), torch.randint(0, 4, (9,))
+    mas_objective = lambda out: out.square().sum(1)  # noqa: E731
+    fisher_objective = lambda out, y: F.cross_entropy(out, y, reduction="none")  # noqa: E731
+    objective, args = (mas_objective, ()) if transform == "abs" else (fisher_objective, (labels,))
+    expected = loop_statistic(model, objective, x, *args, transform=transform)
+    model.train()
+    got = per_sample_statistic(model, objective, x, *args, transform=transform)
+    assert model.training and model[1].running_mean.shape == (3,)  # mode restored
+    assert set(got) == set(expected)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5)
+    # the official code's batch estimate |sum_k g_k| can only be smaller than sum_k |g_k|
+    if transform == "abs":
+        batch = batch_gradient_statistic(model, objective, x)
+        assert all((batch[n] <= got[n] + 1e-5).all() for n in got)
+        assert any((batch[n] < got[n] - 1e-3).any() for n in got)
+
+
+def local_objective_importance(model, x):
+    """Autograd of each layer's own l2^2 output with respect to that layer's parameters, the layer's input
+    fixed, |.| per sample, summed over samples: the definition of l-MAS (Aljundi et al. section 4.2)."""
+    total = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    names = {p: n for n, p in model.named_parameters()}
+    layers = list(model)
+    for k in range(len(x)):
+        h = x[k:k + 1]
+        for i, layer in enumerate(layers):
+            out = layer(h.detach())
+            if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                y = F.relu(out) if i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU) else out
+                grads = torch.autograd.grad(y.square().sum(), list(layer.parameters()))
+                for p, g in zip(layer.parameters(), grads):
+                    total[names[p]] += g.abs()
+            h = out
+    return total
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_local_mas_is_autograd_of_the_local_objective_on_random_relu_networks(seed):
+    torch.manual_seed(seed)
+    mlp = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    conv = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 2, 2, stride=2), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(8, 3))
+    for model, x in ((mlp, torch.randn(11, 6)), (conv, torch.randn(7, 2, 4, 4))):
+        assert (x < 0).any()  # the first layer sees negative inputs: the absolute value matters there
+        expected = local_objective_importance(model, x)
+        got = hebbian_importance(model, x)
+        for name in expected:
+            torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5)
+
+
+def test_local_mas_on_a_relu_layer_is_the_hebbian_coactivation():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2), nn.ReLU())
+    x = torch.randn(10, 4)
+    hidden = model[1](model[0](x))
+    out = model[3](model[2](hidden))
+    # both ReLU: g_ij = 2 y_i y_j >= 0, so Omega = 2 * (1/N) sum_k y_i y_j
+    expected = 2 * hidden.T @ out / len(x)
+    torch.testing.assert_close(hebbian_importance(model, x)["2.weight"] / len(x), expected.T.detach())
+
+
+def regression_model():
+    return nn.Sequential(nn.Linear(1, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 1))
+
+
+def fit(model, x, y, penalty=None, steps=400):
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(steps):
+        loss = F.mse_loss(model(x), y) + (penalty() if penalty else 0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def test_mas_protects_a_regression_model_from_unlabelled_inputs():
+    """Problem-agnostic and label-free: a 1-D regression net learns sin on [-3, 0]; MAS importance from the inputs
+    alone; then it learns a second function on [0, 3]. With MAS it keeps the first function far better."""
+    x_old, x_new = torch.linspace(-3, 0, 64)[:, None], torch.linspace(0, 3, 64)[:, None]
+    errors = {}
+    for strength in (0.0, 10.0):
+        torch.manual_seed(0)
+        model = regression_model()
+        fit(model, x_old, torch.sin(2 * x_old))
+        mas = MAS(model, "domain", strength=strength)
+        mas.update_importance(x_old)  # unlabelled: no targets given
+        mas.consolidate()
+        fit(model, x_new, torch.cos(2 * x_new), penalty=lambda: mas.strength * mas.penalty())
+        with torch.no_grad():
+            errors[strength] = F.mse_loss(model(x_old), torch.sin(2 * x_old)).item()
+    assert errors[10.0] < errors[0.0] / 10, errors
+
+
+def test_accumulation_across_tasks_sum_and_average(digits):
+    importances = {}
+    for accumulate in ("sum", "average"):
+        method = fresh("mas", digits, "domain", accumulate=accumulate)
+        method.before_task(digits.tasks[0])
+        x = digits.tasks[0].x_train[:40]
+        measured = []
+        for scale in (1.0, 3.0):
+            with torch.no_grad():
+                method.model.backbone.blocks[0][0].weight.mul_(scale)
+            method.update_importance(x)
+            measured.append({n: v / len(x) for n, v in method._running.items()})
+            method.consolidate()
+        importances[accumulate] = method.importance
+    for name, value in importances["sum"].items():
+        torch.testing.assert_close(value, measured[0][name] + measured[1][name])
+        torch.testing.assert_close(importances["average"][name], (measured[0][name] + measured[1][name]) / 2)
+
+
+def test_ewc_keeps_one_quadratic_with_the_gradient_of_one_penalty_per_task(digits):
+    method = fresh("ewc", digits, "domain", strength=1.0)
+    params = dict(method.model.named_parameters())
+    tasks = []
+    for t in range(3):
+        fisher = {n: torch.rand_like(p) * (t + 1) for n, p in params.items()}
+        anchor = {n: torch.randn_like(p) for n, p in params.items()}
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(anchor[n])
+        method.combine(fisher)
+        tasks.append((fisher, anchor))
+    method._prepare_terms()
+    with torch.no_grad():
+        for p in params.values():
+            p.normal_()
+    got = torch.autograd.grad(method.penalty(), list(params.values()))
+    per_task = sum((f[n] * (p - a[n]).square()).sum() for f, a in tasks for n, p in params.items())
+    expected = torch.autograd.grad(per_task, list(params.values()))
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+    assert sum(v.numel() for v in method.state_dict()["anchor"].values()) == sum(p.numel() for p in params.values())
+
+
+def full_batch_sgd(lr=0.02, epochs=60):
+    return TrainConfig(epochs=epochs, batch_size=10_000, lr=lr, optimizer="sgd", momentum=0.0, progress=False)
+
+
+def test_si_path_integral_is_the_drop_of_the_task_loss(digits):
+    """Zenke et al. eq. 3: with small full-batch steps, sum_k w_k = L(start) - L(end) of the task's own loss, also
+    on the second task, where the engine's gradient includes the penalty's (removed in closed form)."""
+    from lifelong.engine import train_task
+
+    method = fresh("si", digits, "domain", strength=0.1)
+    for task in digits.tasks[:2]:
+        method.before_task(task)
+        x, targets, task_ids = method.training_data(task)
+        with torch.no_grad():
+            method.model.eval()
+            start = method.classification_loss(method.model(x), targets, task_ids).item()
+        train_task(method, task, digits, full_batch_sgd(), torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            method.model.eval()
+            end = method.classification_loss(method.model(x), targets, task_ids).item()
+        path = sum(w.sum().item() for w in method._path.values())
+        assert start - end > 0.3
+        assert path == pytest.approx(start - end, rel=0.05)
+        method.after_task(task)
+    assert all((omega >= 0).float().mean() > 0.5 for omega in method.importance.values())
+
+
+def test_new_head_parts_are_free_and_old_ones_frozen_in_the_task_setting(digits):
+    method = fresh("mas", digits, "task")
+    run(method, make_sub(digits, 2), TrainConfig(**{**FAST, "epochs": 1}))
+    penalised = {n for n, p in method.model.named_parameters() if any(p is q for q, _, _ in method._terms)}
+    # part 0 was frozen when task 1 began (the base class): it cannot drift, so it carries no penalty term
+    assert penalised == {"backbone.blocks.0.0.weight", "backbone.blocks.0.0.bias",
+                         "head.parts.1.weight", "head.parts.1.bias"}
+    method.before_task(digits.tasks[2])  # head part 2 is born: no importance; parts 0 and 1 frozen
+    penalised = {n for n, p in method.model.named_parameters() if any(p is q for q, _, _ in method._terms)}
+    assert penalised == {"backbone.blocks.0.0.weight", "backbone.blocks.0.0.bias"}
+    # each head part got its importance from its own task (MAS reads a task through its own part)
+    assert method.importance["head.parts.0.weight"].abs().sum() > 0
+    assert method.importance["head.parts.1.weight"].abs().sum() > 0
+
+
+def make_sub(scenario, n_tasks):
+    from dataclasses import replace
+    return replace(scenario, tasks=scenario.tasks[:n_tasks])
+
+
+def test_memory_stays_constant_as_tasks_accumulate(digits):
+    for name in METHODS:
+        method = fresh(name, digits, "domain")
+        sizes = []
+        config = TrainConfig(**{**FAST, "epochs": 1})
+        for task in digits.tasks:
+            method.before_task(task)
+            from lifelong.engine import train_task
+            train_task(method, task, digits, config, torch.Generator().manual_seed(0))
+            method.after_task(task)
+            state = method.state_dict()
+            sizes.append(sum(v.numel() for key in ("importance", "anchor") for v in state[key].values()))
+        assert len(set(sizes)) == 1, (name, sizes)
+
+
+class Interrupted:
+    def before_task(self, task):
+        if task.id == 2:
+            raise KeyboardInterrupt
+        super().before_task(task)
+
+
+@pytest.mark.parametrize("name", ["mas", "ewc", "si"])
+def test_resume_after_an_interruption_gives_the_same_numbers(digits, tmp_path, name):
+    config = TrainConfig(seed=5, **FAST)
+    reference = run(fresh(name, digits, "class", seed=5), digits, config)
+    cls = type("Interrupted", (Interrupted, METHODS_BY_NAME[name]), {})
+    torch.manual_seed(5)
+    with pytest.raises(KeyboardInterrupt):
+        run(cls(build_model(digits, hidden=(32,)), "class"), digits, config, out_dir=tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["accuracy_matrix"][:2] == _to_json(reference["accuracy_matrix"][:2])
+    resumed = run(fresh(name, digits, "class", seed=5), digits, config, out_dir=tmp_path, resume=True)
+    assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
+
+
+def test_a_pretrained_model_is_protected_from_its_first_task(digits):
+    """Importance of given weights (no task learned yet) from unlabelled inputs: the first task is then penalised."""
+    method = fresh("mas", digits, "domain")
+    method.model.head.add(2)
+    method.update_importance(digits.tasks[0].x_test)
+    method.consolidate()
+    method.before_task(digits.tasks[0])
+    assert method.penalty().item() == 0 and len(method._terms) == 4
+    with torch.no_grad():
+        method.model.backbone.blocks[0][0].weight.add_(0.1)
+    assert method.penalty().item() > 0
+
+
+def test_bad_input_gets_clear_errors(digits):
+    with pytest.raises(ConfigError, match="strength .* >= 0"):
+        fresh("mas", digits, "class", strength=-1)
+    with pytest.raises(ConfigError, match="strength"):
+        fresh("ewc", digits, "class", strength=float("nan"))
+    with pytest.raises(ConfigError, match="unknown importance estimate"):
+        fresh("mas", digits, "class", estimate="exact")
+    with pytest.raises(ConfigError, match="has no option estimate"):
+        fresh("l-mas", digits, "class", estimate="batch")
+    method = fresh("mas", digits, "class")
+    with pytest.raises(TrainingError, match="no importance yet"):
+        method.importance
+    with pytest.raises(TrainingError, match="no inputs"):
+        method.consolidate()
+    # a model whose parameters do not match the stored snapshot: swapped layer, or another model's checkpoint
+    run(method, make_sub(digits, 1), TrainConfig(**{**FAST, "epochs": 1}))
+    state = method.state_dict()
+    method.model.backbone.blocks[0][0] = nn.Linear(64, 16)
+    with pytest.raises(ConfigError, match="shape \\(16, 64\\) but the stored snapshot has \\(32, 64\\)"):
+        method.before_task(digits.tasks[1])
+    with pytest.raises(ConfigError, match="do not match"):
+        fresh("mas", digits, "class", hidden=(16,)).load_state_dict(state, digits.tasks[:1])
+
+
+@pytest.mark.slow
+def test_split_mnist_domain_il_mas_and_l_mas_keep_the_first_task(shared_data):
+    """Two split-MNIST tasks ({0,1} then {2,3}) on one shared head, 2,000 training images each, 1 epoch: without a
+    penalty the second task overwrites the first; MAS and l-MAS (Hsu et al.'s domain-IL strength) keep it."""
+    from dataclasses import replace
+
+    full = make_scenario("split-mnist", data_dir=shared_data, download=False)
+    tasks = [replace(t, x_train=t.x_train[:2000], y_train=t.y_train[:2000]) for t in full.tasks[:2]]
+    scenario = replace(full, tasks=tasks)
+    config = TrainConfig(epochs=1, batch_size=128, lr=0.001, optimizer="adam", progress=False)
+    old_task = {}
+    for name, options in (("finetune", {}), ("mas", {"strength": 10000}), ("l-mas", {"strength": 10000})):
+        torch.manual_seed(0)
+        method = build_method(name, build_model(scenario), "domain", options)
+        old_task[name] = run(method, scenario, config)["accuracy_matrix"][1][0]
+    assert old_task["mas"] > old_task["finetune"] + 0.1 and old_task["l-mas"] > old_task["finetune"] + 0.1, old_task
+
+
+def test_ewc_batch_fisher_is_the_per_sample_one_for_batches_of_one(digits):
+    """Hsu et al.'s estimate, B * (gradient of the batch's mean loss)^2 averaged over batches, is the exact
+    per-sample Fisher when every batch holds one sample; with larger batches it differs."""
+    task = replace_train(digits.tasks[0], 24)
+    fishers = {}
+    for fisher, batch_size in (("per-sample", 128), ("batch", 1), ("batch", 8)):
+        method = fresh("ewc", digits, "task", fisher=fisher)
+        method.importance_batch_size = batch_size
+        method.before_task(task)
+        fishers[fisher, batch_size] = method.task_importance(task)
+    for name, value in fishers["per-sample", 128].items():
+        torch.testing.assert_close(fishers["batch", 1][name], value, rtol=1e-4, atol=1e-7)
+    assert not torch.allclose(fishers["batch", 8]["backbone.blocks.0.0.weight"],
+                              fishers["per-sample", 128]["backbone.blocks.0.0.weight"])
+
+
+def replace_train(task, n):
+    from dataclasses import replace
+    return replace(task, x_train=task.x_train[:n], y_train=task.y_train[:n])
