@@ -140,6 +140,10 @@ class Method:
         for size in state["head_sizes"][len(self.model.head.sizes):]:
             self.model.head.add(size)
         self.model.load_state_dict(state["model"])
+        self._restore_tasks(tasks)
+
+    def _restore_tasks(self, tasks: list[Task]) -> None:
+        """Redo the bookkeeping of `tasks` (offsets, sizes, masks) without growing anything."""
         self.offsets, self.sizes, self.seen_tasks = [], [], []
         for task in tasks:
             self._register_task(task)

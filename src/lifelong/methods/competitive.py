@@ -96,8 +96,4 @@ class Competitive(Method):
 
     def load_state_dict(self, state, tasks):
         self.model.set_state(state["prototypes"])
-        self.offsets, self.sizes, self.seen_tasks = [], [], []
-        for task in tasks:
-            self._register_task(task)
-            self.seen_tasks.append(task)
-        self.output_mask = self.output_mask.to(self._device)
+        self._restore_tasks(tasks)
