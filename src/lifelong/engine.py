@@ -105,11 +105,7 @@ def train_task(method: Method, task: Task, scenario: Scenario, config: TrainConf
         schedule = make_schedule(optimizer, config)
 
         def step(*batch):
-            loss = method.loss(*batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return loss.detach()
+            return _descend(optimizer, method.loss(*batch))
 
     _run_epochs(step, method.train_mode, data, config.epochs, schedule, scenario, config, generator,
                 f"task {task.id + 1}/{len(scenario)}")
@@ -128,14 +124,18 @@ def warm_up_head(method: Method, task: Task, data, scenario, config, generator) 
     def step(x, targets, task_ids, *extras):
         with torch.no_grad():
             features = model.backbone(x)
-        loss = method.classification_loss(model.head(features), targets, task_ids)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
+        return _descend(optimizer, method.classification_loss(model.head(features), targets, task_ids))
 
     _run_epochs(step, model.eval, data, config.warmup_epochs, None, scenario, config, generator,
                 f"task {task.id + 1}/{len(scenario)} warm-up")
+
+
+def _descend(optimizer, loss: torch.Tensor) -> torch.Tensor:
+    """One gradient step on `loss`; returns it, detached."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
 def _run_epochs(step, set_mode, data, epochs, schedule, scenario, config, generator, description) -> None:
