@@ -45,12 +45,11 @@ class LwF(Method):
 
     def before_task(self, task):
         self.old_model, self.recorded = None, None
-        if self.offsets:
-            old_model = copy.deepcopy(self.model).eval().requires_grad_(False)  # theta_s, theta_o as they are
-            if self.augmented_inputs:
-                self.old_model = old_model  # Y_o must follow the augmented batches
+        if self.offsets:  # the model is still the old one (theta_s, theta_o): the new head comes below
+            if self.augmented_inputs:  # Y_o must follow the augmented batches: keep a frozen copy
+                self.old_model = copy.deepcopy(self.model).eval().requires_grad_(False)
             else:
-                self.recorded = self._responses(old_model, task.x_train)  # Y_o, once; the old model is dropped
+                self.recorded = self._responses(self.model.eval(), task.x_train)  # Y_o, once
         super().before_task(task)
         self.model.head.requires_grad_(True)  # LwF trains the old heads theta_o too
 
