@@ -139,3 +139,18 @@ def test_old_loss_with_heads_of_different_sizes(scenario):
     expected = (distillation_loss(logits[:, :2], recorded[:, :2], 2.0, t2_scaling=False)
                 + distillation_loss(logits[:, 2:5], recorded[:, 2:5], 2.0, t2_scaling=False))
     assert method.old_task_loss(logits, recorded).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_van_de_ven_weighting_balances_by_the_number_of_tasks(scenario):
+    method = lwf(scenario, "class", weighting="van-de-ven")
+    for task in scenario.tasks[:2]:
+        learn(method, task, scenario, epochs=1)
+    method.before_task(scenario.tasks[2])  # t = 3 tasks so far
+    x, targets, task_ids, recorded = method.training_data(scenario.tasks[2])
+    logits = method.model(x[:8])
+    new = torch.nn.functional.cross_entropy(logits, targets[:8])
+    old = 4 * distillation_loss(logits[:, :4], recorded[:8], 2.0, t2_scaling=False)
+    expected = new / 3 + (2 / 3) * old
+    assert method.loss(x[:8], targets[:8], task_ids[:8], recorded[:8]).item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ConfigError, match="weighting"):
+        lwf(scenario, weighting="hinton")

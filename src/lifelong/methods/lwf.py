@@ -28,18 +28,29 @@ from ..models import ContinualModel
 from .base import Method
 
 
+WEIGHTINGS = ("li-hoiem", "van-de-ven")
+
+
 class LwF(Method):
     name = "lwf"
     description = "Learning without Forgetting: distil the old heads' recorded responses on the new data (T=2)"
 
-    def __init__(self, model: ContinualModel, setting: str = "task", lamb: float = 1.0, temperature: float = 2.0):
+    def __init__(self, model: ContinualModel, setting: str = "task", lamb: float = 1.0, temperature: float = 2.0,
+                 weighting: str = "li-hoiem"):
         """lamb: lambda_o, the weight of L_old ("set to 1 for most our experiments", Li & Hoiem section 4.1).
-        temperature: T of the distillation ("T = 2 ... as suggested by Hinton et al.", section 3)."""
+        temperature: T of the distillation ("T = 2 ... as suggested by Hinton et al.", section 3).
+        weighting: "li-hoiem" (the paper): L_new + lamb * L_old, L_old summed over old heads. "van-de-ven": the
+        weighting of van de Ven & Tolias's benchmark code, whose split-MNIST numbers Hsu et al. and van de Ven et
+        al. report: (1/t) L_new + (1 - 1/t) T^2 L_old, t the number of tasks so far, L_old averaged over old
+        heads (lamb is not used)."""
         super().__init__(model, setting)
         check_weight("lamb (LwF's lambda_o)", lamb)
         check_temperature(temperature)
+        if weighting not in WEIGHTINGS:
+            raise ConfigError(f"unknown LwF weighting {weighting!r}; choose one of: {', '.join(WEIGHTINGS)}")
         self.lamb = lamb
         self.temperature = temperature
+        self.weighting = weighting
         self.old_model: ContinualModel | None = None  # kept only when inputs are augmented
         self.recorded: torch.Tensor | None = None  # Y_o for the current task's training inputs
 
@@ -89,6 +100,11 @@ class LwF(Method):
         loss = self.classification_loss(logits, targets, task_ids)  # L_new
         if self.old_model is not None:  # augmented inputs: the old model sees this very batch
             recorded = self._responses(self.old_model, x)
-        if recorded is not None:
-            loss = loss + self.lamb * self.old_task_loss(logits, recorded)
-        return loss
+        if recorded is None:
+            return loss
+        if self.weighting == "li-hoiem":
+            return loss + self.lamb * self.old_task_loss(logits, recorded)
+        t = len(self.sizes)  # tasks so far, this one included
+        n_old_heads = t - 1 if self.setting == "task" else 1
+        old = self.temperature**2 * self.old_task_loss(logits, recorded) / n_old_heads
+        return loss / t + (1 - 1 / t) * old
