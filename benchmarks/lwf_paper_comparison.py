@@ -56,10 +56,7 @@ def main():
                 cells += [f"{100 * statistics.mean(r['old'] for r in sel):.2f}",
                           f"{100 * statistics.mean(r['new'] for r in sel):.2f}"]
             lines.append(f"| {scenario_name} | {method} | " + " | ".join(cells) + " |")
-    lines.append("\nThe paper's ordering (its Table/Figure on ImageNet->VOC etc.): on old tasks feature extraction "
-                 "and joint training keep the most, LwF close behind, fine-tuning and Finetune-FC forget; on the new "
-                 "task LwF matches or beats fine-tuning and beats feature extraction. See the note below the table "
-                 "for how our numbers compare.\n")
+    lines.append("\n## What the numbers say\n\n(observations are written here by hand after a run)\n")
     save("lwf_paper_comparison", {"rows": rows, "machine": machine(), "args": vars(args)}, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
