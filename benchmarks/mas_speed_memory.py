@@ -9,7 +9,7 @@ Speed, on split-MNIST task 1 (12,665 training images, 32x32), MLP 1024-400-400 +
 The issue's targets: exact <= 3x batch, loop >= 10x exact, l-MAS < one forward pass.
 
 Memory: permuted MNIST (domain-IL), MLP 1024-1000-1000, MAS, 5 / 10 / 20 tasks, each run in a fresh process
-(peak resident memory, ru_maxrss). To measure the method rather than the data, each task uses a 1,000-image
+(peak resident memory, VmHWM). To measure the method rather than the data, each task uses a 1,000-image
 training subset for 1 epoch and the benchmark drops a task's images once it is learned (a continual learner
 keeps no old data); the method's own state (Omega, theta*) is also counted exactly.
 
@@ -18,7 +18,6 @@ keeps no old data); the method's own state (Omega, theta*) is also counted exact
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -109,6 +108,13 @@ def speed(scenario) -> dict:
                        "l_mas / exact": times["l_mas"] / times["exact"]}}
 
 
+def peak_resident_mb() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would keep the parent's peak across fork + exec)."""
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return kb / 1024
+
+
 def memory_child(n_tasks: int, subset: str) -> dict:
     """One run in this process: MAS on n_tasks permuted-MNIST tasks; prints peak RSS and the method's state."""
     pin_threads()
@@ -130,7 +136,7 @@ def memory_child(n_tasks: int, subset: str) -> dict:
         task.x_test = task.x_test[:0]
         state = method.state_dict()
         state_bytes.append(sum(v.numel() * v.element_size() for k in ("importance", "anchor") for v in state[k].values()))
-    return {"n_tasks": n_tasks, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    return {"n_tasks": n_tasks, "peak_rss_mb": peak_resident_mb(),
             "method_state_mb": state_bytes[-1] / 2**20, "state_constant": len(set(state_bytes)) == 1}
 
 

@@ -1,9 +1,10 @@
 """MAS (Aljundi et al. 2018) Table 3 on a two-task sequence: importance from the training data (Train), from the
 unlabelled test data of the old task (Test), or both (Train+Test); MAS against l-MAS; the importance distribution.
 
-Sequence: split-MNIST tasks {0,1} then {2,3}, domain-IL (one shared 2-way head: the second task overwrites the
-first without a penalty), MLP 1024-400-400, 4 epochs per task, batch 128, Adam 0.001 (Hsu et al.'s protocol),
-MAS strength 10000 (Hsu et al.'s domain-IL coefficient), exact per-sample importance. The paper's Table 3 (its
+Sequence: permuted MNIST, two tasks (the original pixels, then one fixed permutation), domain-IL (one shared
+10-way head), MLP 1024-400-400, 1 epoch per task (not 4: to fit the time budget of a shared 2-core machine),
+batch 128, Adam 0.001, MAS strength 1 (the paper's lambda, untuned), exact per-sample importance on all 60,000
+training images (Train), the 10,000 unlabelled test images (Test), or both. The paper's Table 3 (its
 object-recognition sequences) finds Test as good as Train, and Train+Test about the same: the importance of a
 parameter can be measured on unlabelled data met at test time.
 
@@ -12,8 +13,6 @@ parameter can be measured on unlabelled data met at test time.
 
 import argparse
 import statistics
-from dataclasses import replace
-
 import torch
 
 from _common import data_dir, machine, pin_threads, save
@@ -23,7 +22,7 @@ from lifelong.methods import MAS, Finetune, LocalMAS
 from lifelong.results import versions
 from lifelong.scenarios import make_scenario
 
-STRENGTH = 10000
+STRENGTH = 1.0
 
 
 class MASFrom(MAS):
@@ -64,16 +63,15 @@ def distribution(method: MAS) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     pin_threads()
-    full = make_scenario("split-mnist", data_dir=args.data_dir or data_dir(), download=False)
-    scenario = replace(full, tasks=full.tasks[:2])
+    scenario = make_scenario("permuted-mnist", data_dir=args.data_dir or data_dir(), n_tasks=2, download=False)
     rows, spread = {}, None
     for name, make in variants().items():
         for seed in range(args.seeds):
-            config = train_config("split-mnist", seed=seed, epochs=args.epochs, progress=False)
+            config = train_config("permuted-mnist", seed=seed, epochs=args.epochs, progress=False)
             torch.manual_seed(seed)
             method = make(build_model(scenario))
             results = run(method, scenario, config)
@@ -83,7 +81,7 @@ def main():
             if name == "MAS, Train" and seed == 0:
                 spread = distribution(method)
             print(name, seed, [round(100 * v, 2) for v in rows[name][-1].values()], flush=True)
-    lines = ["# MAS Table 3 on split-MNIST {0,1} -> {2,3} (domain-IL): importance from Train, Test, Train+Test", "",
+    lines = ["# MAS Table 3 on two permuted-MNIST tasks (domain-IL): importance from Train, Test, Train+Test", "",
              f"Protocol: {__doc__.split('Sequence: ')[1].split(' The paper')[0]}", "",
              f"Accuracy (%) after the second task, mean +- std over {args.seeds} seeds "
              "(the old task before the second one in parentheses).", "",

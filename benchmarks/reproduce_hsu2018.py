@@ -21,7 +21,6 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from _common import RESULTS, data_dir, machine, pin_threads
 from lifelong.experiment import run_experiment
@@ -34,6 +33,7 @@ SETTINGS = ("task", "domain", "class")
 PAPER = {
     "finetune": ("Adam", (93.46, 2.01), (55.16, 1.38), (19.71, 0.08)),
     "lwf": ("LwF", (99.60, 0.03), (71.02, 1.26), (24.17, 0.33)),
+    "lwf-vdv": ("LwF, the loss weighting of van de Ven's benchmark code", (99.60, 0.03), (71.02, 1.26), (24.17, 0.33)),
     "joint": ("Offline", (99.52, 0.16), (98.59, 0.15), (97.53, 0.30)),
     "l2": ("L2", (98.18, 0.96), (66.00, 3.73), (22.52, 1.08)),
     "ewc": ("EWC", (97.70, 0.81), (58.85, 2.59), (19.80, 0.05)),
@@ -62,6 +62,7 @@ COEFFICIENTS = {
 # class setting, where 2 is used). The "exact" rows use our defaults (the papers' definitions) with the same
 # coefficients.
 VARIANTS = {
+    "lwf-vdv": ("lwf", {"weighting": "van-de-ven"}, 1),
     "ewc": ("ewc", {"fisher": "batch"}, 1),
     "online-ewc": ("online-ewc", {"fisher": "batch"}, 1),
     "mas": ("mas", {"estimate": "batch"}, 2),
@@ -74,7 +75,57 @@ MD_PATH = RESULTS / "hsu2018_split_mnist.md"
 
 # Written after looking at the measured numbers.
 NOTES = """\
-(notes are added after the runs)
+Rows marked `!` (2 paper standard deviations or 1.5 points away), and what we found. Hsu et al.'s code
+(GT-RIPL/Continual-Learning-Benchmark, agents/default.py and agents/regularization.py) differs from the protocol as
+written in three ways that matter here:
+
+1. **One Adam optimizer for the whole sequence.** `NormalNN` creates its optimizer once and `reset_optimizer` is
+   False by default, so Adam's moment estimates (and step count) carry over from task to task; `lifelong`'s engine
+   makes a fresh optimizer for every task, for every method. Adam's second moments from the end of a converged task
+   are small, so the first steps on a new task are large, which should make fine-tuning forget more. This is our
+   hypothesis (not checked by running their code) for why our task-IL fine-tuning (`finetune`) is about 4 points
+   above the paper's 93.46 (our seeds vary by about 1 point; the paper's std is 2.0). The regularised methods
+   should be much less sensitive to it (their penalty holds the weights), and their task-IL rows do agree.
+2. **A pre-allocated 10-way head in the class-IL setting.** Hsu et al.'s single head has all 10 outputs from the
+   start (unseen ones masked out of the loss), so every head row has a snapshot from the first task on. For L2,
+   whose Omega is 1 everywhere, the rows of classes not yet seen are pinned to their random initialisation by
+   lambda = 100: new classes can only be learned through small weights, which keeps old classes competitive
+   (22.52). Our head grows per task and a part born after the snapshot has no importance (nothing to protect yet),
+   so with lambda = 100 the new part is free while everything else is stiff: the new classes win every prediction
+   and L2 ends slightly below fine-tuning (about 17.4). Loss-based and output-based importance (EWC, SI, MAS) is
+   zero for the unseen rows in their code too, so those rows agree with the paper.
+3. **Batch-based importance estimates.** Their EWC Fisher is B * (gradient of a batch's mean loss)^2 averaged
+   over shuffled training batches; their MAS Omega is the mean over batches of |gradient of the batch-and-output
+   mean of F^2|. The paper's coefficients were tuned with these, so the paper's rows here use the same estimators
+   (`fisher=batch`; `estimate=batch` with lambda halved for MAS's 2 outputs). On split-MNIST task 1 the exact
+   per-sample Fisher is about 120 times the batch estimate and the exact MAS Omega about 2.3 times Hsu's, so our
+   defaults with the paper's coefficients are a stronger penalty than the paper's. Our batches are taken in the
+   task's data order, not reshuffled, which changes the batch estimates somewhat: a candidate reason for EWC's
+   domain-IL row sitting about 3 points below the paper's (2.59 std), while online EWC, L2, SI and MAS agree there.
+
+Smaller flags: L2 domain-IL is 1.8 points below the paper's mean but well within its std (3.73); it is flagged by
+the 1.5-point rule only. Joint (Offline) class-IL is 0.6 points above the paper's 97.53 +- 0.30 (2 seeds only);
+a fresh optimizer per task (point 1) is a candidate, not investigated.
+
+Seeds: 4 per regularisation method and fine-tuning, 2 for joint training (not the 5 asked for): the heavy-job
+queue of the shared 2-core machine did not leave time for more in this session. Add them with
+`--methods ... --first-seed 4 --seeds 1` (runs are merged, one file per run in hsu2018_split_mnist_runs/).
+
+The domain-IL rows of MAS (and, in the paper, L2 and SI) vary a lot from seed to seed (MAS: std about 7 in both the
+paper and ours): a shared 2-way head decides between the two digits of every task, and whether the penalty keeps
+the first tasks depends on the run. LwF's rows come from its own issue's runs; see its notes.
+
+**LwF.** Task-IL agrees (99.62 against 99.60). Domain-IL (64.1 against 71.0) and class-IL (19.9 against 24.2) do
+not. The paper's LwF numbers are those of van de Ven & Tolias's benchmark code, which weights the two losses as
+(1/t) L_new + (1 - 1/t) T^2 L_old (t the number of tasks so far), not Li & Hoiem's L_new + lambda_o L_old with
+lambda_o = 1: by the last task the old outputs weigh 16 times more relative to the new task. With that weighting (`--param
+weighting=van-de-ven`, row `lwf-vdv`) our domain-IL row rises from 64.1 to 75.3 +- 1.7, on the paper's side of
+71.0 and 4 points beyond it: the weighting is the main cause of the gap, and what is left we have not explained
+(candidates: that code's training length and its one optimizer for the whole sequence, point 1). Class-IL stays at
+19.9 with either weighting: the distillation keeps the old classes' logits right relative to each other but
+nothing keeps them level with the new classes', and after the last task every old test image goes to a new class
+(R[4][j] = 0.0 for j < 4 in every seed). The paper's 24.2 means about 5% of old-task images survive there; we
+have not found which difference in that code does it.
 """
 
 
@@ -88,8 +139,26 @@ def method_options(row: str, setting: str) -> tuple[str, dict]:
     return method, options
 
 
+RUNS_DIR = RESULTS / "hsu2018_split_mnist_runs"  # one file per run: invocations running at once never clobber
+
+
 def load() -> dict:
-    return json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() else {"runs": {}}
+    """The combined JSON, with every per-run file merged in."""
+    document = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() else {"runs": {}}
+    for path in sorted(RUNS_DIR.glob("*.json")) if RUNS_DIR.exists() else []:
+        run = json.loads(path.read_text())
+        document["runs"][run.pop("key")] = run
+    return document
+
+
+def save_run(key: str, run: dict, document: dict) -> dict:
+    """Write the run's own file, then the combined JSON and the markdown from everything on disk."""
+    write_json(RUNS_DIR / f"{key.replace('/', '_')}.json", {"key": key, **run})
+    merged = load()
+    merged.update({k: v for k, v in document.items() if k != "runs"})
+    write_json(JSON_PATH, merged)
+    MD_PATH.write_text(render(merged))
+    return merged
 
 
 def render(document: dict) -> str:
@@ -132,8 +201,8 @@ def render(document: dict) -> str:
             lines.append(f"| {label} (`{method}`) | " + " | ".join(cells) + " |")
     times = [r["wall_time_s"] for r in runs.values()]
     if times:
-        lines += ["", f"{len(runs)} runs, {statistics.mean(times):.0f} s each on average "
-                      f"({document.get('machine', {}).get('torch_threads', '?')} threads, CPU)."]
+        lines += ["", f"{len(runs)} runs, {statistics.mean(times):.0f} s each on average (CPU, a shared 2-core "
+                      "machine, OMP_NUM_THREADS=2)."]
     lines += ["", "## Where ours differs, and why", "", NOTES]
     return "\n".join(lines) + "\n"
 
@@ -167,15 +236,15 @@ def main(argv=None):
                     method, options = method_options(row, setting)
                     results = run_experiment(method, scenario, setting, method_options=options, seed=seed,
                                              epochs=args.epochs, progress=False)
-                    document["runs"][f"{row}/{setting}/{seed}"] = {
+                    document = save_run(f"{row}/{setting}/{seed}", {
                         "final_average_accuracy": results["final_average_accuracy"],
                         "accuracy_matrix": results["accuracy_matrix"], "method_options": options,
-                        "epochs": args.epochs, "wall_time_s": time.perf_counter() - started}
+                        "epochs": args.epochs, "wall_time_s": time.perf_counter() - started}, document)
                     print(f"{row:<11} {setting:<6} seed {seed}: "
                           f"{100 * results['final_average_accuracy']:.2f}% ({time.perf_counter() - started:.0f} s)",
                           flush=True)
-                    write_json(JSON_PATH, document)  # after every run: an interrupted invocation keeps its runs
-                    MD_PATH.write_text(render(document))
+    document = load()
+    write_json(JSON_PATH, document)
     MD_PATH.write_text(render(document))
     print(f"wrote {MD_PATH}")
 
