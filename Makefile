@@ -15,7 +15,7 @@ demo: $(VENV)/.installed  ## every method, class- and task-incremental, on split
 	$(VENV)/bin/lifelong run
 
 test: $(VENV)/.installed  ## the test suite
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q  # tiny models: one thread is as fast, and immune to other load
 
 benchmark: $(VENV)/.installed  ## engine overhead against a bare PyTorch loop (needs MNIST in $$LIFELONG_DATA)
 	$(PY) benchmarks/overhead.py

@@ -25,7 +25,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._checks import as_tensor, check_float, check_int, check_n_units
+from ..checks import as_tensor, check_float, check_int, check_n_units
 
 
 def squared_distances(x: torch.Tensor, units: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._checks import as_tensor, check_float, check_int
+from ..checks import as_tensor, check_float, check_int
 
 
 def krotov_update(W: torch.Tensor, v: torch.Tensor, p: float, k: int, delta: float) -> torch.Tensor:

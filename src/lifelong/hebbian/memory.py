@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._checks import check_choice, check_int
+from ..checks import check_choice, check_int
 
 UPDATES = ("synchronous", "asynchronous")
 

@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._checks import check_float, check_int, check_n_units
+from ..checks import check_float, check_int, check_n_units
 
 
 def annealed(initial: float, final: float, t: int, t_max: int) -> float:

@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..errors import TrainingError
-from ._checks import check_float, check_int
+from ..checks import check_float, check_int
 
 
 class _HebbianRule(TransformerMixin, BaseEstimator):

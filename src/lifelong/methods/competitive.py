@@ -15,7 +15,7 @@ units under the shared labels (units of task t only learn from task t) and the n
 import torch
 from torch import nn
 
-from ..hebbian._checks import check_float, check_int
+from ..checks import check_float, check_int
 from ..hebbian.competitive import squared_distances, winner_update
 from .base import Method
 

@@ -22,6 +22,7 @@ import copy
 
 import torch
 
+from ..checks import check_choice
 from ..distillation import check_temperature, check_weight, distillation_loss
 from ..errors import ConfigError
 from ..models import ContinualModel
@@ -46,11 +47,9 @@ class LwF(Method):
         super().__init__(model, setting)
         check_weight("lamb (LwF's lambda_o)", lamb)
         check_temperature(temperature)
-        if weighting not in WEIGHTINGS:
-            raise ConfigError(f"unknown LwF weighting {weighting!r}; choose one of: {', '.join(WEIGHTINGS)}")
         self.lamb = lamb
         self.temperature = temperature
-        self.weighting = weighting
+        self.weighting = check_choice("LwF weighting", weighting, WEIGHTINGS)
         self.old_model: ContinualModel | None = None  # kept only when inputs are augmented
         self.recorded: torch.Tensor | None = None  # Y_o for the current task's training inputs
 

@@ -13,7 +13,7 @@ ranking is sequential: one step per sample, each a distance, a sort and a few ro
 
 import torch
 
-from ..hebbian._checks import check_float
+from ..checks import check_float
 from ..hebbian.neural_gas import annealed, neural_gas_step
 from .competitive import Competitive
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from ..checks import check_choice
 from ..errors import ConfigError, TrainingError
 from .base import Method
 
@@ -38,10 +39,6 @@ def check_strength(value, name: str = "strength") -> float:
     return float(value)
 
 
-def check_choice(name: str, value, choices) -> str:
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
-    return value
 
 
 class measuring_mode:

@@ -1,10 +1,12 @@
-"""Parameter checks shared by the estimators: scikit-learn validates parameters in `fit`, not in `__init__`."""
+"""Parameter checks with clear errors (ConfigError), shared by the estimators and the methods.
+
+The scikit-learn-style estimators call them in `fit`, not in `__init__`, as scikit-learn does."""
 
 import numbers
 
 import numpy as np
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 
 def check_int(name: str, value, low: int = 1) -> int:
@@ -24,7 +26,7 @@ def check_float(name: str, value, low: float = 0.0, high: float = np.inf, low_op
 
 def check_choice(name: str, value, choices) -> str:
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, choices))}")
     return value
 
 
