@@ -43,8 +43,7 @@ class Method:
         self.model = model
         self.setting = setting
         self.offsets: list[int] = []  # first head output of each task seen
-        self.sizes: list[int] = []  # number of classes of each task seen
-        self.seen_tasks: list[Task] = []  # the tasks learned so far (only joint training reads their data)
+        self.sizes: list[int] = []  # number of classes of each task seen (no task data is kept: constant memory)
 
     # ------------------------------------------------------------------ where the settings differ
     def task_slice(self, task_id: int) -> slice:
@@ -122,8 +121,7 @@ class Method:
         return self.classification_loss(self.model(x), targets, task_ids)
 
     def after_task(self, task: Task) -> None:
-        """Called once after training on `task`."""
-        self.seen_tasks.append(task)
+        """Called once after training on `task`. Fine-tuning has nothing to do here."""
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,8 +142,7 @@ class Method:
 
     def _restore_tasks(self, tasks: list[Task]) -> None:
         """Redo the bookkeeping of `tasks` (offsets, sizes, masks) without growing anything."""
-        self.offsets, self.sizes, self.seen_tasks = [], [], []
+        self.offsets, self.sizes = [], []
         for task in tasks:
             self._register_task(task)
-            self.seen_tasks.append(task)
         self.output_mask = self.output_mask.to(self._device)

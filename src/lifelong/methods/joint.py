@@ -12,6 +12,18 @@ class Joint(Method):
     name = "joint"
     description = "joint training on the union of all data seen so far (the upper bound, keeps all old data)"
 
+    def __init__(self, model, setting: str = "class"):
+        super().__init__(model, setting)
+        self.seen_tasks = []  # joint training is the one method that keeps every old task's data
+
+    def after_task(self, task):
+        super().after_task(task)
+        self.seen_tasks.append(task)
+
+    def _restore_tasks(self, tasks):
+        super()._restore_tasks(tasks)
+        self.seen_tasks = list(tasks)
+
     def before_task(self, task):
         super().before_task(task)
         self.model.head.requires_grad_(True)  # every task's data is here, so every head part learns
