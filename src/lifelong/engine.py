@@ -166,7 +166,8 @@ def _run_epochs(step, set_mode, data, epochs, schedule, scenario, config, genera
                     "--resume continues")
             if schedule is not None:
                 schedule.step()
-            bar.set_postfix(loss=f"{epoch_loss.item() / n_batches:.3f}", refresh=False)
+            if loss is not None:  # local learners have no loss to show
+                bar.set_postfix(loss=f"{epoch_loss.item() / n_batches:.3f}", refresh=False)
     finally:
         bar.close()
 

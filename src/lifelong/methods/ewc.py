@@ -19,8 +19,8 @@ theta* = sum_A F_A a_A / Omega. So EWC here keeps only Omega and theta*, like th
 import torch
 import torch.nn.functional as F
 
-from .regularization import (Regularizer, batch_gradient_statistic, check_choice, check_strength,
-                             per_sample_statistic)
+from ..checks import check_choice
+from .regularization import Regularizer, batch_gradient_statistic, check_strength, per_sample_statistic
 
 FISHER_ESTIMATES = ("per-sample", "batch")
 

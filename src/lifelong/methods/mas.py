@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_choice
 from ..errors import ConfigError, TrainingError
 from ..hebbian import coactivation  # the library's Hebbian statistic: (1/N) sum_k pre_k^T post_k
-from .regularization import (Regularizer, batch_gradient_statistic, measuring_mode,
-                             check_choice, per_sample_statistic)
+from .regularization import Regularizer, batch_gradient_statistic, measuring_mode, per_sample_statistic
 
 ESTIMATES = ("per-sample", "batch")
 ACCUMULATIONS = ("sum", "average")
