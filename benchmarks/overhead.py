@@ -35,7 +35,7 @@ def bare_loop(scenario, seed: int) -> list[float]:
     for t, task in enumerate(scenario.tasks):
         heads.append(nn.Linear(400, task.n_classes))
         params = list(backbone.parameters()) + list(heads.parameters())
-        optimizer = torch.optim.Adam(params, lr=0.001)
+        optimizer = torch.optim.Adam(params, lr=0.001, fused=True)  # as the engine makes it
         x, y = task.x_train, task.y_train + 2 * t
         backbone.train()
         order = torch.randperm(len(x), generator=generator)

@@ -185,3 +185,40 @@ def test_split_mnist_class_incremental_finetune_forgets_and_joint_does_not(share
     assert 0.18 < finetune["final_average_accuracy"] < 0.23
     assert finetune["accuracy_matrix"][-1][-1] > 0.95 and max(finetune["accuracy_matrix"][-1][:4]) < 0.05
     assert joint["final_average_accuracy"] > 0.95
+
+
+def test_before_epoch_is_called_once_per_training_epoch_in_training_mode(digits_scenario):
+    class Recording(Finetune):
+        def before_epoch(self, epoch, n_epochs):
+            calls.append((epoch, n_epochs, self.model.training))
+
+    calls = []
+    torch.manual_seed(0)
+    method = Recording(build_model(digits_scenario, hidden=(32,)), "task")
+    for task in digits_scenario.tasks[:2]:
+        method.before_task(task)
+        train_task(method, task, digits_scenario, TrainConfig(**{**FAST, "epochs": 3, "warmup_epochs": 2}),
+                   torch.Generator().manual_seed(0))
+    assert calls == [(0, 3, True), (1, 3, True), (2, 3, True)] * 2  # not for the warm-up epochs
+
+
+def test_optimizers_are_fused_and_match_the_plain_ones():
+    from lifelong.engine import make_optimizer
+
+    config = dict(lr=0.01, weight_decay=1e-3)
+    plain = {"adam": lambda p: torch.optim.Adam(p, **config),
+             "sgd": lambda p: torch.optim.SGD(p, momentum=0.9, **config)}
+    for name, make_plain in plain.items():
+        results = []
+        for make in (lambda p: make_optimizer(p, TrainConfig(optimizer=name, momentum=0.9, **config)), make_plain):
+            torch.manual_seed(0)
+            layer = torch.nn.Linear(5, 3)
+            optimizer = make(layer.parameters())
+            for _ in range(5):
+                optimizer.zero_grad()
+                layer(torch.ones(2, 5)).square().sum().backward()
+                optimizer.step()
+            results.append((optimizer.defaults["fused"], layer.weight.detach().clone()))
+        (fused, ours), (plain_fused, theirs) = results
+        assert fused is True and not plain_fused
+        torch.testing.assert_close(ours, theirs)

@@ -154,3 +154,32 @@ def test_van_de_ven_weighting_balances_by_the_number_of_tasks(scenario):
     assert method.loss(x[:8], targets[:8], task_ids[:8], recorded[:8]).item() == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ConfigError, match="weighting"):
         lwf(scenario, weighting="hinton")
+
+
+def test_all_classes_distillation_gives_the_new_classes_target_zero(scenario):
+    method = lwf(scenario, "class", class_distillation="all-classes")
+    method.sizes, method.offsets = [2, 2, 2], [0, 2, 4]  # 4 old classes, 2 new
+    logits, recorded = torch.randn(5, 6, requires_grad=True), torch.randn(5, 4)
+    # by hand: p = softmax(recorded / T) over the 4 old classes and 0 for the 2 new; q = softmax(logits / T) over 6
+    p = torch.softmax(recorded / 2, 1)
+    log_q = torch.log_softmax(logits / 2, 1)
+    expected = -(p * log_q[:, :4]).sum(1).mean()
+    loss = method.old_task_loss(logits, recorded)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    # unlike the old-classes form, it pushes the new classes' logits down (their gradient is q_j / T / batch > 0)
+    loss.backward()
+    q = torch.softmax(logits.detach() / 2, 1)
+    torch.testing.assert_close(logits.grad[:, 4:], q[:, 4:] / 2 / 5)
+    old_only = lwf(scenario, "class")
+    old_only.sizes, old_only.offsets = method.sizes, method.offsets
+    logits.grad = None
+    old_only.old_task_loss(logits, recorded).backward()
+    assert torch.all(logits.grad[:, 4:] == 0)
+
+
+def test_all_classes_distillation_is_only_for_the_class_setting(scenario):
+    for setting in ("task", "domain"):
+        with pytest.raises(ConfigError, match="class-incremental"):
+            lwf(scenario, setting, class_distillation="all-classes")
+    with pytest.raises(ConfigError, match="class_distillation"):
+        lwf(scenario, "class", class_distillation="new")

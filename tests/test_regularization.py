@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lifelong.engine import TrainConfig, run
+from lifelong.engine import TrainConfig, run, train_task
 from lifelong.errors import ConfigError, TrainingError
 from lifelong.experiment import build_method, build_model
 from lifelong.methods import MAS
@@ -116,6 +116,31 @@ def test_local_mas_on_a_relu_layer_is_the_hebbian_coactivation():
     # both ReLU: g_ij = 2 y_i y_j >= 0, so Omega = 2 * (1/N) sum_k y_i y_j
     expected = 2 * hidden.T @ out / len(x)
     torch.testing.assert_close(hebbian_importance(model, x)["2.weight"] / len(x), expected.T.detach())
+
+
+def test_local_mas_from_the_last_epoch_equals_a_pass_of_its_own_when_training_stands_still(digits):
+    """With a learning rate too small to move any weight, the last epoch's co-activations (gathered while training)
+    are those of the trained network: the same Omega as the pass after training, and only one epoch counted."""
+    task = digits.tasks[0]
+    config = TrainConfig(epochs=3, batch_size=32, lr=1e-30, optimizer="sgd", progress=False)
+    omegas = {}
+    for activations in ("after-training", "last-epoch"):
+        method = fresh("l-mas", digits, "class", activations=activations)
+        method.before_task(task)
+        train_task(method, task, digits, config, torch.Generator().manual_seed(0))
+        method.after_task(task)
+        omegas[activations] = method.importance
+        assert not any(m._forward_hooks for m in method.model.modules())  # recording stopped with the task
+    for name, expected in omegas["after-training"].items():
+        assert expected.abs().sum() > 0 or name.endswith("bias")
+        torch.testing.assert_close(omegas["last-epoch"][name], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_local_mas_refuses_a_layer_used_twice_per_forward_pass():
+    layer = nn.Linear(3, 3)
+    model = nn.Sequential(layer, nn.ReLU(), layer)
+    with pytest.raises(ConfigError, match="used once per forward pass"):
+        hebbian_importance(model, torch.randn(4, 3))
 
 
 def regression_model():

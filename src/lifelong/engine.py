@@ -66,9 +66,18 @@ class TrainConfig:
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer over `params`, fused where PyTorch has a fused kernel for their device.
+
+    PyTorch's default optimizers update each parameter tensor with its own handful of small operations; on CPU
+    that per-tensor work took longer than the forward and backward pass of a small MLP (measured: an Adam step
+    over an MLP 1024-400-400 with 5 heads, 6.3 ms plain against 1.8 ms fused). The fused kernels compute the same
+    update (equal up to float rounding)."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params) or None
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                           fused=fused)
 
 
 def make_schedule(optimizer, config: TrainConfig):
@@ -107,7 +116,11 @@ def train_task(method: Method, task: Task, scenario: Scenario, config: TrainConf
         def step(*batch):
             return _descend(optimizer, method.loss(*batch))
 
-    _run_epochs(step, method.train_mode, data, config.epochs, schedule, scenario, config, generator,
+    def start_epoch(epoch):
+        method.train_mode()
+        method.before_epoch(epoch, config.epochs)
+
+    _run_epochs(step, start_epoch, data, config.epochs, schedule, scenario, config, generator,
                 f"task {task.id + 1}/{len(scenario)}")
 
 
@@ -126,7 +139,7 @@ def warm_up_head(method: Method, task: Task, data, scenario, config, generator) 
             features = model.backbone(x)
         return _descend(optimizer, method.classification_loss(model.head(features), targets, task_ids))
 
-    _run_epochs(step, model.eval, data, config.warmup_epochs, None, scenario, config, generator,
+    _run_epochs(step, lambda epoch: model.eval(), data, config.warmup_epochs, None, scenario, config, generator,
                 f"task {task.id + 1}/{len(scenario)} warm-up")
 
 
@@ -138,15 +151,16 @@ def _descend(optimizer, loss: torch.Tensor) -> torch.Tensor:
     return loss.detach()
 
 
-def _run_epochs(step, set_mode, data, epochs, schedule, scenario, config, generator, description) -> None:
-    """`epochs` shuffled passes over the tensors in `data` (sliced together), calling `step(*batch)` per batch."""
+def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator, description) -> None:
+    """`epochs` shuffled passes over the tensors in `data` (sliced together): `start_epoch(epoch)` before each,
+    then `step(*batch)` per batch."""
     n = len(data[0])
     n_batches = math.ceil(n / config.batch_size)
     bar = tqdm(total=epochs * n_batches, desc=description, unit="batch", leave=False,
                disable=None if config.progress else True)  # None: off when not a terminal
     try:
         for epoch in range(epochs):
-            set_mode()
+            start_epoch(epoch)
             order = torch.randperm(n, generator=generator).to(data[0].device)
             epoch_loss = torch.zeros((), device=data[0].device)
             for start in range(0, n, config.batch_size):

@@ -2,12 +2,15 @@
 
 The engine calls, for each task:
 
-    method.before_task(task)              # grow the head; a method may snapshot the old model, record responses...
-    data = method.training_data(task)     # (inputs, targets, task ids) to train on
-    for each batch:
-        loss = method.loss(x, targets, task_ids)   # a method adds distillation, a penalty...
-    method.after_task(task)               # a method may compute importance, update exemplars...
-    method.predict(x)                     # logits over every output, for evaluation
+    method.before_task(task)                  # grow the head; a method may snapshot the old model, record...
+    data = method.training_data(task)         # (inputs, targets, task ids) to train on
+    for each epoch:
+        method.train_mode()
+        method.before_epoch(epoch, n_epochs)  # a method may start gathering statistics...
+        for each batch:
+            loss = method.loss(x, targets, task_ids)   # a method adds distillation, a penalty...
+    method.after_task(task)                   # a method may compute importance, update exemplars...
+    method.predict(x)                         # logits over every output, for evaluation
 
 Targets are indices into the head's outputs. The setting decides how a task's within-task labels map there:
 - "class":  one growing head; task t's classes get outputs offset_t .. offset_t + n_t - 1, and the loss and the
@@ -109,6 +112,9 @@ class Method:
                 params = list(module.parameters())
                 if params and not any(p.requires_grad for p in params):
                     module.eval()
+
+    def before_epoch(self, epoch: int, n_epochs: int) -> None:
+        """Called at the start of each training epoch (0 .. n_epochs - 1), after `train_mode`. Nothing here."""
 
     def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over the outputs the setting allows: a sample's own task part in the task setting."""

@@ -10,8 +10,9 @@ The algorithm box:
 
 Settings. Task-incremental (multi-head, as in the paper): L_old is summed over the old tasks, each head's outputs
 distilled separately ("we take the loss for each output and each task", section 3). Class-incremental (one
-growing head, as users run LwF there too): L_old distils the old classes' logits as one distribution.
-Domain-incremental: the shared head's outputs are distilled.
+growing head, as users run LwF there too): L_old distils the old classes' logits as one distribution, or
+(`class_distillation="all-classes"`, van de Ven & Tolias's code) every class's logits, the new classes' targets
+0. Domain-incremental: the shared head's outputs are distilled.
 
 Recorded responses. Without augmentation the inputs never change, so Y_o is computed once per task before training
 (as the algorithm box says) and the old model is then dropped: LwF costs about what fine-tuning costs. With
@@ -21,6 +22,7 @@ augmentation (CIFAR crop + flip) Y_o must match the augmented batch, so the old 
 import copy
 
 import torch
+import torch.nn.functional as F
 
 from ..checks import check_choice
 from ..distillation import check_temperature, check_weight, distillation_loss
@@ -30,6 +32,7 @@ from .base import Method
 
 
 WEIGHTINGS = ("li-hoiem", "van-de-ven")
+CLASS_DISTILLATIONS = ("old-classes", "all-classes")
 
 
 class LwF(Method):
@@ -37,19 +40,27 @@ class LwF(Method):
     description = "Learning without Forgetting: distil the old heads' recorded responses on the new data (T=2)"
 
     def __init__(self, model: ContinualModel, setting: str = "task", lamb: float = 1.0, temperature: float = 2.0,
-                 weighting: str = "li-hoiem"):
+                 weighting: str = "li-hoiem", class_distillation: str = "old-classes"):
         """lamb: lambda_o, the weight of L_old ("set to 1 for most our experiments", Li & Hoiem section 4.1).
         temperature: T of the distillation ("T = 2 ... as suggested by Hinton et al.", section 3).
         weighting: "li-hoiem" (the paper): L_new + lamb * L_old, L_old summed over old heads. "van-de-ven": the
         weighting of van de Ven & Tolias's benchmark code, whose split-MNIST numbers Hsu et al. and van de Ven et
         al. report: (1/t) L_new + (1 - 1/t) T^2 L_old, t the number of tasks so far, L_old averaged over old
-        heads (lamb is not used)."""
+        heads (lamb is not used).
+        class_distillation (class setting only): "old-classes" distils softmax(old logits / T) towards the recorded
+        old outputs; "all-classes" (van de Ven & Tolias's code) distils softmax(all logits / T) towards the recorded
+        outputs with probability 0 for the new classes, which also pulls the new classes' logits down on the new
+        task's images and so offsets the bias of a growing head towards the newest classes."""
         super().__init__(model, setting)
         check_weight("lamb (LwF's lambda_o)", lamb)
         check_temperature(temperature)
         self.lamb = lamb
         self.temperature = temperature
         self.weighting = check_choice("LwF weighting", weighting, WEIGHTINGS)
+        self.class_distillation = check_choice("LwF class_distillation", class_distillation, CLASS_DISTILLATIONS)
+        if self.class_distillation == "all-classes" and setting != "class":
+            raise ConfigError("class_distillation='all-classes' is for the class-incremental setting (one growing "
+                              f"head); this LwF runs in the {setting!r} setting: leave it at 'old-classes'")
         self.old_model: ContinualModel | None = None  # kept only when inputs are augmented
         self.recorded: torch.Tensor | None = None  # Y_o for the current task's training inputs
 
@@ -92,6 +103,9 @@ class LwF(Method):
                                          self.temperature, t2_scaling=False)
                        for t in range(n_old))
         n_old = recorded.shape[1]
+        if self.class_distillation == "all-classes":  # the new classes' targets: exp(-inf) = probability 0
+            recorded = F.pad(recorded, (0, logits.shape[1] - n_old), value=float("-inf"))
+            return distillation_loss(logits, recorded, self.temperature, t2_scaling=False)
         return distillation_loss(logits[:, :n_old], recorded, self.temperature, t2_scaling=False)
 
     def loss(self, x, targets, task_ids, recorded=None):

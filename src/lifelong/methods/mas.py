@@ -13,7 +13,9 @@ Algorithm, per task: train with the penalty; then measure Omega on the task's da
 
 Local MAS (`l-mas`, section 4.2, the link to Hebb's rule): for a ReLU layer y_j = ReLU(sum_i theta_ij y_i), the
 gradient of the layer's own l2^2 output is g_ij = 2 y_i^{l-1} y_j^l, so Omega is the averaged co-activation of the
-two neurons, here in closed form from one forward pass. The paper reports it forgets somewhat more than MAS.
+two neurons, here in closed form from forward activations (no backward pass): those of a pass of its own after
+training, or those of the last training epoch (`activations="last-epoch"`, no pass of its own). The paper
+reports it forgets somewhat more than MAS.
 
 In the task setting F is the task's own head part; in the other settings, every output seen so far.
 """
@@ -109,62 +111,144 @@ def relu_outputs(model: nn.Module) -> set[nn.Module]:
     return found
 
 
+def layer_importance(module: nn.Module, pre: torch.Tensor, post: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
+    """sum over the batch of |g_ij|, g_ij = 2 y_i^{l-1} y_j^l, for one Linear or Conv2d layer given its input
+    `pre` and its output `post` (after the ReLU that follows it, if one does). |g| = 2 |y_i| |y_j|: for ReLU
+    layers fed by ReLU layers both are >= 0 already, but the first layer's inputs (normalised pixels) and a head's
+    outputs can be negative. A bias is the weight of a constant input 1. Convolutions sum g over spatial positions
+    before the absolute value."""
+    if isinstance(module, nn.Linear):
+        if pre.dim() != 2:
+            raise ConfigError(f"l-MAS handles Linear layers on flat inputs; {module} got shape {tuple(pre.shape)}")
+        # (post, pre) order: the co-activation comes out in the weight's own (out, in) layout
+        weight = coactivation(post.abs(), pre.abs()).mul_(2 * len(pre))
+        bias_g = post  # d/d b_j of the local objective: 2 * 1 * y_j
+    else:
+        if module.groups != 1:
+            raise ConfigError(f"l-MAS handles convolutions with groups=1; {module} has {module.groups}")
+        patches = F.unfold(pre, module.kernel_size, module.dilation, module.padding, module.stride)
+        post_flat = post.flatten(2)  # (N, out channels, positions)
+        g = 2 * torch.bmm(post_flat, patches.transpose(1, 2))  # per sample, summed over positions
+        weight = g.abs().sum(0).reshape(module.weight.shape)
+        bias_g = post_flat.sum(2)
+    result = {module.weight: weight}
+    if module.bias is not None:
+        result[module.bias] = 2 * bias_g.abs().sum(0)
+    return result
+
+
+class CoactivationRecorder:
+    """Adds up l-MAS's sum of |g| over every forward pass of `model` while recording (forward hooks on its Linear
+    and Conv2d layers; no backward pass, no copy of the activations kept). `take()` returns Omega: the sums over
+    the samples seen, divided by their number, by parameter name (zeros for parameters of other layers)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.sums: dict[nn.Parameter, torch.Tensor] = {}
+        self.calls: dict[nn.Module, int] = {}
+        self.n_samples = self.n_forwards = 0
+        self._hooks = []
+
+    @property
+    def recording(self) -> bool:
+        return bool(self._hooks)
+
+    def start(self) -> "CoactivationRecorder":
+        if self.recording:
+            return self
+        relu_after = relu_outputs(self.model)
+
+        @torch.no_grad()
+        def add(module, inputs, output):
+            post = F.relu(output) if module in relu_after else output
+            for param, value in layer_importance(module, inputs[0].detach(), post.detach()).items():
+                self.sums[param] = self.sums[param] + value if param in self.sums else value
+            self.calls[module] = self.calls.get(module, 0) + 1
+
+        def count(module, inputs, output):
+            self.n_samples += len(inputs[0])
+            self.n_forwards += 1
+
+        layers = [m for m in self.model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        self._hooks = [m.register_forward_hook(add) for m in layers] + [self.model.register_forward_hook(count)]
+        return self
+
+    def stop(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+
+    def take(self) -> dict[str, torch.Tensor]:
+        """Omega from what was recorded, and a fresh start."""
+        self.stop()
+        if self.n_samples == 0:
+            raise TrainingError("l-MAS recorded no forward pass: nothing to measure importance on")
+        for module, calls in self.calls.items():
+            if calls != self.n_forwards:
+                raise ConfigError(f"l-MAS needs each layer used once per forward pass; {module} was used "
+                                  f"{calls} times in {self.n_forwards} passes")
+        omega = {name: total / self.n_samples for name, total in self.sums_by_name().items()}
+        self.sums, self.calls, self.n_samples, self.n_forwards = {}, {}, 0, 0
+        return omega
+
+    def sums_by_name(self) -> dict[str, torch.Tensor]:
+        return {n: self.sums.get(p, torch.zeros_like(p)) for n, p in self.model.named_parameters()}
+
+
 def hebbian_importance(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """sum over the batch of |g_ij(x_k)|, g_ij = 2 y_i^{l-1} y_j^l, for every Linear and Conv2d layer, from one
-    forward pass (no backward). y^l is the layer's ReLU output where an nn.ReLU follows it, its linear output
-    otherwise (a head). |g| = 2 |y_i| |y_j|: for ReLU layers fed by ReLU layers both are >= 0 already, but the
-    first layer's inputs (normalised pixels) and a head's outputs can be negative. A bias is the weight of a
-    constant input 1. Convolutions sum g over spatial positions before the absolute value. Other parameters
-    (batch norm) get no importance."""
-    relu_after = relu_outputs(model)
-    calls: dict[nn.Module, list] = {}
-
-    def keep(module, inputs, output):
-        calls.setdefault(module, []).append((inputs[0], F.relu(output) if module in relu_after else output))
-
-    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    hooks = [m.register_forward_hook(keep) for m in layers]
+    """sum over the batch `x` of |g_ij(x_k)|, g_ij = 2 y_i^{l-1} y_j^l, for every Linear and Conv2d layer, from
+    one forward pass in evaluation mode (no backward). y^l is the layer's ReLU output where an nn.ReLU follows it,
+    its linear output otherwise (a head). Other parameters (batch norm) get no importance."""
+    recorder = CoactivationRecorder(model).start()
     with measuring_mode(model), torch.no_grad():
         try:
             model(x)
         finally:
-            for hook in hooks:
-                hook.remove()
-    names = {p: n for n, p in model.named_parameters()}
-    result = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
-    for module, seen in calls.items():
-        if len(seen) != 1:
-            raise ConfigError(f"l-MAS needs each layer used once per forward pass; {module} was used {len(seen)} times")
-        pre, post = seen[0]
-        n = len(pre)
-        if isinstance(module, nn.Linear):
-            if pre.dim() != 2:
-                raise ConfigError(f"l-MAS handles Linear layers on flat inputs; {module} got shape {tuple(pre.shape)}")
-            result[names[module.weight]] = 2 * n * coactivation(pre.abs(), post.abs()).T
-            bias_g = post  # d/d b_j of the local objective: 2 * 1 * y_j
-        else:
-            if module.groups != 1:
-                raise ConfigError(f"l-MAS handles convolutions with groups=1; {module} has {module.groups}")
-            patches = F.unfold(pre, module.kernel_size, module.dilation, module.padding, module.stride)
-            post_flat = post.flatten(2)  # (N, out channels, positions)
-            g = 2 * torch.bmm(post_flat, patches.transpose(1, 2))  # per sample, summed over positions
-            result[names[module.weight]] = g.abs().sum(0).reshape(module.weight.shape)
-            bias_g = post_flat.sum(2)
-        if module.bias is not None:
-            result[names[module.bias]] = 2 * bias_g.abs().sum(0)
-    return result
+            recorder.stop()
+    for module, calls in recorder.calls.items():
+        if calls != 1:
+            raise ConfigError(f"l-MAS needs each layer used once per forward pass; {module} was used {calls} times")
+    return recorder.sums_by_name()
+
+
+ACTIVATIONS = ("after-training", "last-epoch")
 
 
 class LocalMAS(MAS):
     """l-MAS: Omega_ij = (1/N) sum_k |2 y_i^{l-1}(x_k) y_j^l(x_k)|, the Hebbian co-activation of the neurons a
-    parameter connects (section 4.2). Options: `strength` and `accumulate` as for `mas`."""
+    parameter connects (section 4.2). Options: `strength` and `accumulate` as for `mas`, and
+    activations  "after-training" (default, the paper): the trained network's co-activations, from a forward
+                 pass of its own over the task's training data in evaluation mode; "last-epoch": the
+                 co-activations of the last training epoch's own forward passes, added up as training runs (no
+                 pass of its own: the cost is one co-activation product per layer and batch). The network still
+                 moves during that epoch and runs in training mode (dropout, batch statistics), so the two differ
+                 a little; with one epoch per task "last-epoch" sees the whole of training.
+    """
 
     name = "l-mas"
     description = "local MAS: importance = Hebbian co-activation of the two neurons a weight connects (closed form)"
+    importance_batch_size = 1024  # the closed form does not depend on it: bigger batches, fewer passes
 
-    def __init__(self, model, setting: str = "class", strength: float = 1.0, accumulate: str = "sum"):
+    def __init__(self, model, setting: str = "class", strength: float = 1.0, accumulate: str = "sum",
+                 activations: str = "after-training"):
         super().__init__(model, setting, strength, "per-sample", accumulate)
         self.estimate = "local-hebbian"
+        self.activations = check_choice("activations", activations, ACTIVATIONS)
+        self._recorder = CoactivationRecorder(model)
 
     def statistic(self, x, task_id):
         return hebbian_importance(self.model, x)
+
+    def before_task(self, task):
+        self._recorder = CoactivationRecorder(self.model)  # nothing left over from an interrupted task
+        super().before_task(task)
+
+    def before_epoch(self, epoch, n_epochs):
+        super().before_epoch(epoch, n_epochs)
+        if self.activations == "last-epoch" and epoch == n_epochs - 1:
+            self._recorder.start()
+
+    def task_importance(self, task):
+        if self.activations == "last-epoch":
+            return self._recorder.take()
+        return super().task_importance(task)
