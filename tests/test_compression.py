@@ -150,8 +150,8 @@ def test_soft_targets_alone_teach_the_student(digits):
 @pytest.mark.parametrize("argv, message", [
     (["--temperature", "0"], "temperature must be a positive number"),
     (["--temperature", "-2"], "temperature must be a positive number"),
-    (["--soft-weight", "-1"], "soft_weight must be a number >= 0"),
-    (["--hard-weight", "-0.5"], "hard_weight must be a number >= 0"),
+    (["--soft-weight", "-1"], "soft_weight must be a finite number >= 0"),
+    (["--hard-weight", "-0.5"], "hard_weight must be a finite number >= 0"),
     (["--epochs", "0"], "teacher_epochs must be an integer >= 1"),
     (["--omit-class", "three"], "--omit-class takes a class index"),
     (["--omit-class", "12", "--dataset", "digits", "--epochs", "1"], "omit_class must be a class index in 0..9"),

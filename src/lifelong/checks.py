@@ -24,6 +24,13 @@ def check_float(name: str, value, low: float = 0.0, high: float = np.inf, low_op
     return float(value)
 
 
+def check_weight(name: str, value) -> float:
+    """A finite number >= 0: a loss weight, a penalty's lambda, a decay."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def check_choice(name: str, value, choices) -> str:
     if value not in choices:
         raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, choices))}")

@@ -17,17 +17,13 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .checks import check_weight
 from .errors import ConfigError
 
 
 def check_temperature(temperature: float) -> None:
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
         raise ConfigError(f"the distillation temperature must be a positive number, got {temperature!r}")
-
-
-def check_weight(name: str, weight: float) -> None:
-    if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
-        raise ConfigError(f"{name} must be a number >= 0, got {weight!r}")
 
 
 def softmax_with_temperature(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

@@ -19,8 +19,8 @@ theta* = sum_A F_A a_A / Omega. So EWC here keeps only Omega and theta*, like th
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_choice
-from .regularization import Regularizer, batch_gradient_statistic, check_strength, per_sample_statistic
+from ..checks import check_choice, check_weight
+from .regularization import Regularizer, batch_gradient_statistic, per_sample_statistic
 
 FISHER_ESTIMATES = ("per-sample", "batch")
 
@@ -80,7 +80,7 @@ class OnlineEWC(EWC):
     def __init__(self, model, setting: str = "class", strength: float = 400.0, gamma: float = 1.0,
                  fisher: str = "per-sample"):
         super().__init__(model, setting, strength, fisher)
-        self.gamma = check_strength(gamma, "gamma")
+        self.gamma = check_weight("gamma", gamma)
 
     def combine(self, new):
         for name, fisher in new.items():

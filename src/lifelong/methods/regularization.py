@@ -20,25 +20,16 @@ and |u v^T| = |u| |v|^T, (u v^T)^2 = u^2 (v^2)^T, so the sum over samples is one
 parameter with torch.func (functional_call + vmap + grad).
 """
 
-import math
 
 import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from ..checks import check_choice
+from ..checks import check_choice, check_weight
 from ..errors import ConfigError, TrainingError
 from .base import Method
 
 TRANSFORMS = {"abs": torch.abs, "square": torch.square}
-
-
-def check_strength(value, name: str = "strength") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name} (the penalty's lambda) must be a number >= 0, got {value!r}")
-    return float(value)
-
-
 
 
 class measuring_mode:
@@ -127,7 +118,7 @@ class Regularizer(Method):
 
     def __init__(self, model, setting: str = "class", strength: float = 1.0):
         super().__init__(model, setting)
-        self.strength = check_strength(strength)
+        self.strength = check_weight("strength (the penalty's lambda)", strength)
         self._importance: dict[str, torch.Tensor] = {}  # Omega, by parameter name
         self._anchor: dict[str, torch.Tensor] = {}  # theta*, by parameter name
         self.n_consolidated = 0  # how many times Omega was updated (tasks, or pretrained weights)

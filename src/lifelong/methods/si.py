@@ -11,7 +11,8 @@ the total loss minus the penalty's, 2 c Omega (theta - theta*), known in closed 
 
 import torch
 
-from .regularization import Regularizer, check_strength
+from ..checks import check_weight
+from .regularization import Regularizer
 
 
 class SI(Regularizer):
@@ -24,7 +25,7 @@ class SI(Regularizer):
 
     def __init__(self, model, setting: str = "class", strength: float = 300.0, damping: float = 0.1):
         super().__init__(model, setting, strength)
-        self.damping = check_strength(damping, "damping")
+        self.damping = check_weight("damping", damping)
         self._hooks = []
 
     def before_task(self, task):
