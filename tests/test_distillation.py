@@ -56,3 +56,20 @@ def test_combined_loss_and_teacher_gets_no_gradient():
 def test_bad_values_are_clear_errors(kwargs):
     with pytest.raises(ConfigError, match="temperature|weight"):
         knowledge_distillation_loss(torch.zeros(2, 3), torch.zeros(2, 3), None, **kwargs)
+
+
+def test_soft_targets_made_once_give_the_same_loss_and_gradient_as_teacher_logits():
+    from lifelong.distillation import soft_cross_entropy, soft_targets
+
+    torch.manual_seed(0)
+    student, teacher = torch.randn(6, 4, requires_grad=True), torch.randn(6, 4)
+    targets = soft_targets(teacher, 3.0)
+    torch.testing.assert_close(targets.sum(1), torch.ones(6))
+    loss = soft_cross_entropy(student, targets, 3.0)
+    reference = distillation_loss(student, teacher, 3.0)
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
+    (grad,) = torch.autograd.grad(loss, student)
+    # Hinton's equation 2 with the T^2 factor: dC/dz_i = T (q_i - p_i) / batch
+    torch.testing.assert_close(grad, 3.0 * (torch.softmax(student.detach() / 3, 1) - targets) / 6)
+    with pytest.raises(ConfigError, match="differ in shape"):
+        soft_cross_entropy(student, targets[:, :3], 3.0)

@@ -32,10 +32,11 @@ def test_old_responses_are_recorded_once_before_training_and_the_old_model_dropp
     learn(method, first, scenario)
     expected = method.model.eval()(second.x_train).detach()  # theta_s, theta_o before the new task
     method.before_task(second)
-    x, targets, task_ids, recorded = method.training_data(second)
-    assert torch.allclose(recorded, expected, atol=1e-6) and recorded.shape == (len(x), 2)
+    x, targets, task_ids, old_targets = method.training_data(second)
+    assert torch.allclose(method.recorded, expected, atol=1e-6) and method.recorded.shape == (len(x), 2)
+    torch.testing.assert_close(old_targets, torch.softmax(expected / 2, 1))  # soft targets at T = 2, made once
     assert method.old_model is None  # Y_o replaces the old model: no second network in memory
-    assert method.training_data(second)[3] is recorded  # recorded once, not again per call
+    assert method.training_data(second)[3] is old_targets  # recorded once, not again per call
 
 
 def test_task_incremental_old_loss_sums_each_old_heads_distillation(scenario):
@@ -46,7 +47,9 @@ def test_task_incremental_old_loss_sums_each_old_heads_distillation(scenario):
     logits, recorded = torch.randn(5, 6), torch.randn(5, 4)
     expected = (distillation_loss(logits[:, 0:2], recorded[:, 0:2], 2.0, t2_scaling=False)
                 + distillation_loss(logits[:, 2:4], recorded[:, 2:4], 2.0, t2_scaling=False))
-    assert method.old_task_loss(logits, recorded).item() == pytest.approx(expected.item())
+    old_targets = method.soft_targets(recorded)  # one softmax per old head
+    torch.testing.assert_close(old_targets[:, 2:4], torch.softmax(recorded[:, 2:4] / 2, 1))
+    assert method.old_task_loss(logits, old_targets).item() == pytest.approx(expected.item())
     # by hand for one sample: -sum_i p_i log q_i with p = softmax(v/2), q = softmax(z/2)
     p = torch.softmax(recorded[:1, :2] / 2, 1)
     q = torch.softmax(logits[:1, :2] / 2, 1)
@@ -59,10 +62,11 @@ def test_class_incremental_distils_all_old_logits_as_one_distribution(scenario):
     learn(method, scenario.tasks[0], scenario, epochs=1)
     learn(method, scenario.tasks[1], scenario, epochs=1)
     method.before_task(scenario.tasks[2])
-    x, targets, task_ids, recorded = method.training_data(scenario.tasks[2])
+    x, targets, task_ids, old_targets = method.training_data(scenario.tasks[2])
+    recorded = method.recorded
     assert recorded.shape[1] == 4
     logits = method.model(x[:8])
-    loss = method.loss(x[:8], targets[:8], task_ids[:8], recorded[:8])
+    loss = method.loss(x[:8], targets[:8], task_ids[:8], old_targets[:8])
     expected = (torch.nn.functional.cross_entropy(logits, targets[:8])
                 + 0.5 * distillation_loss(logits[:, :4], recorded[:8], 2.0, t2_scaling=False))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -130,6 +134,8 @@ def test_distilling_without_a_previous_task_is_a_clear_error(scenario):
     method.before_task(scenario.tasks[0])
     with pytest.raises(ConfigError, match="no previous task"):
         method.old_task_loss(torch.zeros(2, 2), torch.zeros(2, 2))
+    with pytest.raises(ConfigError, match="no previous task"):
+        method.soft_targets(torch.zeros(2, 2))
 
 
 def test_old_loss_with_heads_of_different_sizes(scenario):
@@ -138,7 +144,7 @@ def test_old_loss_with_heads_of_different_sizes(scenario):
     logits, recorded = torch.randn(4, 7), torch.randn(4, 5)
     expected = (distillation_loss(logits[:, :2], recorded[:, :2], 2.0, t2_scaling=False)
                 + distillation_loss(logits[:, 2:5], recorded[:, 2:5], 2.0, t2_scaling=False))
-    assert method.old_task_loss(logits, recorded).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert method.old_task_loss(logits, method.soft_targets(recorded)).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_van_de_ven_weighting_balances_by_the_number_of_tasks(scenario):
@@ -146,12 +152,12 @@ def test_van_de_ven_weighting_balances_by_the_number_of_tasks(scenario):
     for task in scenario.tasks[:2]:
         learn(method, task, scenario, epochs=1)
     method.before_task(scenario.tasks[2])  # t = 3 tasks so far
-    x, targets, task_ids, recorded = method.training_data(scenario.tasks[2])
+    x, targets, task_ids, old_targets = method.training_data(scenario.tasks[2])
     logits = method.model(x[:8])
     new = torch.nn.functional.cross_entropy(logits, targets[:8])
-    old = 4 * distillation_loss(logits[:, :4], recorded[:8], 2.0, t2_scaling=False)
+    old = 4 * distillation_loss(logits[:, :4], method.recorded[:8], 2.0, t2_scaling=False)
     expected = new / 3 + (2 / 3) * old
-    assert method.loss(x[:8], targets[:8], task_ids[:8], recorded[:8]).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert method.loss(x[:8], targets[:8], task_ids[:8], old_targets[:8]).item() == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ConfigError, match="weighting"):
         lwf(scenario, weighting="hinton")
 
@@ -164,7 +170,9 @@ def test_all_classes_distillation_gives_the_new_classes_target_zero(scenario):
     p = torch.softmax(recorded / 2, 1)
     log_q = torch.log_softmax(logits / 2, 1)
     expected = -(p * log_q[:, :4]).sum(1).mean()
-    loss = method.old_task_loss(logits, recorded)
+    old_targets = method.soft_targets(recorded)
+    assert old_targets.shape == (5, 6) and torch.all(old_targets[:, 4:] == 0)
+    loss = method.old_task_loss(logits, old_targets)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     # unlike the old-classes form, it pushes the new classes' logits down (their gradient is q_j / T / batch > 0)
     loss.backward()
@@ -173,7 +181,7 @@ def test_all_classes_distillation_gives_the_new_classes_target_zero(scenario):
     old_only = lwf(scenario, "class")
     old_only.sizes, old_only.offsets = method.sizes, method.offsets
     logits.grad = None
-    old_only.old_task_loss(logits, recorded).backward()
+    old_only.old_task_loss(logits, old_only.soft_targets(recorded)).backward()
     assert torch.all(logits.grad[:, 4:] == 0)
 
 

@@ -32,6 +32,24 @@ def softmax_with_temperature(logits: torch.Tensor, temperature: float = 1.0) -> 
     return F.softmax(logits / temperature, dim=-1)
 
 
+def soft_targets(teacher_logits: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
+    """p = softmax(v / T): the teacher's soft targets, constants for the student (no gradient flows to them).
+    A method that distils towards fixed responses (LwF's recorded Y_o) makes them once, not at every step."""
+    return softmax_with_temperature(teacher_logits.detach(), temperature)
+
+
+def soft_cross_entropy(student_logits: torch.Tensor, targets: torch.Tensor, temperature: float = 2.0,
+                       t2_scaling: bool = True) -> torch.Tensor:
+    """C_soft = - sum_i p_i log q_i, batch mean, q = softmax(student / T), for soft targets p (rows summing to 1;
+    a 0 gives its class no weight); times T^2 when `t2_scaling`."""
+    check_temperature(temperature)
+    if student_logits.shape != targets.shape:
+        raise ConfigError(f"student logits and soft targets differ in shape: {tuple(student_logits.shape)} "
+                          f"vs {tuple(targets.shape)}")
+    loss = -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
+    return loss * temperature**2 if t2_scaling else loss
+
+
 def distillation_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
@@ -40,14 +58,10 @@ def distillation_loss(
 ) -> torch.Tensor:
     """C_soft = - sum_i p_i log q_i, batch mean, with p = softmax(teacher / T), q = softmax(student / T);
     times T^2 when `t2_scaling`. The teacher's logits are treated as constants (no gradient flows to them)."""
-    check_temperature(temperature)
     if student_logits.shape != teacher_logits.shape:
         raise ConfigError(f"student and teacher logits differ in shape: {tuple(student_logits.shape)} "
                           f"vs {tuple(teacher_logits.shape)}")
-    p = F.softmax(teacher_logits.detach() / temperature, dim=-1)
-    log_q = F.log_softmax(student_logits / temperature, dim=-1)
-    loss = -(p * log_q).sum(dim=-1).mean()
-    return loss * temperature**2 if t2_scaling else loss
+    return soft_cross_entropy(student_logits, soft_targets(teacher_logits, temperature), temperature, t2_scaling)
 
 
 def knowledge_distillation_loss(

@@ -15,7 +15,8 @@ growing head, as users run LwF there too): L_old distils the old classes' logits
 0. Domain-incremental: the shared head's outputs are distilled.
 
 Recorded responses. Without augmentation the inputs never change, so Y_o is computed once per task before training
-(as the algorithm box says) and the old model is then dropped: LwF costs about what fine-tuning costs. With
+(as the algorithm box says), turned into soft targets softmax(Y_o / T) at once, and the old model is dropped:
+LwF costs about what fine-tuning costs. With
 augmentation (CIFAR crop + flip) Y_o must match the augmented batch, so the old model is kept and run on each batch.
 """
 
@@ -24,8 +25,8 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_choice
-from ..distillation import check_temperature, check_weight, distillation_loss
+from ..checks import check_choice, check_weight
+from ..distillation import check_temperature, soft_cross_entropy, soft_targets
 from ..errors import ConfigError
 from ..models import ContinualModel
 from .base import Method
@@ -63,9 +64,10 @@ class LwF(Method):
                               f"head); this LwF runs in the {setting!r} setting: leave it at 'old-classes'")
         self.old_model: ContinualModel | None = None  # kept only when inputs are augmented
         self.recorded: torch.Tensor | None = None  # Y_o for the current task's training inputs
+        self.old_targets: torch.Tensor | None = None  # their soft targets softmax(Y_o / T), made once with Y_o
 
     def before_task(self, task):
-        self.old_model, self.recorded = None, None
+        self.old_model, self.recorded, self.old_targets = None, None, None
         if self.offsets:  # the model is still the old one (theta_s, theta_o): the new head comes below
             if self.augmented_inputs:  # Y_o must follow the augmented batches: keep a frozen copy
                 self.old_model = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -73,6 +75,8 @@ class LwF(Method):
                 self.recorded = self._responses(self.model.eval(), task.x_train)  # Y_o, once
         super().before_task(task)
         self.model.head.requires_grad_(True)  # LwF trains the old heads theta_o too
+        if self.recorded is not None:
+            self.old_targets = self.soft_targets(self.recorded)
 
     @staticmethod
     @torch.no_grad()
@@ -82,14 +86,31 @@ class LwF(Method):
 
     def training_data(self, task):
         data = super().training_data(task)
-        return data if self.recorded is None else (*data, self.recorded)
+        return data if self.old_targets is None else (*data, self.old_targets)
 
     def after_task(self, task):
         super().after_task(task)
-        self.old_model, self.recorded = None, None  # nothing of the old model outlives its task
+        self.old_model, self.recorded, self.old_targets = None, None, None  # nothing old outlives its task
 
-    def old_task_loss(self, logits: torch.Tensor, recorded: torch.Tensor) -> torch.Tensor:
-        """L_old: distillation of the old outputs towards their recorded values, at temperature T (no T^2)."""
+    def soft_targets(self, recorded: torch.Tensor) -> torch.Tensor:
+        """softmax(Y_o / T) for the distillation, laid out like the logits it is compared with: per old head in the
+        task setting; over the old classes in the class setting (followed by a 0 for each new class with
+        `class_distillation="all-classes"`); over the shared head in the domain setting."""
+        if len(self.sizes) < 2:
+            raise ConfigError("LwF has no previous task to distil from: L_old exists from the second task on")
+        if self.setting != "task":
+            targets = soft_targets(recorded, self.temperature)
+            if self.class_distillation == "all-classes":
+                targets = F.pad(targets, (0, sum(self.sizes) - targets.shape[1]))
+            return targets
+        n_old, size = len(self.sizes) - 1, self.sizes[0]
+        if all(s == size for s in self.sizes[:-1]):  # equal heads: one softmax per (sample, head) row
+            return soft_targets(recorded.reshape(-1, size), self.temperature).reshape(recorded.shape)
+        return torch.cat([soft_targets(recorded[:, self.task_slice(t)], self.temperature) for t in range(n_old)], 1)
+
+    def old_task_loss(self, logits: torch.Tensor, old_targets: torch.Tensor) -> torch.Tensor:
+        """L_old: the distillation loss (at temperature T, no T^2) of the old outputs towards `old_targets`, the
+        soft targets `soft_targets(Y_o)`: summed over the old heads in the task setting."""
         if len(self.sizes) < 2:
             raise ConfigError("LwF has no previous task to distil from: L_old exists from the second task on")
         if self.setting == "task":
@@ -98,26 +119,21 @@ class LwF(Method):
                 # equal heads: one softmax per (sample, head) row; n_old * the mean over rows is the sum over heads
                 # of each head's batch mean, the same number as the loop below in one call
                 rows = logits[:, : n_old * size].reshape(-1, size)
-                return n_old * distillation_loss(rows, recorded.reshape(-1, size), self.temperature, t2_scaling=False)
-            return sum(distillation_loss(logits[:, self.task_slice(t)], recorded[:, self.task_slice(t)],
-                                         self.temperature, t2_scaling=False)
-                       for t in range(n_old))
-        n_old = recorded.shape[1]
-        if self.class_distillation == "all-classes":  # the new classes' targets: exp(-inf) = probability 0
-            recorded = F.pad(recorded, (0, logits.shape[1] - n_old), value=float("-inf"))
-            return distillation_loss(logits, recorded, self.temperature, t2_scaling=False)
-        return distillation_loss(logits[:, :n_old], recorded, self.temperature, t2_scaling=False)
+                return n_old * soft_cross_entropy(rows, old_targets.reshape(-1, size), self.temperature, False)
+            return sum(soft_cross_entropy(logits[:, self.task_slice(t)], old_targets[:, self.task_slice(t)],
+                                          self.temperature, False) for t in range(n_old))
+        return soft_cross_entropy(logits[:, :old_targets.shape[1]], old_targets, self.temperature, False)
 
-    def loss(self, x, targets, task_ids, recorded=None):
+    def loss(self, x, targets, task_ids, old_targets=None):
         logits = self.model(x)
         loss = self.classification_loss(logits, targets, task_ids)  # L_new
         if self.old_model is not None:  # augmented inputs: the old model sees this very batch
-            recorded = self._responses(self.old_model, x)
-        if recorded is None:
+            old_targets = self.soft_targets(self._responses(self.old_model, x))
+        if old_targets is None:
             return loss
         if self.weighting == "li-hoiem":
-            return loss + self.lamb * self.old_task_loss(logits, recorded)
+            return loss + self.lamb * self.old_task_loss(logits, old_targets)
         t = len(self.sizes)  # tasks so far, this one included
         n_old_heads = t - 1 if self.setting == "task" else 1
-        old = self.temperature**2 * self.old_task_loss(logits, recorded) / n_old_heads
+        old = self.temperature**2 * self.old_task_loss(logits, old_targets) / n_old_heads
         return loss / t + (1 - 1 / t) * old

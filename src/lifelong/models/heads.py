@@ -9,6 +9,7 @@ touching the rows already learned.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -43,7 +44,11 @@ class IncrementalHead(nn.Module):
             raise RuntimeError("the head has no outputs yet: call add() before the first forward pass")
         if len(self.parts) == 1:
             return self.parts[0](features)
-        return torch.cat([part(features) for part in self.parts], dim=1)
+        # one product with the stacked weights: fewer (and larger) operations than a product per part and a
+        # concatenation of the outputs, forward and backward; parts that do not require grad get none
+        weight = torch.cat([part.weight for part in self.parts])
+        bias = torch.cat([part.bias for part in self.parts])
+        return F.linear(features, weight, bias)
 
 
 class ContinualModel(nn.Module):
