@@ -305,3 +305,16 @@ def test_krotov_hopfield_drives_the_winners_p_norm_to_one():
     assert features.shape == (5, 30) and (features >= 0).all()
     with pytest.raises(ValueError, match="k=40 must not exceed n_units=30"):
         KrotovHopfield(n_units=30, k=40).fit(X)
+
+
+def test_accumulated_coactivation_over_batches_is_n_times_the_averaged_statistic():
+    import torch
+
+    from lifelong.hebbian import accumulate_coactivation, coactivation
+
+    torch.manual_seed(0)
+    pre, post = torch.randn(30, 4), torch.randn(30, 3)
+    total = torch.zeros(4, 3)
+    for start in range(0, 30, 7):  # uneven batches
+        accumulate_coactivation(total, pre[start:start + 7], post[start:start + 7], weight=2)
+    torch.testing.assert_close(total, 2 * 30 * coactivation(pre, post))

@@ -37,6 +37,12 @@ def coactivation(pre, post=None):
     return pre.T @ post / pre.shape[0]
 
 
+def accumulate_coactivation(total, pre, post, weight: float = 1.0):
+    """total += weight * sum_k pre_k^T post_k, in place (torch tensors): the running, unnormalised form of
+    `coactivation` for statistics gathered batch by batch (the local MAS importance); returns `total`."""
+    return total.addmm_(pre.T, post, alpha=weight)
+
+
 def _check_bipolar(X) -> None:
     bad = np.abs(X) != 1
     if bad.any():

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..checks import check_choice
 from ..errors import ConfigError, TrainingError
-from ..hebbian import coactivation  # the library's Hebbian statistic: (1/N) sum_k pre_k^T post_k
+from ..hebbian import accumulate_coactivation  # the library's Hebbian statistic, summed batch by batch
 from .regularization import Regularizer, batch_gradient_statistic, measuring_mode, per_sample_statistic
 
 ESTIMATES = ("per-sample", "batch")
@@ -111,17 +111,20 @@ def relu_outputs(model: nn.Module) -> set[nn.Module]:
     return found
 
 
-def layer_importance(module: nn.Module, pre: torch.Tensor, post: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
-    """sum over the batch of |g_ij|, g_ij = 2 y_i^{l-1} y_j^l, for one Linear or Conv2d layer given its input
-    `pre` and its output `post` (after the ReLU that follows it, if one does). |g| = 2 |y_i| |y_j|: for ReLU
-    layers fed by ReLU layers both are >= 0 already, but the first layer's inputs (normalised pixels) and a head's
-    outputs can be negative. A bias is the weight of a constant input 1. Convolutions sum g over spatial positions
-    before the absolute value."""
+def add_layer_importance(module: nn.Module, pre: torch.Tensor, post: torch.Tensor,
+                         sums: dict[nn.Parameter, torch.Tensor]) -> None:
+    """Add the sum over the batch of |g_ij|, g_ij = 2 y_i^{l-1} y_j^l, for one Linear or Conv2d layer given its
+    input `pre` and its output `post` (after the ReLU that follows it, if one does), to `sums` (by parameter, in
+    place: no copy of the layer's weight per batch). |g| = 2 |y_i| |y_j|: for ReLU layers fed by ReLU layers both
+    are >= 0 already, but the first layer's inputs (normalised pixels) and a head's outputs can be negative. A bias
+    is the weight of a constant input 1. Convolutions sum g over spatial positions before the absolute value."""
+    if module.weight not in sums:
+        sums.update({p: torch.zeros_like(p) for p in (module.weight, module.bias) if p is not None})
     if isinstance(module, nn.Linear):
         if pre.dim() != 2:
             raise ConfigError(f"l-MAS handles Linear layers on flat inputs; {module} got shape {tuple(pre.shape)}")
-        # (post, pre) order: the co-activation comes out in the weight's own (out, in) layout
-        weight = coactivation(post.abs(), pre.abs()).mul_(2 * len(pre))
+        # sum_k 2 |post_k|^T |pre_k|: the Hebbian co-activation, in the weight's own (out, in) layout
+        accumulate_coactivation(sums[module.weight], post.abs(), pre.abs(), weight=2)
         bias_g = post  # d/d b_j of the local objective: 2 * 1 * y_j
     else:
         if module.groups != 1:
@@ -129,12 +132,10 @@ def layer_importance(module: nn.Module, pre: torch.Tensor, post: torch.Tensor) -
         patches = F.unfold(pre, module.kernel_size, module.dilation, module.padding, module.stride)
         post_flat = post.flatten(2)  # (N, out channels, positions)
         g = 2 * torch.bmm(post_flat, patches.transpose(1, 2))  # per sample, summed over positions
-        weight = g.abs().sum(0).reshape(module.weight.shape)
+        sums[module.weight] += g.abs().sum(0).reshape(module.weight.shape)
         bias_g = post_flat.sum(2)
-    result = {module.weight: weight}
     if module.bias is not None:
-        result[module.bias] = 2 * bias_g.abs().sum(0)
-    return result
+        sums[module.bias].add_(bias_g.abs().sum(0), alpha=2)
 
 
 class CoactivationRecorder:
@@ -161,8 +162,7 @@ class CoactivationRecorder:
         @torch.no_grad()
         def add(module, inputs, output):
             post = F.relu(output) if module in relu_after else output
-            for param, value in layer_importance(module, inputs[0].detach(), post.detach()).items():
-                self.sums[param] = self.sums[param] + value if param in self.sums else value
+            add_layer_importance(module, inputs[0].detach(), post.detach(), self.sums)
             self.calls[module] = self.calls.get(module, 0) + 1
 
         def count(module, inputs, output):
