@@ -44,8 +44,8 @@ def soft_cross_entropy(student_logits: torch.Tensor, targets: torch.Tensor, temp
     a 0 gives its class no weight); times T^2 when `t2_scaling`."""
     check_temperature(temperature)
     if student_logits.shape != targets.shape:
-        raise ConfigError(f"student logits and soft targets differ in shape: {tuple(student_logits.shape)} "
-                          f"vs {tuple(targets.shape)}")
+        raise ConfigError(f"the student's logits and the teacher's (soft targets) differ in shape: "
+                          f"{tuple(student_logits.shape)} vs {tuple(targets.shape)}")
     loss = -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
     return loss * temperature**2 if t2_scaling else loss
 
@@ -58,9 +58,6 @@ def distillation_loss(
 ) -> torch.Tensor:
     """C_soft = - sum_i p_i log q_i, batch mean, with p = softmax(teacher / T), q = softmax(student / T);
     times T^2 when `t2_scaling`. The teacher's logits are treated as constants (no gradient flows to them)."""
-    if student_logits.shape != teacher_logits.shape:
-        raise ConfigError(f"student and teacher logits differ in shape: {tuple(student_logits.shape)} "
-                          f"vs {tuple(teacher_logits.shape)}")
     return soft_cross_entropy(student_logits, soft_targets(teacher_logits, temperature), temperature, t2_scaling)
 
 

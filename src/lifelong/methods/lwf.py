@@ -92,30 +92,33 @@ class LwF(Method):
         super().after_task(task)
         self.old_model, self.recorded, self.old_targets = None, None, None  # nothing old outlives its task
 
+    def _old_heads(self) -> tuple[int, int | None]:
+        """(number of old tasks, the size their heads share or None), once there is an old task to distil from."""
+        if len(self.sizes) < 2:
+            raise ConfigError("LwF has no previous task to distil from: L_old exists from the second task on")
+        n_old, size = len(self.sizes) - 1, self.sizes[0]
+        return n_old, size if all(s == size for s in self.sizes[:-1]) else None
+
     def soft_targets(self, recorded: torch.Tensor) -> torch.Tensor:
         """softmax(Y_o / T) for the distillation, laid out like the logits it is compared with: per old head in the
         task setting; over the old classes in the class setting (followed by a 0 for each new class with
         `class_distillation="all-classes"`); over the shared head in the domain setting."""
-        if len(self.sizes) < 2:
-            raise ConfigError("LwF has no previous task to distil from: L_old exists from the second task on")
+        n_old, size = self._old_heads()
         if self.setting != "task":
             targets = soft_targets(recorded, self.temperature)
             if self.class_distillation == "all-classes":
                 targets = F.pad(targets, (0, sum(self.sizes) - targets.shape[1]))
             return targets
-        n_old, size = len(self.sizes) - 1, self.sizes[0]
-        if all(s == size for s in self.sizes[:-1]):  # equal heads: one softmax per (sample, head) row
+        if size is not None:  # equal heads: one softmax per (sample, head) row
             return soft_targets(recorded.reshape(-1, size), self.temperature).reshape(recorded.shape)
         return torch.cat([soft_targets(recorded[:, self.task_slice(t)], self.temperature) for t in range(n_old)], 1)
 
     def old_task_loss(self, logits: torch.Tensor, old_targets: torch.Tensor) -> torch.Tensor:
         """L_old: the distillation loss (at temperature T, no T^2) of the old outputs towards `old_targets`, the
         soft targets `soft_targets(Y_o)`: summed over the old heads in the task setting."""
-        if len(self.sizes) < 2:
-            raise ConfigError("LwF has no previous task to distil from: L_old exists from the second task on")
+        n_old, size = self._old_heads()
         if self.setting == "task":
-            n_old, size = len(self.sizes) - 1, self.sizes[0]
-            if all(s == size for s in self.sizes[:-1]):
+            if size is not None:
                 # equal heads: one softmax per (sample, head) row; n_old * the mean over rows is the sum over heads
                 # of each head's batch mean, the same number as the loop below in one call
                 rows = logits[:, : n_old * size].reshape(-1, size)

@@ -183,13 +183,17 @@ class CoactivationRecorder:
         self.stop()
         if self.n_samples == 0:
             raise TrainingError("l-MAS recorded no forward pass: nothing to measure importance on")
+        self.check_each_layer_used_once()
+        omega = {name: total / self.n_samples for name, total in self.sums_by_name().items()}
+        self.sums, self.calls, self.n_samples, self.n_forwards = {}, {}, 0, 0
+        return omega
+
+    def check_each_layer_used_once(self) -> None:
+        """The closed form holds for a layer applied once per forward pass (not a shared, reused layer)."""
         for module, calls in self.calls.items():
             if calls != self.n_forwards:
                 raise ConfigError(f"l-MAS needs each layer used once per forward pass; {module} was used "
                                   f"{calls} times in {self.n_forwards} passes")
-        omega = {name: total / self.n_samples for name, total in self.sums_by_name().items()}
-        self.sums, self.calls, self.n_samples, self.n_forwards = {}, {}, 0, 0
-        return omega
 
     def sums_by_name(self) -> dict[str, torch.Tensor]:
         return {n: self.sums.get(p, torch.zeros_like(p)) for n, p in self.model.named_parameters()}
@@ -205,9 +209,7 @@ def hebbian_importance(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Ten
             model(x)
         finally:
             recorder.stop()
-    for module, calls in recorder.calls.items():
-        if calls != 1:
-            raise ConfigError(f"l-MAS needs each layer used once per forward pass; {module} was used {calls} times")
+    recorder.check_each_layer_used_once()
     return recorder.sums_by_name()
 
 
@@ -240,7 +242,8 @@ class LocalMAS(MAS):
         return hebbian_importance(self.model, x)
 
     def before_task(self, task):
-        self._recorder = CoactivationRecorder(self.model)  # nothing left over from an interrupted task
+        self._recorder.stop()  # an interrupted task may have left its hooks on the model
+        self._recorder = CoactivationRecorder(self.model)  # and its partial sums: start afresh
         super().before_task(task)
 
     def before_epoch(self, epoch, n_epochs):

@@ -20,7 +20,6 @@ and |u v^T| = |u| |v|^T, (u v^T)^2 = u^2 (v^2)^T, so the sum over samples is one
 parameter with torch.func (functional_call + vmap + grad).
 """
 
-
 import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
