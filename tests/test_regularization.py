@@ -14,6 +14,7 @@ from lifelong.methods import MAS
 from lifelong.methods import METHODS as METHODS_BY_NAME
 from lifelong.methods.mas import hebbian_importance
 from lifelong.methods.regularization import batch_gradient_statistic, per_sample_statistic
+from lifelong.models import ContinualModel
 from lifelong.results import _to_json
 from lifelong.scenarios import make_scenario
 
@@ -374,3 +375,30 @@ def test_ewc_batch_fisher_is_the_per_sample_one_for_batches_of_one(digits):
 def replace_train(task, n):
     from dataclasses import replace
     return replace(task, x_train=task.x_train[:n], y_train=task.y_train[:n])
+
+
+def two_part_head_model(seed=0):
+    """A backbone and an `IncrementalHead` of two parts: the head runs its parts as one product."""
+    torch.manual_seed(seed)
+    model = ContinualModel(nn.Sequential(nn.Linear(6, 5), nn.ReLU()), out_features=5)
+    model.head.add(3)
+    model.head.add(2)
+    return model
+
+
+def test_importance_of_each_head_part_when_the_head_runs_as_one_product():
+    model, x = two_part_head_model(), torch.randn(13, 6)
+    # l-MAS: the head is a linear layer fed by the ReLU features, each part its own rows
+    features = model.backbone(x).detach()
+    out = model.head(features).detach()
+    got = hebbian_importance(model, x)
+    for i, columns in enumerate((slice(0, 3), slice(3, 5))):
+        torch.testing.assert_close(got[f"head.parts.{i}.weight"], 2 * out[:, columns].abs().T @ features)
+        torch.testing.assert_close(got[f"head.parts.{i}.bias"], 2 * out[:, columns].abs().sum(0))
+    # exact MAS: the closed form over the head's parts agrees with one autograd call per sample
+    objective = lambda out: out.square().sum(1)  # noqa: E731
+    expected = loop_statistic(model, objective, x, transform="abs")
+    got = per_sample_statistic(model, objective, x)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5)
+    assert got["head.parts.1.weight"].abs().sum() > 0

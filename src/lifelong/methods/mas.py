@@ -27,6 +27,7 @@ from torch import nn
 from ..checks import check_choice
 from ..errors import ConfigError, TrainingError
 from ..hebbian import accumulate_coactivation  # the library's Hebbian statistic, summed batch by batch
+from ..models import linear_maps, linear_parts
 from .regularization import Regularizer, batch_gradient_statistic, measuring_mode, per_sample_statistic
 
 ESTIMATES = ("per-sample", "batch")
@@ -162,14 +163,15 @@ class CoactivationRecorder:
         @torch.no_grad()
         def add(module, inputs, output):
             post = F.relu(output) if module in relu_after else output
-            add_layer_importance(module, inputs[0].detach(), post.detach(), self.sums)
+            for layer, columns in linear_parts(module):
+                add_layer_importance(layer, inputs[0].detach(), post.detach()[:, columns], self.sums)
             self.calls[module] = self.calls.get(module, 0) + 1
 
         def count(module, inputs, output):
             self.n_samples += len(inputs[0])
             self.n_forwards += 1
 
-        layers = [m for m in self.model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        layers = linear_maps(self.model) + [m for m in self.model.modules() if isinstance(m, nn.Conv2d)]
         self._hooks = [m.register_forward_hook(add) for m in layers] + [self.model.register_forward_hook(count)]
         return self
 

@@ -26,6 +26,7 @@ from torch.func import functional_call, grad, vmap
 
 from ..checks import check_choice, check_weight
 from ..errors import ConfigError, TrainingError
+from ..models import linear_maps, linear_parts
 from .base import Method
 
 TRANSFORMS = {"abs": torch.abs, "square": torch.square}
@@ -65,7 +66,7 @@ def per_sample_statistic(model: nn.Module, objective, x: torch.Tensor, *args, tr
         def keep(module, inputs, output):
             calls.setdefault(module, []).append((inputs[0].detach(), output))
 
-        hooks = [m.register_forward_hook(keep) for m in model.modules() if isinstance(m, nn.Linear)]
+        hooks = [m.register_forward_hook(keep) for m in linear_maps(model)]
         try:
             total = objective(model(x), *args).sum()
         finally:
@@ -78,9 +79,11 @@ def per_sample_statistic(model: nn.Module, objective, x: torch.Tensor, *args, tr
         result = {}
         for (module, (a, out)), delta in zip(linear.items(), deltas):
             delta = square_or_abs(delta) if delta is not None else torch.zeros_like(out)
-            result[names[module.weight]] = delta.T @ square_or_abs(a)
-            if module.bias is not None:
-                result[names[module.bias]] = delta.sum(0)
+            a = square_or_abs(a)
+            for layer, columns in linear_parts(module):  # a head: each part from its own output columns
+                result[names[layer.weight]] = delta[:, columns].T @ a
+                if layer.bias is not None:
+                    result[names[layer.bias]] = delta[:, columns].sum(0)
 
         # 2. every other parameter: per-sample gradients with torch.func, over the whole batch at once
         params = {n: p.detach() for n, p in model.named_parameters()}

@@ -8,6 +8,8 @@ touching the rows already learned.
 - domain-incremental: a single part shared by every task.
 """
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,6 +51,26 @@ class IncrementalHead(nn.Module):
         weight = torch.cat([part.weight for part in self.parts])
         bias = torch.cat([part.bias for part in self.parts])
         return F.linear(features, weight, bias)
+
+    def part_columns(self) -> list[tuple[nn.Linear, slice]]:
+        """Each part with the columns of the head's output that it computes."""
+        offsets = [0, *itertools.accumulate(self.sizes)]
+        return [(part, slice(a, b)) for part, a, b in zip(self.parts, offsets, offsets[1:])]
+
+
+def linear_maps(model: nn.Module) -> list[nn.Module]:
+    """The modules to hook to see every linear layer of `model` applied, each once, with its input and output:
+    each `IncrementalHead` (its parts run as one product, so their own hooks never fire) and every other nn.Linear.
+    `linear_parts` splits a head's output back into its parts'."""
+    heads = [m for m in model.modules() if isinstance(m, IncrementalHead)]
+    head_parts = {part for head in heads for part in head.parts}
+    return heads + [m for m in model.modules() if isinstance(m, nn.Linear) and m not in head_parts]
+
+
+def linear_parts(module: nn.Module) -> list[tuple[nn.Linear, slice]]:
+    """(layer, its columns of `module`'s output): each part of an `IncrementalHead`; any other layer is itself,
+    with every output."""
+    return module.part_columns() if isinstance(module, IncrementalHead) else [(module, slice(None))]
 
 
 class ContinualModel(nn.Module):
