@@ -137,7 +137,8 @@ def speed(scenario) -> dict:
 def record_activations(model, batches) -> list:
     """(layer, input, output after its ReLU) of every Linear layer for each batch: what l-MAS's closed form reads."""
     relu_after, seen = relu_outputs(model), []
-    hooks = [m.register_forward_hook(lambda m, i, o: seen.append((m, i[0], torch.relu(o) if m in relu_after else o)))
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append((m, i[0], torch.relu(o) if m in relu_after else o,
+                                                                  m in relu_after)))
              for m in model.modules() if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         for b in batches:
@@ -149,8 +150,8 @@ def record_activations(model, batches) -> list:
 
 def closed_form(recorded) -> dict:
     sums = {}
-    for module, pre, post in recorded:
-        add_layer_importance(module, pre, post, sums)
+    for module, pre, post, post_is_relu in recorded:
+        add_layer_importance(module, pre, post, sums, post_is_relu)
     return sums
 
 

@@ -32,11 +32,38 @@ def test_old_responses_are_recorded_once_before_training_and_the_old_model_dropp
     learn(method, first, scenario)
     expected = method.model.eval()(second.x_train).detach()  # theta_s, theta_o before the new task
     method.before_task(second)
-    x, targets, task_ids, old_targets = method.training_data(second)
+    x, targets, task_ids, head_targets = method.training_data(second)
     assert torch.allclose(method.recorded, expected, atol=1e-6) and method.recorded.shape == (len(x), 2)
+    old_targets = method.old_targets
     torch.testing.assert_close(old_targets, torch.softmax(expected / 2, 1))  # soft targets at T = 2, made once
     assert method.old_model is None  # Y_o replaces the old model: no second network in memory
-    assert method.training_data(second)[3] is old_targets  # recorded once, not again per call
+    method.training_data(second)
+    assert method.old_targets is old_targets  # recorded once, not again per call
+    # task setting, heads of one size: per (sample, head) row, the old head's soft targets, then the new label
+    assert head_targets.shape == (len(x), 2, 2)
+    torch.testing.assert_close(head_targets[:, 0], old_targets)
+    torch.testing.assert_close(head_targets[:, 1], torch.nn.functional.one_hot(targets - 2, 2).float())
+
+
+@pytest.mark.parametrize("weighting", ["li-hoiem", "van-de-ven"])
+def test_per_head_loss_is_the_two_terms_computed_apart(scenario, weighting):
+    method = lwf(scenario, lamb=0.7, weighting=weighting)
+    for task in scenario.tasks[:2]:
+        learn(method, task, scenario, epochs=1)
+    method.before_task(scenario.tasks[2])  # t = 3, two old heads
+    assert method.per_head
+    x, targets, task_ids, head_targets = (t[:8] for t in method.training_data(scenario.tasks[2]))
+    logits = method.model(x)
+    new = torch.nn.functional.cross_entropy(logits[:, 4:6], targets - 4)  # the new head's own outputs
+    old = sum(distillation_loss(logits[:, a:a + 2], method.recorded[:8, a:a + 2], 2.0, t2_scaling=False)
+              for a in (0, 2))  # summed over the old heads, at T = 2
+    expected = new + 0.7 * old if weighting == "li-hoiem" else new / 3 + (2 / 3) * 4 * old / 2
+    got = method.loss(x, targets, task_ids, head_targets)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    # and the same gradient for every parameter
+    grads = torch.autograd.grad(got, list(method.model.parameters()))
+    for g, e in zip(grads, torch.autograd.grad(expected, list(method.model.parameters()))):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-6)
 
 
 def test_task_incremental_old_loss_sums_each_old_heads_distillation(scenario):

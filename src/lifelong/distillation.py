@@ -46,7 +46,9 @@ def soft_cross_entropy(student_logits: torch.Tensor, targets: torch.Tensor, temp
     if student_logits.shape != targets.shape:
         raise ConfigError(f"the student's logits and the teacher's (soft targets) differ in shape: "
                           f"{tuple(student_logits.shape)} vs {tuple(targets.shape)}")
-    loss = -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(dim=-1).mean()
+    if temperature != 1:  # (at T = 1, skip a division and its backward)
+        student_logits = student_logits / temperature
+    loss = -(targets * F.log_softmax(student_logits, dim=-1)).sum(dim=-1).mean()
     return loss * temperature**2 if t2_scaling else loss
 
 

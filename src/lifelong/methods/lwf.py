@@ -16,8 +16,11 @@ growing head, as users run LwF there too): L_old distils the old classes' logits
 
 Recorded responses. Without augmentation the inputs never change, so Y_o is computed once per task before training
 (as the algorithm box says), turned into soft targets softmax(Y_o / T) at once, and the old model is dropped:
-LwF costs about what fine-tuning costs. With
-augmentation (CIFAR crop + flip) Y_o must match the augmented batch, so the old model is kept and run on each batch.
+LwF costs about what fine-tuning costs. With augmentation (CIFAR crop + flip) Y_o must match the augmented batch,
+so the old model is kept and run on each batch. In the task setting with heads of one size the targets of every
+head (soft ones for the old heads, the one-hot label for the new head) are laid out once per task too, weighted,
+and the whole loss is one softmax over (sample, head) rows (`per_head_loss`): the same number as the two terms
+computed apart, with fewer operations per step.
 """
 
 import copy
@@ -65,6 +68,7 @@ class LwF(Method):
         self.old_model: ContinualModel | None = None  # kept only when inputs are augmented
         self.recorded: torch.Tensor | None = None  # Y_o for the current task's training inputs
         self.old_targets: torch.Tensor | None = None  # their soft targets softmax(Y_o / T), made once with Y_o
+        self.per_head = False  # whether training_data gives `head_targets` (task setting, heads of one size)
 
     def before_task(self, task):
         self.old_model, self.recorded, self.old_targets = None, None, None
@@ -77,6 +81,12 @@ class LwF(Method):
         self.model.head.requires_grad_(True)  # LwF trains the old heads theta_o too
         if self.recorded is not None:
             self.old_targets = self.soft_targets(self.recorded)
+        # task setting, heads of one size: L_new and L_old are one cross-entropy over (sample, head) rows
+        self.per_head = (self.recorded is not None and self.setting == "task"
+                         and all(size == self.sizes[0] for size in self.sizes))
+        if self.per_head:
+            temperatures = [self.temperature] * (len(self.sizes) - 1) + [1.0]  # old heads at T, the new at 1
+            self.head_temperatures = torch.tensor(temperatures, device=self._device).view(-1, 1)
 
     @staticmethod
     @torch.no_grad()
@@ -86,57 +96,75 @@ class LwF(Method):
 
     def training_data(self, task):
         data = super().training_data(task)
-        return data if self.old_targets is None else (*data, self.old_targets)
+        if self.old_targets is None:
+            return data
+        return (*data, self.head_targets(data[1]) if self.per_head else self.old_targets)
 
     def after_task(self, task):
         super().after_task(task)
         self.old_model, self.recorded, self.old_targets = None, None, None  # nothing old outlives its task
+        self.per_head = False
 
-    def _old_heads(self) -> tuple[int, int | None]:
-        """(number of old tasks, the size their heads share or None), once there is an old task to distil from."""
+    def _n_old_tasks(self) -> int:
+        """The number of old tasks, once there is one to distil from."""
         if len(self.sizes) < 2:
             raise ConfigError("LwF has no previous task to distil from: L_old exists from the second task on")
-        n_old, size = len(self.sizes) - 1, self.sizes[0]
-        return n_old, size if all(s == size for s in self.sizes[:-1]) else None
+        return len(self.sizes) - 1
+
+    def loss_weights(self) -> tuple[float, float]:
+        """(weight of L_new, weight of L_old) for the current task, as the `weighting` option says."""
+        if self.weighting == "li-hoiem":
+            return 1.0, self.lamb
+        t = len(self.sizes)  # tasks so far, this one included
+        n_old_heads = t - 1 if self.setting == "task" else 1
+        return 1 / t, (1 - 1 / t) * self.temperature**2 / n_old_heads
 
     def soft_targets(self, recorded: torch.Tensor) -> torch.Tensor:
         """softmax(Y_o / T) for the distillation, laid out like the logits it is compared with: per old head in the
         task setting; over the old classes in the class setting (followed by a 0 for each new class with
         `class_distillation="all-classes"`); over the shared head in the domain setting."""
-        n_old, size = self._old_heads()
-        if self.setting != "task":
-            targets = soft_targets(recorded, self.temperature)
-            if self.class_distillation == "all-classes":
-                targets = F.pad(targets, (0, sum(self.sizes) - targets.shape[1]))
-            return targets
-        if size is not None:  # equal heads: one softmax per (sample, head) row
-            return soft_targets(recorded.reshape(-1, size), self.temperature).reshape(recorded.shape)
-        return torch.cat([soft_targets(recorded[:, self.task_slice(t)], self.temperature) for t in range(n_old)], 1)
+        n_old = self._n_old_tasks()
+        if self.setting == "task":
+            return torch.cat([soft_targets(recorded[:, self.task_slice(t)], self.temperature) for t in range(n_old)], 1)
+        targets = soft_targets(recorded, self.temperature)
+        if self.class_distillation == "all-classes":
+            targets = F.pad(targets, (0, sum(self.sizes) - targets.shape[1]))
+        return targets
 
     def old_task_loss(self, logits: torch.Tensor, old_targets: torch.Tensor) -> torch.Tensor:
         """L_old: the distillation loss (at temperature T, no T^2) of the old outputs towards `old_targets`, the
         soft targets `soft_targets(Y_o)`: summed over the old heads in the task setting."""
-        n_old, size = self._old_heads()
+        n_old = self._n_old_tasks()
         if self.setting == "task":
-            if size is not None:
-                # equal heads: one softmax per (sample, head) row; n_old * the mean over rows is the sum over heads
-                # of each head's batch mean, the same number as the loop below in one call
-                rows = logits[:, : n_old * size].reshape(-1, size)
-                return n_old * soft_cross_entropy(rows, old_targets.reshape(-1, size), self.temperature, False)
             return sum(soft_cross_entropy(logits[:, self.task_slice(t)], old_targets[:, self.task_slice(t)],
                                           self.temperature, False) for t in range(n_old))
         return soft_cross_entropy(logits[:, :old_targets.shape[1]], old_targets, self.temperature, False)
 
+    def head_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        """Task setting, heads of one size: the target distribution of each (sample, head) row times its weight,
+        shape (samples, heads, size): w_old * softmax(Y_o / T) for each old head, w_new * one-hot(label) for the
+        new head. w_new L_new + w_old L_old is then one soft cross-entropy over these rows (`per_head_loss`)."""
+        n_old, size = self._n_old_tasks(), self.sizes[-1]
+        w_new, w_old = self.loss_weights()
+        old = self.old_targets.reshape(-1, n_old, size) * w_old
+        new = F.one_hot(targets - self.offsets[-1], size).unsqueeze(1).to(old.dtype) * w_new
+        return torch.cat([old, new], 1)
+
+    def per_head_loss(self, logits: torch.Tensor, head_targets: torch.Tensor) -> torch.Tensor:
+        """sum over heads of the batch mean of -sum_i p_i log softmax(z / T_h)_i, each head at its temperature
+        (T for the old heads, 1 for the new one): one softmax for the whole batch, not one per loss term."""
+        n_heads, size = head_targets.shape[1:]
+        rows = logits.view(len(logits), n_heads, size) / self.head_temperatures
+        return n_heads * soft_cross_entropy(rows, head_targets, temperature=1.0, t2_scaling=False)
+
     def loss(self, x, targets, task_ids, old_targets=None):
         logits = self.model(x)
-        loss = self.classification_loss(logits, targets, task_ids)  # L_new
         if self.old_model is not None:  # augmented inputs: the old model sees this very batch
             old_targets = self.soft_targets(self._responses(self.old_model, x))
         if old_targets is None:
-            return loss
-        if self.weighting == "li-hoiem":
-            return loss + self.lamb * self.old_task_loss(logits, old_targets)
-        t = len(self.sizes)  # tasks so far, this one included
-        n_old_heads = t - 1 if self.setting == "task" else 1
-        old = self.temperature**2 * self.old_task_loss(logits, old_targets) / n_old_heads
-        return loss / t + (1 - 1 / t) * old
+            return self.classification_loss(logits, targets, task_ids)
+        if self.per_head:
+            return self.per_head_loss(logits, old_targets)
+        w_new, w_old = self.loss_weights()
+        return w_new * self.classification_loss(logits, targets, task_ids) + w_old * self.old_task_loss(logits,
+                                                                                                         old_targets)

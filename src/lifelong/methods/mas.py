@@ -113,20 +113,22 @@ def relu_outputs(model: nn.Module) -> set[nn.Module]:
 
 
 def add_layer_importance(module: nn.Module, pre: torch.Tensor, post: torch.Tensor,
-                         sums: dict[nn.Parameter, torch.Tensor]) -> None:
+                         sums: dict[nn.Parameter, torch.Tensor], post_is_relu: bool = False) -> None:
     """Add the sum over the batch of |g_ij|, g_ij = 2 y_i^{l-1} y_j^l, for one Linear or Conv2d layer given its
     input `pre` and its output `post` (after the ReLU that follows it, if one does), to `sums` (by parameter, in
     place: no copy of the layer's weight per batch). |g| = 2 |y_i| |y_j|: for ReLU layers fed by ReLU layers both
     are >= 0 already, but the first layer's inputs (normalised pixels) and a head's outputs can be negative. A bias
-    is the weight of a constant input 1. Convolutions sum g over spatial positions before the absolute value."""
+    is the weight of a constant input 1. Convolutions sum g over spatial positions before the absolute value.
+    `post_is_relu`: `post` is a ReLU's output, so |post| = post and no copy is made."""
     if module.weight not in sums:
         sums.update({p: torch.zeros_like(p) for p in (module.weight, module.bias) if p is not None})
     if isinstance(module, nn.Linear):
         if pre.dim() != 2:
             raise ConfigError(f"l-MAS handles Linear layers on flat inputs; {module} got shape {tuple(pre.shape)}")
         # sum_k 2 |post_k|^T |pre_k|: the Hebbian co-activation, in the weight's own (out, in) layout
-        accumulate_coactivation(sums[module.weight], post.abs(), pre.abs(), weight=2)
-        bias_g = post  # d/d b_j of the local objective: 2 * 1 * y_j
+        post = post if post_is_relu else post.abs()
+        accumulate_coactivation(sums[module.weight], post, pre.abs(), weight=2)
+        bias_total = post.sum(0)  # |d/d b_j of the local objective| = 2 * 1 * |y_j|
     else:
         if module.groups != 1:
             raise ConfigError(f"l-MAS handles convolutions with groups=1; {module} has {module.groups}")
@@ -134,9 +136,9 @@ def add_layer_importance(module: nn.Module, pre: torch.Tensor, post: torch.Tenso
         post_flat = post.flatten(2)  # (N, out channels, positions)
         g = 2 * torch.bmm(post_flat, patches.transpose(1, 2))  # per sample, summed over positions
         sums[module.weight] += g.abs().sum(0).reshape(module.weight.shape)
-        bias_g = post_flat.sum(2)
+        bias_total = post_flat.sum(2).abs().sum(0)
     if module.bias is not None:
-        sums[module.bias].add_(bias_g.abs().sum(0), alpha=2)
+        sums[module.bias].add_(bias_total, alpha=2)
 
 
 class CoactivationRecorder:
@@ -162,9 +164,10 @@ class CoactivationRecorder:
 
         @torch.no_grad()
         def add(module, inputs, output):
-            post = F.relu(output) if module in relu_after else output
+            relu = module in relu_after
+            post = F.relu(output) if relu else output
             for layer, columns in linear_parts(module):
-                add_layer_importance(layer, inputs[0].detach(), post.detach()[:, columns], self.sums)
+                add_layer_importance(layer, inputs[0].detach(), post.detach()[:, columns], self.sums, relu)
             self.calls[module] = self.calls.get(module, 0) + 1
 
         def count(module, inputs, output):
