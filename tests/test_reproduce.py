@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from lifelong.cli import main
+from lifelong.errors import ConfigError
+from lifelong.reproduce import method_options, render, reproduce, summary
+
+
+def test_summary_flags_two_paper_stds_or_one_and_a_half_points():
+    # mean 71.5, sample std 0.71: within 2 x 1.26 and 1.5 points of the paper's 71.02
+    assert summary([71.0, 72.0], (71.02, 1.26)) == "71.50 +- 0.71 (n=2)"
+    # 1.6 points away but within 2 stds (3.73): flagged by the 1.5-point rule
+    assert summary([64.4, 64.4], (66.00, 3.73)).endswith("!")
+    # 0.3 points away but 3 of the paper's stds (0.08): flagged
+    assert summary([19.95], (19.71, 0.08)) == "19.95 +- 0.00 (n=1) !"
+    assert summary([50.0], None) == "50.00 +- 0.00 (n=1)"  # a row of ours only: nothing to compare
+
+
+def test_rows_run_with_the_papers_coefficients_and_estimators():
+    assert method_options("ewc", "class") == ("ewc", {"fisher": "batch", "strength": 600})
+    assert method_options("mas", "domain") == ("mas", {"estimate": "batch", "strength": 5000.0})  # 10000 / 2 outputs
+    assert method_options("l2", "task") == ("l2", {"strength": 0.01})
+    assert method_options("lwf-all-2000it", "class") == ("lwf", {"class_distillation": "all-classes"})
+    assert method_options("lwf-all-2000it", "domain") == ("lwf", {})
+    assert method_options("finetune", "task") == ("finetune", {})
+
+
+def test_render_puts_ours_beside_the_paper():
+    runs = {f"lwf/task/{seed}": {"final_average_accuracy": value, "wall_time_s": 10.0}
+            for seed, value in enumerate((0.995, 0.997))}
+    table = render({"runs": runs}, notes="our notes")
+    row = next(line for line in table.splitlines() if "(`lwf`)" in line)
+    assert row.split(" | ")[1:4] == ["99.60 +- 0.03", "99.60 +- 0.14 (n=2)", "71.02 +- 1.26"]
+    assert "not run" in row and "(`finetune`)" not in table  # rows with no runs are left out
+    assert table.rstrip().endswith("our notes")
+
+
+def test_bad_rows_and_settings_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no row 'adam'"):
+        reproduce("hsu2018-split-mnist", ["adam"], ["task"], [0], tmp_path)
+    with pytest.raises(ConfigError, match="unknown setting"):
+        reproduce("hsu2018-split-mnist", ["finetune"], ["tasks"], [0], tmp_path)
+    with pytest.raises(ConfigError, match="unknown reproduction"):
+        reproduce("hsu2018", ["finetune"], ["task"], [0], tmp_path)
+
+
+def test_reproduce_command_writes_the_table_and_continues_where_it_stopped(shared_data, tmp_path, capsys):
+    argv = ["reproduce", "hsu2018-split-mnist", "--methods", "finetune", "--setting", "task", "--seeds", "1",
+            "--epochs", "1", "--data-dir", str(shared_data), "--no-download", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    row = next(line for line in out.out.splitlines() if "(`finetune`)" in line)
+    assert "93.46 +- 2.01" in row and "(n=1)" in row
+    run_file = tmp_path / "hsu2018_split_mnist_runs" / "finetune_task_0.json"
+    first = json.loads(run_file.read_text())
+    assert first["key"] == "finetune/task/0" and 0.5 < first["final_average_accuracy"] <= 1
+    assert len(first["accuracy_matrix"]) == 5
+    # the same command again: the finished run is kept, not run again; a second seed is added beside it
+    assert main(argv[:6] + ["--seeds", "2"] + argv[8:]) == 0
+    log = capsys.readouterr().err
+    assert "seed 0" not in log and "seed 1" in log
+    assert json.loads(run_file.read_text()) == first
+    assert "(n=2)" in (tmp_path / "hsu2018_split_mnist.md").read_text()
