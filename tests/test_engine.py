@@ -222,3 +222,31 @@ def test_optimizers_are_fused_and_match_the_plain_ones():
         (fused, ours), (plain_fused, theirs) = results
         assert fused is True and not plain_fused
         torch.testing.assert_close(ours, theirs)
+
+
+def test_one_optimizer_for_the_whole_sequence_carries_its_moments_and_resumes(digits_scenario, tmp_path):
+    config = TrainConfig(seed=5, reset_optimizer=False, **FAST)
+    method = fresh("finetune", digits_scenario, "task", seed=5)
+    reference = run(method, digits_scenario, config)
+    # one Adam for all tasks: the backbone's step count is every batch of every task; each new head part joined
+    # as a group of its own, and the frozen old parts were left alone (their steps stop with their task)
+    steps_per_task = [2 * math.ceil(len(task.x_train) / 32) for task in digits_scenario.tasks]
+    state = method.optimizer.state
+    first_layer = method.model.backbone.blocks[0][0].weight
+    assert float(state[first_layer]["step"]) == sum(steps_per_task)
+    assert len(method.optimizer.param_groups) == len(digits_scenario.tasks)
+    assert float(state[method.model.head.parts[0].weight]["step"]) == steps_per_task[0]
+    # a fresh optimizer per task (the default) gives other numbers
+    fresh_each_task = run(fresh("finetune", digits_scenario, "task", seed=5), digits_scenario,
+                          TrainConfig(seed=5, **FAST))
+    assert fresh_each_task["accuracy_matrix"] != reference["accuracy_matrix"]
+    # interrupted after task 2 and resumed: the kept optimizer is restored from the checkpoint
+    torch.manual_seed(5)
+    with pytest.raises(KeyboardInterrupt):
+        run(InterruptedFinetune(build_model(digits_scenario, hidden=(32,)), "task"), digits_scenario, config,
+            out_dir=tmp_path)
+    resumed = run(fresh("finetune", digits_scenario, "task", seed=5), digits_scenario, config, out_dir=tmp_path,
+                  resume=True)
+    assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
+    with pytest.raises(ConfigError, match="schedule"):
+        TrainConfig(reset_optimizer=False, schedule="cosine")

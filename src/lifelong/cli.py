@@ -58,13 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, help="epochs per task (default: the benchmark's)")
     run.add_argument("--lr", type=float, help="learning rate")
     run.add_argument("--batch-size", type=int, help="mini-batch size")
-    run.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (a new one per task)")
+    run.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (a new one per task, unless --one-optimizer)")
     run.add_argument("--momentum", type=float, help="SGD momentum")
     run.add_argument("--weight-decay", type=float, help="weight decay")
     run.add_argument("--warmup-epochs", type=int,
                      help="first train the new head alone on frozen features for this many epochs (Li & Hoiem)")
     run.add_argument("--warmup-lr", type=float, help="warm-up learning rate (default: --lr)")
     run.add_argument("--schedule", choices=("none", "step", "cosine"), help="learning-rate schedule within a task")
+    run.add_argument("--one-optimizer", action="store_true",
+                     help="one optimizer for the whole sequence, its moments carried across tasks (Hsu et al.'s "
+                          "code); default: a new one per task")
     run.add_argument("--backbone", choices=("mlp", "resnet20", "resnet32"), help="default: the benchmark's")
     run.add_argument("--hidden", default="400,400", help="MLP hidden layer sizes (default 400,400)")
     run.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
@@ -159,7 +162,8 @@ def command_run(args) -> int:
     config = train_config(args.scenario, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                           schedule=args.schedule, warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr,
-                          seed=args.seed, device=args.device, progress=not args.quiet)
+                          seed=args.seed, device=args.device, progress=not args.quiet,
+                          reset_optimizer=not args.one_optimizer)
     scenario = make_scenario(args.scenario, data_dir=args.data_dir, n_tasks=args.n_tasks, seed=args.seed,
                              validation_fraction=args.validation_fraction, class_order_seed=args.class_order_seed,
                              download=not args.no_download)

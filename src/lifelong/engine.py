@@ -28,7 +28,7 @@ SCHEDULES = ("none", "step", "cosine")
 
 @dataclass
 class TrainConfig:
-    """How each task is trained. A fresh optimizer is made for every task."""
+    """How each task is trained. A fresh optimizer is made for every task unless `reset_optimizer` is False."""
 
     epochs: int = 1
     batch_size: int = 128
@@ -45,6 +45,9 @@ class TrainConfig:
     eval_batch_size: int = 1024
     progress: bool = True
     device: str = "cpu"
+    # False: one optimizer for the whole sequence, its moment estimates carried from task to task (the default of
+    # Hsu et al.'s benchmark code, `reset_optimizer=False`); parameters new to it (a new head part) join it
+    reset_optimizer: bool = True
     extra: dict = field(default_factory=dict)  # anything else to record (method options...)
 
     def __post_init__(self):
@@ -59,6 +62,9 @@ class TrainConfig:
             (self.momentum >= 0, f"momentum must be >= 0, got {self.momentum}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"),
+            (self.reset_optimizer or self.schedule == "none",
+             "a learning-rate schedule restarts with each task's optimizer: use schedule 'none' with one optimizer "
+             "for the whole sequence (reset_optimizer=False)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -78,6 +84,43 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                            fused=fused)
+
+
+def task_optimizer(method: Method, params: list, config: TrainConfig) -> torch.optim.Optimizer:
+    """A fresh optimizer for the task; with `config.reset_optimizer=False` the method's one optimizer for the
+    whole sequence, with the parameters it has not seen yet (a new head part) added as a group of their own.
+    Parameters frozen since (old heads in the task setting) get no gradient, so it leaves them alone."""
+    if config.reset_optimizer:
+        return make_optimizer(params, config)
+    if method.optimizer is None:
+        method.optimizer = make_optimizer(params, config)
+    else:
+        known = {p for group in method.optimizer.param_groups for p in group["params"]}
+        new = [p for p in params if p not in known]
+        if new:
+            method.optimizer.add_param_group({"params": new})
+    return method.optimizer
+
+
+def optimizer_state(method: Method) -> dict | None:
+    """The kept optimizer's state, with its groups by parameter name, for a checkpoint (None if none is kept)."""
+    if method.optimizer is None:
+        return None
+    names = {p: n for n, p in method.model.named_parameters()}
+    return {"groups": [[names[p] for p in group["params"]] for group in method.optimizer.param_groups],
+            "state": method.optimizer.state_dict()}
+
+
+def restore_optimizer(method: Method, saved: dict | None, config: TrainConfig) -> None:
+    """Rebuild the kept optimizer from `optimizer_state` after the model was restored."""
+    if saved is None:
+        return
+    params = dict(method.model.named_parameters())
+    groups = [[params[name] for name in group] for group in saved["groups"]]
+    method.optimizer = make_optimizer(groups[0], config)
+    for group in groups[1:]:
+        method.optimizer.add_param_group({"params": group})
+    method.optimizer.load_state_dict(saved["state"])
 
 
 def make_schedule(optimizer, config: TrainConfig):
@@ -110,7 +153,7 @@ def train_task(method: Method, task: Task, scenario: Scenario, config: TrainConf
         params = method.trainable_parameters()
         if not params:
             return
-        optimizer = make_optimizer(params, config)
+        optimizer = task_optimizer(method, params, config)
         schedule = make_schedule(optimizer, config)
 
         def step(*batch):
@@ -256,6 +299,8 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
         generator.set_state(checkpoint["rng"]["generator"])
 
     method.model.to(config.device)
+    if resume:  # after the move: the optimizer's state follows its parameters' device
+        restore_optimizer(method, checkpoint.get("optimizer"), config)
     method.augmented_inputs = scenario.augment
     results = None
     for task in scenario.tasks[start_task:]:
@@ -282,6 +327,7 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
             write_json(out_dir / "results.json", results)
             save_checkpoint(checkpoint_path, {
                 "completed_tasks": task.id + 1, "method": method.state_dict(), "history": history,
+                "optimizer": optimizer_state(method),
                 "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
                 "fingerprint": fingerprint,
             })

@@ -44,6 +44,10 @@ PAPER = {
                        "per task", (99.60, 0.03), (71.02, 1.26), (24.17, 0.33)),
     "lwf-all-2000it": ("LwF, Li & Hoiem's weighting (lambda_o = 1), class-IL distilling all classes (new ones to 0), "
                        "2000 iterations per task", (99.60, 0.03), (71.02, 1.26), (24.17, 0.33)),
+    "lwf-vdv-2000it-1adam": ("LwF as van de Ven's code runs it, and with one Adam for the whole sequence",
+                             (99.60, 0.03), (71.02, 1.26), (24.17, 0.33)),
+    "finetune-1adam": ("Adam, one optimizer for the whole sequence (Hsu et al.'s code)", (93.46, 2.01), (55.16, 1.38),
+                       (19.71, 0.08)),
     "joint": ("Offline", (99.52, 0.16), (98.59, 0.15), (97.53, 0.30)),
     "l2": ("L2", (98.18, 0.96), (66.00, 3.73), (22.52, 1.08)),
     "ewc": ("EWC", (97.70, 0.81), (58.85, 2.59), (19.80, 0.05)),
@@ -76,6 +80,8 @@ VARIANTS = {
     "lwf-vdv-all": ("lwf", {"weighting": "van-de-ven"}, 1),
     "lwf-vdv-2000it": ("lwf", {"weighting": "van-de-ven"}, 1),
     "lwf-all-2000it": ("lwf", {}, 1),
+    "lwf-vdv-2000it-1adam": ("lwf", {"weighting": "van-de-ven"}, 1),
+    "finetune-1adam": ("finetune", {}, 1),
     "ewc": ("ewc", {"fisher": "batch"}, 1),
     "online-ewc": ("online-ewc", {"fisher": "batch"}, 1),
     "mas": ("mas", {"estimate": "batch"}, 2),
@@ -87,9 +93,12 @@ VARIANTS = {
 # 21 epochs is 1848-2079 iterations for our tasks (11,263-12,665 images).
 CLASS_IL_OPTIONS = {"lwf-vdv-all": {"class_distillation": "all-classes"},
                     "lwf-vdv-2000it": {"class_distillation": "all-classes"},
-                    "lwf-all-2000it": {"class_distillation": "all-classes"}}
+                    "lwf-all-2000it": {"class_distillation": "all-classes"},
+                    "lwf-vdv-2000it-1adam": {"class_distillation": "all-classes"}}
 ROW_SETTINGS = {"lwf-vdv-all": ("class",)}
-ROW_EPOCHS = {"lwf-vdv-2000it": 21, "lwf-all-2000it": 21}
+ROW_EPOCHS = {"lwf-vdv-2000it": 21, "lwf-all-2000it": 21, "lwf-vdv-2000it-1adam": 21}
+# Both Hsu et al.'s code and van de Ven's keep one Adam optimizer for the whole sequence (its moments carry over)
+ROW_TRAINING = {"finetune-1adam": {"reset_optimizer": False}, "lwf-vdv-2000it-1adam": {"reset_optimizer": False}}
 
 
 def method_options(row: str, setting: str) -> tuple[str, dict]:
@@ -191,11 +200,12 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
                 started = time.perf_counter()
                 method, options = method_options(row, setting)
                 row_epochs = ROW_EPOCHS.get(row, epochs or 4)
+                training = ROW_TRAINING.get(row, {})
                 results = run_experiment(method, scenario, setting, method_options=options, seed=seed,
-                                         epochs=row_epochs, device=device, progress=False)
+                                         epochs=row_epochs, device=device, progress=False, **training)
                 run = {"final_average_accuracy": results["final_average_accuracy"],
                        "accuracy_matrix": results["accuracy_matrix"], "method_options": options,
-                       "epochs": row_epochs, "wall_time_s": time.perf_counter() - started}
+                       "epochs": row_epochs, **training, "wall_time_s": time.perf_counter() - started}
                 write_json(out / f"{NAME}_runs" / f"{key.replace('/', '_')}.json", {"key": key, **run})
                 save_table(out, notes)
                 if log:

@@ -47,6 +47,7 @@ class Method:
         self.setting = setting
         self.offsets: list[int] = []  # first head output of each task seen
         self.sizes: list[int] = []  # number of classes of each task seen (no task data is kept: constant memory)
+        self.optimizer = None  # the engine's optimizer when one is kept for the whole sequence (reset_optimizer)
 
     # ------------------------------------------------------------------ where the settings differ
     def task_slice(self, task_id: int) -> slice:
