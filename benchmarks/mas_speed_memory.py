@@ -39,6 +39,7 @@ from lifelong.experiment import build_model
 from lifelong.methods import MAS, LocalMAS
 from lifelong.methods.mas import add_layer_importance, hebbian_importance, relu_outputs
 from lifelong.methods.regularization import batch_gradient_statistic, per_sample_statistic
+from lifelong.models import linear_maps, linear_parts
 from lifelong.results import versions
 from lifelong.scenarios import Scenario, Task, make_scenario, prepare_inputs
 
@@ -137,9 +138,13 @@ def speed(scenario) -> dict:
 def record_activations(model, batches) -> list:
     """(layer, input, output after its ReLU) of every Linear layer for each batch: what l-MAS's closed form reads."""
     relu_after, seen = relu_outputs(model), []
-    hooks = [m.register_forward_hook(lambda m, i, o: seen.append((m, i[0], torch.relu(o) if m in relu_after else o,
-                                                                  m in relu_after)))
-             for m in model.modules() if isinstance(m, torch.nn.Linear)]
+
+    def keep(module, inputs, output):
+        relu = module in relu_after
+        post = torch.relu(output) if relu else output
+        seen.extend((layer, inputs[0], post[:, columns], relu) for layer, columns in linear_parts(module))
+
+    hooks = [m.register_forward_hook(keep) for m in linear_maps(model)]
     with torch.no_grad():
         for b in batches:
             model(b)

@@ -250,3 +250,17 @@ def test_one_optimizer_for_the_whole_sequence_carries_its_moments_and_resumes(di
     assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
     with pytest.raises(ConfigError, match="schedule"):
         TrainConfig(reset_optimizer=False, schedule="cosine")
+
+
+def test_a_checkpoint_from_before_a_new_training_option_still_resumes(digits_scenario, tmp_path):
+    config = TrainConfig(**FAST)
+    reference = run(fresh("finetune", digits_scenario, "class"), digits_scenario, config, out_dir=tmp_path)
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del checkpoint["fingerprint"]["train"]["reset_optimizer"]  # written before the option existed
+    torch.save(checkpoint, tmp_path / "checkpoint.pt")
+    resumed = run(fresh("finetune", digits_scenario, "class"), digits_scenario, config, out_dir=tmp_path,
+                  resume=True)
+    assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
+    with pytest.raises(ConfigError, match="reset_optimizer|train"):  # but not as if it had run with another value
+        run(fresh("finetune", digits_scenario, "class"), digits_scenario,
+            TrainConfig(**FAST, reset_optimizer=False), out_dir=tmp_path, resume=True)

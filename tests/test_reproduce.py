@@ -62,3 +62,6 @@ def test_reproduce_command_writes_the_table_and_continues_where_it_stopped(share
     assert "seed 0" not in log and "seed 1" in log
     assert json.loads(run_file.read_text()) == first
     assert "(n=2)" in (tmp_path / "hsu2018_split_mnist.md").read_text()
+    # the same table with another protocol (4 epochs, not 1) would mix the two: refused before anything runs
+    assert main(argv[:8] + argv[10:]) == 2
+    assert "made differently" in capsys.readouterr().err

@@ -63,8 +63,8 @@ class TrainConfig:
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"),
             (self.reset_optimizer or self.schedule == "none",
-             "a learning-rate schedule restarts with each task's optimizer: use schedule 'none' with one optimizer "
-             "for the whole sequence (reset_optimizer=False)"),
+             f"a learning-rate schedule ({self.schedule!r}) restarts with each task's optimizer: with one optimizer "
+             "for the whole sequence (--one-optimizer, reset_optimizer=False) use --schedule none"),
         ]
         for ok, message in checks:
             if not ok:
@@ -288,8 +288,12 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
         if checkpoint_path is None or not checkpoint_path.exists():
             raise ConfigError(f"nothing to resume: no checkpoint.pt in {out_dir}; run without --resume to start")
         checkpoint = torch.load(checkpoint_path, weights_only=False)
-        if checkpoint["fingerprint"] != fingerprint:
-            differ = [k for k in fingerprint if checkpoint["fingerprint"].get(k) != fingerprint[k]]
+        saved = checkpoint["fingerprint"]
+        # a checkpoint from before a TrainConfig field existed ran with that field's default
+        saved["train"] = {**{k: v for k, v in asdict(TrainConfig()).items() if k in fingerprint["train"]},
+                          **saved["train"]}
+        if saved != fingerprint:
+            differ = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
             raise ConfigError(f"the run in {out_dir} was started with other options ({', '.join(differ)} differ): "
                               "resume with the same options, or choose another --out")
         start_task = checkpoint["completed_tasks"]

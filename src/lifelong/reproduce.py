@@ -16,6 +16,8 @@ disk after each one.
 """
 
 import json
+import os
+import platform
 import statistics
 import time
 from pathlib import Path
@@ -188,36 +190,52 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
         raise ConfigError(f"unknown reproduction {name!r}; choose from: {', '.join(REPRODUCTIONS)}")
     check_rows(rows, settings)
     out = Path(out)
-    done = set(load(out)["runs"])
+    done = load(out)["runs"]
+    planned = [(f"{row}/{setting}/{seed}", row, setting, seed) for seed in seeds for setting in settings
+               for row in rows if setting in ROW_SETTINGS.get(row, SETTINGS)]
+    for key, row, setting, _ in planned:  # a saved run is reused only if it ran the same way
+        if key in done and run_protocol(done[key]) != run_protocol(protocol(row, setting, epochs)):
+            raise ConfigError(f"{out} already has run {key} made differently ({run_protocol(done[key])}, now "
+                              f"{run_protocol(protocol(row, setting, epochs))}): use another --out, or delete "
+                              f"{out / f'{NAME}_runs'} to start again")
     scenario = make_scenario("split-mnist", data_dir=data_dir, download=download)
     # seeds outermost: a reproduction stopped early leaves every row with the same number of seeds
-    for seed in seeds:
-        for setting in settings:
-            for row in rows:
-                key = f"{row}/{setting}/{seed}"
-                if setting not in ROW_SETTINGS.get(row, SETTINGS) or key in done:
-                    continue
-                started = time.perf_counter()
-                method, options = method_options(row, setting)
-                row_epochs = ROW_EPOCHS.get(row, epochs or 4)
-                training = ROW_TRAINING.get(row, {})
-                results = run_experiment(method, scenario, setting, method_options=options, seed=seed,
-                                         epochs=row_epochs, device=device, progress=False, **training)
-                run = {"final_average_accuracy": results["final_average_accuracy"],
-                       "accuracy_matrix": results["accuracy_matrix"], "method_options": options,
-                       "epochs": row_epochs, **training, "wall_time_s": time.perf_counter() - started}
-                write_json(out / f"{NAME}_runs" / f"{key.replace('/', '_')}.json", {"key": key, **run})
-                save_table(out, notes)
-                if log:
-                    log(f"{row} {setting}-IL seed {seed}: {100 * run['final_average_accuracy']:.2f}% "
-                        f"({run['wall_time_s']:.0f} s)")
+    for key, row, setting, seed in planned:
+        if key in done:
+            continue
+        started = time.perf_counter()
+        how = protocol(row, setting, epochs)
+        method, options = method_options(row, setting)
+        training = ROW_TRAINING.get(row, {})
+        results = run_experiment(method, scenario, setting, method_options=options, seed=seed,
+                                 epochs=how["epochs"], device=device, progress=False, **training)
+        run = {"final_average_accuracy": results["final_average_accuracy"],
+               "accuracy_matrix": results["accuracy_matrix"], **how, "wall_time_s": time.perf_counter() - started}
+        write_json(out / f"{NAME}_runs" / f"{key.replace('/', '_')}.json", {"key": key, **run})
+        save_table(out, notes)
+        if log:
+            log(f"{row} {setting}-IL seed {seed}: {100 * run['final_average_accuracy']:.2f}% "
+                f"({run['wall_time_s']:.0f} s)")
     return save_table(out, notes)
+
+
+def protocol(row: str, setting: str, epochs: int | None = None) -> dict:
+    """How a run of `row` in `setting` is made: saved with it, and compared before a saved run is reused."""
+    return {"method_options": method_options(row, setting)[1], "epochs": ROW_EPOCHS.get(row, epochs or 4),
+            **ROW_TRAINING.get(row, {})}
+
+
+def run_protocol(run: dict) -> dict:
+    return {"method_options": run["method_options"], "epochs": run["epochs"],
+            "reset_optimizer": run.get("reset_optimizer", True)}
 
 
 def save_table(out: Path, notes: str = "") -> dict:
     """Rewrite OUT/hsu2018_split_mnist.json and .md from every run on disk."""
     document = load(out)
-    document["versions"], document["torch_threads"] = versions(), torch.get_num_threads()
+    document["versions"] = versions()
+    document["machine"] = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                           "processor": platform.processor() or platform.machine()}
     write_json(out / f"{NAME}.json", document)
     (out / f"{NAME}.md").write_text(render(document, notes))
     return document

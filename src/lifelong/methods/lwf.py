@@ -69,6 +69,7 @@ class LwF(Method):
         self.recorded: torch.Tensor | None = None  # Y_o for the current task's training inputs
         self.old_targets: torch.Tensor | None = None  # their soft targets softmax(Y_o / T), made once with Y_o
         self.per_head = False  # whether training_data gives `head_targets` (task setting, heads of one size)
+        self.head_temperatures: torch.Tensor | None = None  # (heads, 1): T for each old head, 1 for the new one
 
     def before_task(self, task):
         self.old_model, self.recorded, self.old_targets = None, None, None
@@ -147,7 +148,7 @@ class LwF(Method):
         n_old, size = self._n_old_tasks(), self.sizes[-1]
         w_new, w_old = self.loss_weights()
         old = self.old_targets.reshape(-1, n_old, size) * w_old
-        new = F.one_hot(targets - self.offsets[-1], size).unsqueeze(1).to(old.dtype) * w_new
+        new = F.one_hot(targets.to(old.device) - self.offsets[-1], size).unsqueeze(1).to(old.dtype) * w_new
         return torch.cat([old, new], 1)
 
     def per_head_loss(self, logits: torch.Tensor, head_targets: torch.Tensor) -> torch.Tensor:
@@ -158,6 +159,9 @@ class LwF(Method):
         return n_heads * soft_cross_entropy(rows, head_targets, temperature=1.0, t2_scaling=False)
 
     def loss(self, x, targets, task_ids, old_targets=None):
+        """`old_targets`: the batch's rows of what `training_data` added: `head_targets` when `self.per_head`
+        (the new task's labels included), else the soft targets `soft_targets(Y_o)`. LwF trains on the new
+        task's data alone, so every sample's own head is the new one."""
         logits = self.model(x)
         if self.old_model is not None:  # augmented inputs: the old model sees this very batch
             old_targets = self.soft_targets(self._responses(self.old_model, x))

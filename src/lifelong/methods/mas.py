@@ -119,7 +119,7 @@ def add_layer_importance(module: nn.Module, pre: torch.Tensor, post: torch.Tenso
     place: no copy of the layer's weight per batch). |g| = 2 |y_i| |y_j|: for ReLU layers fed by ReLU layers both
     are >= 0 already, but the first layer's inputs (normalised pixels) and a head's outputs can be negative. A bias
     is the weight of a constant input 1. Convolutions sum g over spatial positions before the absolute value.
-    `post_is_relu`: `post` is a ReLU's output, so |post| = post and no copy is made."""
+    `post_is_relu` (Linear layers): `post` is a ReLU's output, so |post| = post and no copy is made."""
     if module.weight not in sums:
         sums.update({p: torch.zeros_like(p) for p in (module.weight, module.bias) if p is not None})
     if isinstance(module, nn.Linear):
