@@ -61,6 +61,14 @@ Rows `lwf-vdv-all`, `lwf-vdv-2000it`, `lwf-all-2000it`, `lwf-vdv-2000it-1adam` a
 product over all task heads, and (task-IL LwF) the loss to one softmax over (sample, head) rows (the same loss, value
 and gradient); the other rows ran before. Rows named 2000it train 21 epochs per task, all other rows 4.
 
+Rows `mas-exact` and `l-mas` (2026-11-24, after the fix that gives a multi-part head's parts their l-MAS
+importance): MAS with its exact per-sample Omega (eq. 4), the paper's coefficients, agrees in task- and class-IL and
+is 3.7 points above the paper's mean in domain-IL (72.28 +- 2.75 against 68.57 +- 6.85: well within the paper's
+std, flagged by the 1.5-point rule only; the exact Omega is about 2.3 times Hsu's estimate, a stronger penalty).
+l-MAS against MAS on the same sequences, same coefficients: task-IL 99.35 against 99.34, domain-IL 69.22 +- 5.99
+against 72.28 +- 2.75, class-IL 19.81 against 19.74: l-MAS keeps the old tasks somewhat less well in domain-IL,
+as Aljundi et al. report for their sequences, though within our seeds' spread.
+
 The domain-IL rows of MAS (and, in the paper, L2 and SI) vary a lot from seed to seed (MAS: std about 7 in both the
 paper and ours): a shared 2-way head decides between the two digits of every task, and whether the penalty keeps
 the first tasks depends on the run. LwF's rows come from its own issue's runs; see its notes.
