@@ -27,13 +27,15 @@ written in three ways that matter here:
 1. **One Adam optimizer for the whole sequence.** `NormalNN` creates its optimizer once and `reset_optimizer` is
    False by default, so Adam's moment estimates (and step count) carry over from task to task; `lifelong`'s engine
    makes a fresh optimizer for every task unless asked (`--one-optimizer`, `TrainConfig(reset_optimizer=False)`).
-   Checked (row `finetune-1adam`): with one Adam, task-IL fine-tuning falls from 97.01 +- 1.22 to 95.58 +- 1.99
-   (paper 93.46 +- 2.01): about 1.4 of the 3.5-point gap, and the seed-to-seed spread becomes the paper's. Still
-   flagged by the 1.5-point rule (2.1 points, about one paper std). A candidate for the rest, not run: their code
-   keeps the old task heads in the optimizer with zeroed (not absent) gradients, so Adam's momentum keeps moving an
-   old head for a while after its task; our engine gives frozen heads no gradient at all. Domain-IL moves from
-   55.0 to 53.2 (paper 55.2 +- 1.4), class-IL does not move. The regularised methods should be much less sensitive
-   to it (their penalty holds the weights), and their task-IL rows agree with a fresh optimizer per task.
+   Checked (row `finetune-1adam`, 10 seeds, paired with `finetune`'s seeds): with one Adam, task-IL fine-tuning
+   falls from 96.47 +- 1.51 to 94.99 +- 2.33 (paper 93.46 +- 2.01): about 1.5 of the 3-point gap (paired
+   difference -1.48, standard error 0.89: suggestive, not conclusive), and the seed-to-seed spread becomes the
+   paper's. Still flagged, by 0.03 over the 1.5-point rule (within one paper std). A candidate for the rest, not run:
+   their code keeps the old task heads in the optimizer with zeroed (not absent) gradients, so Adam's momentum keeps
+   moving an old head for a while after its task; our engine gives frozen heads no gradient at all. Domain-IL moves
+   from 54.85 to 53.54 (paper 55.16 +- 1.38; paired difference -1.31, s.e. 0.46), class-IL does not move. The
+   regularised methods should be much less sensitive to it (their penalty holds the weights), and their task-IL
+   rows agree with a fresh optimizer per task. (`finetune` seeds 0-4 ran before the fused optimizer, 5-9 after.)
 2. **A pre-allocated 10-way head in the class-IL setting.** Hsu et al.'s single head has all 10 outputs from the
    start (unseen ones masked out of the loss), so every head row has a snapshot from the first task on. For L2,
    whose Omega is 1 everywhere, the rows of classes not yet seen are pinned to their random initialisation by
