@@ -35,7 +35,8 @@ def test_list_names_every_method_and_scenario(capsys):
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
     for name in ("finetune", "finetune-fc", "feature-extraction", "joint",
-                 "split-digits", "split-mnist", "split-fashion", "permuted-mnist", "split-cifar100"):
+                 "split-digits", "split-mnist", "split-fashion", "permuted-mnist", "split-cifar100",
+                 "hsu2018-split-mnist"):
         assert f"  {name} " in out
 
 

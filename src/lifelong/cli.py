@@ -208,6 +208,7 @@ def _options_for(method_name: str, options: dict) -> dict:
 
 def command_list(args) -> int:
     from .methods import METHODS
+    from .reproduce import REPRODUCTIONS
     from .scenarios import BENCHMARKS, SETTINGS
 
     print("methods:")
@@ -217,6 +218,9 @@ def command_list(args) -> int:
     for name, (description, *_rest) in BENCHMARKS.items():
         print(f"  {name:<20} {description}")
     print(f"settings: {', '.join(SETTINGS)} (task-, domain-, class-incremental)")
+    print("reproductions (lifelong reproduce NAME):")
+    for name, description in REPRODUCTIONS.items():
+        print(f"  {name:<20} {description}")
     return 0
 
 
