@@ -264,3 +264,35 @@ def test_a_checkpoint_from_before_a_new_training_option_still_resumes(digits_sce
     with pytest.raises(ConfigError, match="reset_optimizer|train"):  # but not as if it had run with another value
         run(fresh("finetune", digits_scenario, "class"), digits_scenario,
             TrainConfig(**FAST, reset_optimizer=False), out_dir=tmp_path, resume=True)
+
+
+def test_a_preallocated_head_leaves_unseen_classes_out_until_their_task(digits_scenario):
+    config = TrainConfig(**{**FAST, "epochs": 1})
+    two_tasks = make_scenario("split-digits", n_tasks=5)
+    two_tasks.tasks = two_tasks.tasks[:2]
+    results = run_experiment("l2", two_tasks, "class", hidden=(32,), config=config, preallocate_head=True,
+                             method_options={"strength": 100.0})
+    assert results["config"]["extra"]["preallocate_head"] is True
+    torch.manual_seed(0)
+    method = build_method("l2", build_model(digits_scenario, hidden=(32,)), "class", {"strength": 100.0})
+    method.model.head.add(10)  # every class's output from the start
+    first = digits_scenario.tasks[0]
+    method.before_task(first)
+    assert method.model.head.out_features == 10  # not grown again
+    x, targets, task_ids = (t[:16] for t in method.training_data(first))
+    logits = method.model(x)
+    loss = method.classification_loss(logits, targets, task_ids)
+    # the unseen classes' outputs are not in the loss, nor in the prediction
+    shifted = logits.clone()
+    shifted[:, 2:] += 100.0
+    assert method.classification_loss(shifted, targets, task_ids).item() == pytest.approx(loss.item())
+    assert loss.item() == pytest.approx(F.cross_entropy(logits[:, :2], targets).item(), rel=1e-6)
+    assert method.predict(x).shape == (16, 2)
+    method.after_task(first)
+    # the snapshot holds the unseen classes' rows too: L2 (Omega = 1) pins them where they started
+    head = method.model.head.parts[0].weight
+    with torch.no_grad():
+        head[9] += 0.5
+    assert method.penalty().item() == pytest.approx(0.25 * head.shape[1], rel=1e-5)
+    with pytest.raises(ConfigError, match="class-incremental"):
+        run_experiment("l2", two_tasks, "task", hidden=(32,), config=config, preallocate_head=True)

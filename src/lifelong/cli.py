@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (a new one per task, unless --one-optimizer)")
     run.add_argument("--momentum", type=float, help="SGD momentum")
     run.add_argument("--weight-decay", type=float, help="weight decay")
+    run.add_argument("--preallocate-head", action="store_true",
+                     help="class setting: a head with every class's output from the start, unseen classes left out "
+                          "of the loss and the prediction (Hsu et al.'s code); default: it grows task by task")
     run.add_argument("--warmup-epochs", type=int,
                      help="first train the new head alone on frozen features for this many epochs (Li & Hoiem)")
     run.add_argument("--warmup-lr", type=float, help="warm-up learning rate (default: --lr)")
@@ -180,7 +183,8 @@ def command_run(args) -> int:
             try:
                 results = run_experiment(name, scenario, setting, out_dir=run_dir, resume=args.resume,
                                          backbone=args.backbone, hidden=hidden, config=config,
-                                         method_options=method_options[name])
+                                         method_options=method_options[name],
+                                         preallocate_head=args.preallocate_head)
             except KeyboardInterrupt:
                 print(f"interrupted: the tasks already finished are saved in {run_dir}; "
                       f"add --resume --out {out} to the same command to continue", file=sys.stderr)

@@ -77,9 +77,15 @@ def run_experiment(
     hidden=(400, 400),
     method_options: dict | None = None,
     config: TrainConfig | None = None,
+    preallocate_head: bool = False,
     **train_options,
 ) -> dict:
-    """Run one method on one scenario in one setting; returns the results document (see the README)."""
+    """Run one method on one scenario in one setting; returns the results document (see the README).
+
+    `preallocate_head` (class setting): the head has every class's output from the start, the classes not seen
+    yet left out of the loss and the prediction, as in Hsu et al.'s code; the default grows it task by task. The
+    difference shows in a penalty on the head: rows of unseen classes exist at the first snapshot and are held
+    there (L2 pins them to their initial values)."""
     scenario_name = scenario if isinstance(scenario, str) else scenario.name
     if config is None:
         config = train_config(scenario_name, **train_options)
@@ -90,6 +96,12 @@ def run_experiment(
     torch.manual_seed(config.seed)  # the model's initial weights depend on the seed alone
     model = build_model(scenario, backbone, hidden)
     learner = build_method(method, model, setting, method_options)
+    if preallocate_head:
+        if setting != "class" or getattr(learner, "local_learning", False):
+            raise ConfigError("preallocate_head is for gradient-trained methods in the class-incremental setting "
+                              f"(one head for every class); got {method} in the {setting!r} setting")
+        model.head.add(sum(task.n_classes for task in scenario.tasks))
     config = replace(config, extra={**config.extra, "backbone": backbone or scenario.backbone,
-                                    "hidden": list(hidden), "method_options": method_options or {}})
+                                    "hidden": list(hidden), "method_options": method_options or {},
+                                    **({"preallocate_head": True} if preallocate_head else {})})
     return run(learner, scenario, config, out_dir=out_dir, resume=resume)

@@ -53,6 +53,8 @@ PAPER = {
     "joint": ("Offline", (99.52, 0.16), (98.59, 0.15), (97.53, 0.30)),
     "joint-1adam": ("Offline, one optimizer for the whole sequence", None, None, (97.53, 0.30)),
     "l2": ("L2", (98.18, 0.96), (66.00, 3.73), (22.52, 1.08)),
+    "l2-fullhead": ("L2, class-IL head with all 10 outputs from the start (Hsu et al.'s code)", None, None,
+                    (22.52, 1.08)),
     "ewc": ("EWC", (97.70, 0.81), (58.85, 2.59), (19.80, 0.05)),
     "online-ewc": ("Online EWC", (98.04, 1.10), (57.33, 1.44), (19.77, 0.04)),
     "si": ("SI", (98.56, 0.49), (64.76, 3.09), (19.67, 0.09)),
@@ -86,6 +88,7 @@ VARIANTS = {
     "lwf-vdv-2000it-1adam": ("lwf", {"weighting": "van-de-ven"}, 1),
     "finetune-1adam": ("finetune", {}, 1),
     "joint-1adam": ("joint", {}, 1),
+    "l2-fullhead": ("l2", {}, 1),
     "ewc": ("ewc", {"fisher": "batch"}, 1),
     "online-ewc": ("online-ewc", {"fisher": "batch"}, 1),
     "mas": ("mas", {"estimate": "batch"}, 2),
@@ -99,10 +102,13 @@ CLASS_IL_OPTIONS = {"lwf-vdv-all": {"class_distillation": "all-classes"},
                     "lwf-vdv-2000it": {"class_distillation": "all-classes"},
                     "lwf-all-2000it": {"class_distillation": "all-classes"},
                     "lwf-vdv-2000it-1adam": {"class_distillation": "all-classes"}}
-ROW_SETTINGS = {"lwf-vdv-all": ("class",), "joint-1adam": ("class",)}
+ROW_SETTINGS = {"lwf-vdv-all": ("class",), "joint-1adam": ("class",), "l2-fullhead": ("class",)}
 ROW_EPOCHS = {"lwf-vdv-2000it": 21, "lwf-all-2000it": 21, "lwf-vdv-2000it-1adam": 21}
-# Both Hsu et al.'s code and van de Ven's keep one Adam optimizer for the whole sequence (its moments carry over)
-ROW_TRAINING = {row: {"reset_optimizer": False} for row in ("finetune-1adam", "lwf-vdv-2000it-1adam", "joint-1adam")}
+# How Hsu et al.'s (and van de Ven's) code differs from our defaults, for the rows that test it (run_experiment's
+# options): one Adam optimizer for the whole sequence, its moments carried over; a class-IL head with every class's
+# output from the start
+ROW_RUN = {**{row: {"reset_optimizer": False} for row in ("finetune-1adam", "lwf-vdv-2000it-1adam", "joint-1adam")},
+           "l2-fullhead": {"preallocate_head": True}}
 
 
 def method_options(row: str, setting: str) -> tuple[str, dict]:
@@ -208,9 +214,8 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
         started = time.perf_counter()
         how = protocol(row, setting, epochs)
         method, options = method_options(row, setting)
-        training = ROW_TRAINING.get(row, {})
         results = run_experiment(method, scenario, setting, method_options=options, seed=seed,
-                                 epochs=how["epochs"], device=device, progress=False, **training)
+                                 epochs=how["epochs"], device=device, progress=False, **ROW_RUN.get(row, {}))
         run = {"final_average_accuracy": results["final_average_accuracy"],
                "accuracy_matrix": results["accuracy_matrix"], **how, "wall_time_s": time.perf_counter() - started}
         write_json(out / f"{NAME}_runs" / f"{key.replace('/', '_')}.json", {"key": key, **run})
@@ -224,12 +229,12 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
 def protocol(row: str, setting: str, epochs: int | None = None) -> dict:
     """How a run of `row` in `setting` is made: saved with it, and compared before a saved run is reused."""
     return {"method_options": method_options(row, setting)[1], "epochs": ROW_EPOCHS.get(row, epochs or 4),
-            **ROW_TRAINING.get(row, {})}
+            **ROW_RUN.get(row, {})}
 
 
 def run_protocol(run: dict) -> dict:
     return {"method_options": run["method_options"], "epochs": run["epochs"],
-            "reset_optimizer": run.get("reset_optimizer", True)}
+            "reset_optimizer": run.get("reset_optimizer", True), "preallocate_head": run.get("preallocate_head", False)}
 
 
 def save_table(out: Path, notes: str = "") -> dict:

@@ -117,8 +117,15 @@ class Method:
     def before_epoch(self, epoch: int, n_epochs: int) -> None:
         """Called at the start of each training epoch (0 .. n_epochs - 1), after `train_mode`. Nothing here."""
 
+    def seen(self, logits: torch.Tensor) -> torch.Tensor:
+        """The outputs of the tasks seen so far. The same logits, unless the head was built with every class's
+        output from the start (`preallocate_head`, Hsu et al.'s class-IL head): later classes stay out until
+        their task comes."""
+        return logits[:, : self.output_mask.shape[1]]
+
     def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over the outputs the setting allows: a sample's own task part in the task setting."""
+        logits = self.seen(logits)
         if self.setting == "task":
             logits = logits.masked_fill(~self.output_mask[task_ids], float("-inf"))
         return F.cross_entropy(logits, targets)
@@ -132,8 +139,8 @@ class Method:
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits over every head output, in evaluation mode; the engine reads the part each setting needs."""
-        return self.model(x)
+        """Logits over the outputs seen so far, in evaluation mode; the engine reads the part each setting needs."""
+        return self.seen(self.model(x))
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:

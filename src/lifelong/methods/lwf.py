@@ -77,7 +77,7 @@ class LwF(Method):
             if self.augmented_inputs:  # Y_o must follow the augmented batches: keep a frozen copy
                 self.old_model = copy.deepcopy(self.model).eval().requires_grad_(False)
             else:
-                self.recorded = self._responses(self.model.eval(), task.x_train)  # Y_o, once
+                self.recorded = self.seen(self._responses(self.model.eval(), task.x_train))  # Y_o, once
         super().before_task(task)
         self.model.head.requires_grad_(True)  # LwF trains the old heads theta_o too
         if self.recorded is not None:
@@ -164,7 +164,8 @@ class LwF(Method):
         task's data alone, so every sample's own head is the new one."""
         logits = self.model(x)
         if self.old_model is not None:  # augmented inputs: the old model sees this very batch
-            old_targets = self.soft_targets(self._responses(self.old_model, x))
+            n_old = self.sizes[0] if self.setting == "domain" else sum(self.sizes[:-1])
+            old_targets = self.soft_targets(self._responses(self.old_model, x)[:, :n_old])
         if old_targets is None:
             return self.classification_loss(logits, targets, task_ids)
         if self.per_head:

@@ -196,7 +196,7 @@ class Regularizer(Method):
 
     def outputs(self, out: torch.Tensor, task_id: int) -> torch.Tensor:
         """The outputs a task is read through: its own head part in the task setting, all outputs otherwise."""
-        return out[:, self.task_slice(task_id)] if self.setting == "task" else out
+        return out[:, self.task_slice(task_id)] if self.setting == "task" else self.seen(out)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
