@@ -54,7 +54,7 @@ written in three ways that matter here:
    per-sample Fisher is about 120 times the batch estimate and the exact MAS Omega about 2.3 times Hsu's, so our
    defaults with the paper's coefficients are a stronger penalty than the paper's. Our batches are taken in the
    task's data order, not reshuffled, which changes the batch estimates somewhat: a candidate reason for EWC's
-   domain-IL row sitting about 3 points below the paper's (2.59 std), while online EWC, L2, SI and MAS agree there.
+   domain-IL row sitting about 2 points below the paper's (2.59 std), while online EWC, L2, SI and MAS agree there.
 
 Smaller flags: L2 domain-IL was 1.7 points below the paper's mean over 5 seeds; over 10 it is 66.08 against 66.00
 (the flag was seed noise). EWC domain-IL over 10 seeds is 56.63 +- 3.15, 2.2 points below the paper's 58.85 +- 2.59
