@@ -63,12 +63,17 @@ class Method:
                               f"(task 0 has {self.sizes[0]}, task {task.id} has {task.n_classes})")
         self.offsets.append(0 if self.setting == "domain" else sum(self.sizes))
         self.sizes.append(task.n_classes)
-        n_outputs = self.sizes[0] if self.setting == "domain" else sum(self.sizes)
+        n_outputs = self.n_outputs(len(self.sizes))
         # outputs a sample may be classified into, per task id: used by the task-incremental loss
         mask = torch.zeros(len(self.sizes), n_outputs, dtype=torch.bool)
         for t in range(len(self.sizes)):
             mask[t, self.task_slice(t)] = True
         self.output_mask = mask
+
+    def n_outputs(self, n_tasks: int) -> int:
+        """The head outputs of the first `n_tasks` tasks: their classes one after the other, or the one shared part
+        in the domain setting."""
+        return self.sizes[0] if self.setting == "domain" else sum(self.sizes[:n_tasks])
 
     @property
     def _device(self) -> torch.device:

@@ -164,8 +164,7 @@ class LwF(Method):
         task's data alone, so every sample's own head is the new one."""
         logits = self.model(x)
         if self.old_model is not None:  # augmented inputs: the old model sees this very batch
-            n_old = self.sizes[0] if self.setting == "domain" else sum(self.sizes[:-1])
-            old_targets = self.soft_targets(self._responses(self.old_model, x)[:, :n_old])
+            old_targets = self.soft_targets(self._responses(self.old_model, x)[:, :self.n_outputs(len(self.sizes) - 1)])
         if old_targets is None:
             return self.classification_loss(logits, targets, task_ids)
         if self.per_head:
