@@ -202,9 +202,9 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
     planned = [(f"{row}/{setting}/{seed}", row, setting, seed) for seed in seeds for setting in settings
                for row in rows if setting in ROW_SETTINGS.get(row, SETTINGS)]
     for key, row, setting, _ in planned:  # a saved run is reused only if it ran the same way
-        if key in done and run_protocol(done[key]) != run_protocol(protocol(row, setting, epochs)):
-            raise ConfigError(f"{out} already has run {key} made differently ({run_protocol(done[key])}, now "
-                              f"{run_protocol(protocol(row, setting, epochs))}): use another --out, or delete "
+        if key in done and saved_protocol(done[key]) != protocol(row, setting, epochs):
+            raise ConfigError(f"{out} already has run {key} made differently ({saved_protocol(done[key])}, now "
+                              f"{protocol(row, setting, epochs)}): use another --out, or delete "
                               f"{out / f'{NAME}_runs'} to start again")
     scenario = make_scenario("split-mnist", data_dir=data_dir, download=download)
     # seeds outermost: a reproduction stopped early leaves every row with the same number of seeds
@@ -213,9 +213,8 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
             continue
         started = time.perf_counter()
         how = protocol(row, setting, epochs)
-        method, options = method_options(row, setting)
-        results = run_experiment(method, scenario, setting, method_options=options, seed=seed,
-                                 epochs=how["epochs"], device=device, progress=False, **ROW_RUN.get(row, {}))
+        results = run_experiment(method_options(row, setting)[0], scenario, setting, seed=seed, device=device,
+                                 progress=False, **how)
         run = {"final_average_accuracy": results["final_average_accuracy"],
                "accuracy_matrix": results["accuracy_matrix"], **how, "wall_time_s": time.perf_counter() - started}
         write_json(out / f"{NAME}_runs" / f"{key.replace('/', '_')}.json", {"key": key, **run})
@@ -226,15 +225,20 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
     return save_table(out, notes)
 
 
+PROTOCOL_DEFAULTS = {"reset_optimizer": True, "preallocate_head": False}
+
+
 def protocol(row: str, setting: str, epochs: int | None = None) -> dict:
-    """How a run of `row` in `setting` is made: saved with it, and compared before a saved run is reused."""
+    """How a run of `row` in `setting` is made (run_experiment's options): saved with it, and compared before a
+    saved run is reused."""
     return {"method_options": method_options(row, setting)[1], "epochs": ROW_EPOCHS.get(row, epochs or 4),
-            **ROW_RUN.get(row, {})}
+            **PROTOCOL_DEFAULTS, **ROW_RUN.get(row, {})}
 
 
-def run_protocol(run: dict) -> dict:
+def saved_protocol(run: dict) -> dict:
+    """The protocol of a saved run (runs saved before an option existed ran with its default)."""
     return {"method_options": run["method_options"], "epochs": run["epochs"],
-            "reset_optimizer": run.get("reset_optimizer", True), "preallocate_head": run.get("preallocate_head", False)}
+            **{key: run.get(key, default) for key, default in PROTOCOL_DEFAULTS.items()}}
 
 
 def save_table(out: Path, notes: str = "") -> dict:
