@@ -58,9 +58,9 @@ written in three ways that matter here:
 
 Smaller flags: L2 domain-IL was 1.7 points below the paper's mean over 5 seeds; over 10 it is 66.08 against 66.00
 (the flag was seed noise). EWC domain-IL over 10 seeds is 56.63 +- 3.15, 2.2 points below the paper's 58.85 +- 2.59
-(within one of its standard deviations; the two means differ by about 1.7 standard errors). Joint (Offline) class-IL is 0.46 points above the paper's 97.53 +- 0.30 (within 2 of its
-standard deviations, not flagged); with one optimizer for the whole sequence (point 1, row `joint-1adam`) it is
-97.89 +- 0.24.
+(within one of its standard deviations; the two means differ by about 1.7 standard errors). Joint (Offline)
+class-IL is 0.46 points above the paper's 97.53 +- 0.30 (within 2 of its standard deviations, not flagged); with
+one optimizer for the whole sequence (point 1, row `joint-1adam`) it is 97.89 +- 0.24.
 
 Rows `lwf-vdv-all`, `lwf-vdv-2000it`, `lwf-all-2000it`, `lwf-vdv-2000it-1adam` and `finetune-1adam` (added
 2026-11-24) ran after the engine switched to PyTorch's fused Adam (the same update up to rounding), the head to one

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, help="epochs per task (default: the benchmark's)")
     run.add_argument("--lr", type=float, help="learning rate")
     run.add_argument("--batch-size", type=int, help="mini-batch size")
-    run.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (a new one per task, unless --one-optimizer)")
+    run.add_argument("--optimizer", choices=("sgd", "adam"),
+                     help="optimizer (a new one per task, unless --one-optimizer)")
     run.add_argument("--momentum", type=float, help="SGD momentum")
     run.add_argument("--weight-decay", type=float, help="weight decay")
     run.add_argument("--preallocate-head", action="store_true",
