@@ -402,3 +402,31 @@ def test_importance_of_each_head_part_when_the_head_runs_as_one_product():
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5)
     assert got["head.parts.1.weight"].abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ["mas", "l-mas"])
+def test_importance_reads_the_head_where_the_task_is_read(digits, name):
+    """MAS and l-MAS measure a task through the outputs it is read by: in the task setting its own head part (an
+    old part's importance is its own task's), in a head built with every class, the classes seen so far."""
+    config = TrainConfig(**{**FAST, "epochs": 1})
+
+    def learn(method, task):
+        method.before_task(task)
+        train_task(method, task, digits, config, torch.Generator().manual_seed(0))
+        method.after_task(task)
+
+    method = fresh(name, digits, "task")
+    learn(method, digits.tasks[0])
+    part_0 = method.importance["head.parts.0.weight"].clone()
+    assert part_0.sum() > 0
+    learn(method, digits.tasks[1])
+    torch.testing.assert_close(method.importance["head.parts.0.weight"], part_0)  # task 1 left it alone
+    assert method.importance["head.parts.1.weight"].sum() > 0
+
+    torch.manual_seed(0)
+    method = build_method(name, build_model(digits, hidden=(32,)), "class", {})
+    method.model.head.add(10)  # every class's output from the start
+    learn(method, digits.tasks[0])
+    rows = method.importance["head.parts.0.weight"].sum(1)
+    assert (rows[:2] > 0).all() and (rows[2:] == 0).all()
+    assert (method.importance["head.parts.0.bias"][2:] == 0).all()

@@ -27,7 +27,7 @@ from torch import nn
 from ..checks import check_choice
 from ..errors import ConfigError, TrainingError
 from ..hebbian import accumulate_coactivation  # the library's Hebbian statistic, summed batch by batch
-from ..models import linear_maps, linear_parts
+from ..models import IncrementalHead, linear_maps, linear_parts
 from .regularization import Regularizer, batch_gradient_statistic, measuring_mode, per_sample_statistic
 
 ESTIMATES = ("per-sample", "batch")
@@ -144,10 +144,13 @@ def add_layer_importance(module: nn.Module, pre: torch.Tensor, post: torch.Tenso
 class CoactivationRecorder:
     """Adds up l-MAS's sum of |g| over every forward pass of `model` while recording (forward hooks on its Linear
     and Conv2d layers; no backward pass, no copy of the activations kept). `take()` returns Omega: the sums over
-    the samples seen, divided by their number, by parameter name (zeros for parameters of other layers)."""
+    the samples seen, divided by their number, by parameter name (zeros for parameters of other layers).
+    `head_outputs`: the columns of an `IncrementalHead`'s output that the task is read through (as MAS reads it);
+    the head's other outputs (other tasks' parts, classes not seen yet) get no importance from these samples."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, head_outputs: slice | None = None):
         self.model = model
+        self.head_outputs = head_outputs
         self.sums: dict[nn.Parameter, torch.Tensor] = {}
         self.calls: dict[nn.Module, int] = {}
         self.n_samples = self.n_forwards = 0
@@ -166,6 +169,10 @@ class CoactivationRecorder:
         def add(module, inputs, output):
             relu = module in relu_after
             post = F.relu(output) if relu else output
+            if isinstance(module, IncrementalHead) and self.head_outputs is not None:
+                read = torch.zeros_like(post)
+                read[:, self.head_outputs] = post[:, self.head_outputs]
+                post = read
             for layer, columns in linear_parts(module):
                 add_layer_importance(layer, inputs[0].detach(), post.detach()[:, columns], self.sums, relu)
             self.calls[module] = self.calls.get(module, 0) + 1
@@ -204,11 +211,12 @@ class CoactivationRecorder:
         return {n: self.sums.get(p, torch.zeros_like(p)) for n, p in self.model.named_parameters()}
 
 
-def hebbian_importance(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+def hebbian_importance(model: nn.Module, x: torch.Tensor, head_outputs: slice | None = None) -> dict[str, torch.Tensor]:
     """sum over the batch `x` of |g_ij(x_k)|, g_ij = 2 y_i^{l-1} y_j^l, for every Linear and Conv2d layer, from
     one forward pass in evaluation mode (no backward). y^l is the layer's ReLU output where an nn.ReLU follows it,
-    its linear output otherwise (a head). Other parameters (batch norm) get no importance."""
-    recorder = CoactivationRecorder(model).start()
+    its linear output otherwise (a head; only its `head_outputs` columns, if given). Other parameters (batch norm)
+    get no importance."""
+    recorder = CoactivationRecorder(model, head_outputs).start()
     with measuring_mode(model), torch.no_grad():
         try:
             model(x)
@@ -244,12 +252,14 @@ class LocalMAS(MAS):
         self._recorder = CoactivationRecorder(model)
 
     def statistic(self, x, task_id):
-        return hebbian_importance(self.model, x)
+        return hebbian_importance(self.model, x, self.read_columns(task_id) if task_id is not None and self.offsets
+                                  else None)
 
     def before_task(self, task):
         self._recorder.stop()  # an interrupted task may have left its hooks on the model
-        self._recorder = CoactivationRecorder(self.model)  # and its partial sums: start afresh
         super().before_task(task)
+        # and its partial sums: start afresh, reading the head as MAS does
+        self._recorder = CoactivationRecorder(self.model, self.read_columns(task.id))
 
     def before_epoch(self, epoch, n_epochs):
         super().before_epoch(epoch, n_epochs)

@@ -194,9 +194,13 @@ class Regularizer(Method):
         for start in range(0, len(x), self.importance_batch_size):
             yield x[start:start + self.importance_batch_size].to(self._device)
 
+    def read_columns(self, task_id: int) -> slice:
+        """The head outputs a task is read through: its own part in the task setting, every output seen so far
+        otherwise (not those of later classes in a head built with all of them from the start)."""
+        return self.task_slice(task_id) if self.setting == "task" else slice(0, self.output_mask.shape[1])
+
     def outputs(self, out: torch.Tensor, task_id: int) -> torch.Tensor:
-        """The outputs a task is read through: its own head part in the task setting, all outputs otherwise."""
-        return out[:, self.task_slice(task_id)] if self.setting == "task" else self.seen(out)
+        return out[:, self.read_columns(task_id)]
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
