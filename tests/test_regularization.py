@@ -430,3 +430,70 @@ def test_importance_reads_the_head_where_the_task_is_read(digits, name):
     rows = method.importance["head.parts.0.weight"].sum(1)
     assert (rows[:2] > 0).all() and (rows[2:] == 0).all()
     assert (method.importance["head.parts.0.bias"][2:] == 0).all()
+
+
+def test_average_accumulation_counts_each_parameter_from_its_birth_and_survives_a_resume(digits):
+    """accumulate="average": a head part added at task 1 is the mean of its own tasks' Omega, the backbone the mean
+    of all three; a checkpoint taken between update_importance and consolidate loses nothing."""
+    method = fresh("mas", digits, "class", accumulate="average")
+    measured = []
+    for t in range(3):
+        method.before_task(digits.tasks[t])
+        method.update_importance(digits.tasks[t].x_train[:40])
+        measured.append({n: v / 40 for n, v in method._running.items()})
+        if t == 2:  # interrupted before consolidating: a fresh learner resumes from the checkpoint
+            state = method.state_dict()
+            method = fresh("mas", digits, "class", accumulate="average")
+            method.load_state_dict(state, digits.tasks[:3])
+        method.consolidate()
+    importance = method.importance
+    for name in ("backbone.blocks.0.0.weight", "head.parts.0.weight"):
+        torch.testing.assert_close(importance[name], sum(m[name] for m in measured) / 3)
+    torch.testing.assert_close(importance["head.parts.1.weight"],
+                               (measured[1]["head.parts.1.weight"] + measured[2]["head.parts.1.weight"]) / 2)
+
+
+def test_mas_reduction_mean_divides_by_the_outputs_read(digits):
+    """reduction="mean" (Hsu et al.'s code): Omega / the number of outputs read, 2 per task seen in the class
+    setting; and importance can be measured inside torch.no_grad() (unlabelled data at test time)."""
+    omegas = {}
+    for reduction in ("sum", "mean"):
+        method = fresh("mas", digits, "class", reduction=reduction)
+        for t in range(2):
+            method.before_task(digits.tasks[t])
+        with torch.no_grad():
+            method.update_importance(digits.tasks[1].x_train[:30])
+        omegas[reduction] = method._take_running()
+    for name, value in omegas["sum"].items():
+        torch.testing.assert_close(omegas["mean"][name], value / 4)
+
+
+def test_new_head_parts_and_the_penalty_follow_the_model_to_another_device_and_dtype(digits):
+    """A head grown after the model was moved is created where the model is (the same numbers for a seed), and
+    importance restored from a checkpoint follows the model when it moves afterwards (the engine moves the model
+    after resuming). The meta device stands in for a GPU."""
+    heads = {}
+    for where in ("cpu", torch.float64):
+        model = build_model(digits, hidden=(8,)).to(where)
+        torch.manual_seed(1)
+        model.head.add(2)
+        heads[where] = model.head.parts[0].weight
+    assert heads[torch.float64].dtype == torch.float64
+    torch.testing.assert_close(heads[torch.float64], heads["cpu"].double())
+    meta = build_model(digits, hidden=(8,)).to("meta")
+    meta.head.add(2)
+    assert meta.head.parts[0].weight.device.type == "meta"
+
+    method = fresh("l2", digits, "domain")
+    run(method, make_sub(digits, 1), TrainConfig(**{**FAST, "epochs": 1}))
+    resumed = fresh("l2", digits, "domain")
+    resumed.load_state_dict(method.state_dict(), digits.tasks[:1])
+    resumed.model.to("meta")
+    resumed.before_task(digits.tasks[1])
+    assert resumed.penalty().device.type == "meta"
+
+
+def test_si_refuses_a_damping_of_zero(digits):
+    """xi = 0 would give 0 / 0 = NaN for every parameter that never moves (a dead unit's weights)."""
+    with pytest.raises(ConfigError, match="damping must be a number in \\(0"):
+        fresh("si", digits, "class", damping=0.0)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import check_choice, check_weight
-from .regularization import Regularizer, batch_gradient_statistic, per_sample_statistic
+from .regularization import Regularizer, batch_gradient_statistic, measuring_mode, per_sample_statistic
 
 FISHER_ESTIMATES = ("per-sample", "batch")
 
@@ -43,8 +43,7 @@ class EWC(Regularizer):
     def task_importance(self, task):
         fisher, n, n_batches = {}, 0, 0
         for x in self.importance_batches(task.x_train):
-            with torch.no_grad():
-                self.model.eval()
+            with measuring_mode(self.model), torch.no_grad():  # evaluation mode, restored afterwards
                 labels = self.outputs(self.model(x), task.id).argmax(1)
             loss = lambda out, y: self.log_likelihood_loss(out, y, task.id)  # noqa: E731
             if self.fisher == "per-sample":  # sum_k g_k^2

@@ -32,6 +32,7 @@ from .regularization import Regularizer, batch_gradient_statistic, measuring_mod
 
 ESTIMATES = ("per-sample", "batch")
 ACCUMULATIONS = ("sum", "average")
+REDUCTIONS = ("sum", "mean")
 
 
 class MAS(Regularizer):
@@ -41,25 +42,32 @@ class MAS(Regularizer):
     estimate    "per-sample" (default): Omega exactly as eq. 4, the mean of |g| over samples; "batch": the official
                 code's cheaper estimate, |gradient of the batch's summed l2^2| / batch size (never larger).
     accumulate  "sum" (default, the official code): Omega_new = Omega_old + Omega_task; "average": the mean of
-                the tasks' Omega (what other libraries do).
+                the tasks' Omega, per parameter over the tasks since it was born (a head part added later).
+                Other libraries average rather than add (FACIL and Avalanche: 0.5 old + 0.5 new).
+    reduction   "sum" (default): F's squared l2 norm, eq. 2; "mean": the mean of the squared outputs read, as in
+                Hsu et al.'s code (whose coefficients assume it): Omega / (number of outputs read), which in the
+                class setting grows with the classes seen.
     """
 
     name = "mas"
     description = "Memory Aware Synapses: importance = sensitivity of the learned function (no labels needed)"
 
     def __init__(self, model, setting: str = "class", strength: float = 1.0, estimate: str = "per-sample",
-                 accumulate: str = "sum"):
+                 accumulate: str = "sum", reduction: str = "sum"):
         super().__init__(model, setting, strength)
         self.estimate = check_choice("importance estimate", estimate, ESTIMATES)
         self.accumulate = check_choice("accumulation", accumulate, ACCUMULATIONS)
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         self._running: dict[str, torch.Tensor] = {}  # sum over the inputs seen since the last snapshot
         self._count = 0
+        self._n_averaged: dict[str, int] = {}  # accumulate="average": the tasks in each parameter's mean
 
     def function_norm(self, out: torch.Tensor, task_id: int | None) -> torch.Tensor:
         """l2^2 of the learned function, per sample: sum of the squared outputs the task is read through."""
         if task_id is not None and self.offsets:
             out = self.outputs(out, task_id)
-        return out.flatten(1).square().sum(1)
+        squares = out.flatten(1).square()
+        return squares.sum(1) if self.reduction == "sum" else squares.mean(1)
 
     def statistic(self, x: torch.Tensor, task_id: int | None) -> dict[str, torch.Tensor]:
         """sum over the batch of |g(x_k)| (per-sample), or |sum of g(x_k)| (batch)."""
@@ -93,13 +101,29 @@ class MAS(Regularizer):
         return omega
 
     def combine(self, new):
-        if self.accumulate == "sum" or not self._importance:
+        if self.accumulate == "sum":
             return super().combine(new)
-        n = self.n_consolidated  # the mean of the n old tasks' Omega and the new one
         for name, omega in new.items():
             old = self._importance.get(name)
-            self._importance[name] = omega if old is None or old.shape != omega.shape else (n * old + omega) / (n + 1)
+            if old is None or old.shape != omega.shape:  # a parameter born with this task
+                self._importance[name], self._n_averaged[name] = omega, 1
+                continue
+            n = self._n_averaged[name]  # the mean of its n old tasks' Omega and the new one
+            self._importance[name] = (n * old + omega) / (n + 1)
+            self._n_averaged[name] = n + 1
         self._anchor = self.snapshot()
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "running": self._running, "count": self._count,
+                "n_averaged": self._n_averaged}
+
+    def load_state_dict(self, state, tasks):
+        super().load_state_dict(state, tasks)
+        device = self._device
+        self._running = {n: v.to(device) for n, v in state.get("running", {}).items()}
+        self._count = state.get("count", 0)
+        # checkpoints from before the count per parameter: every parameter averaged over every task
+        self._n_averaged = state.get("n_averaged", {n: self.n_consolidated for n in self._importance})
 
 
 def relu_outputs(model: nn.Module) -> set[nn.Module]:

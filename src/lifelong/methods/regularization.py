@@ -33,8 +33,9 @@ TRANSFORMS = {"abs": torch.abs, "square": torch.square}
 
 
 class measuring_mode:
-    """Gradients for every parameter (frozen head parts included) and evaluation mode (batch-norm statistics
-    untouched) while importance is measured; both restored afterwards."""
+    """Gradients for every parameter (frozen head parts included), even inside `torch.no_grad()` (importance from
+    inputs met at test time), and evaluation mode (batch-norm statistics untouched) while importance is measured;
+    all restored afterwards."""
 
     def __init__(self, model: nn.Module):
         self.model = model
@@ -42,10 +43,13 @@ class measuring_mode:
     def __enter__(self):
         self.flags = [(p, p.requires_grad) for p in self.model.parameters()]
         self.training = self.model.training
+        self.grad_mode = torch.enable_grad()
+        self.grad_mode.__enter__()
         self.model.requires_grad_(True).eval()
         return self.model
 
     def __exit__(self, *exc):
+        self.grad_mode.__exit__(*exc)
         for p, flag in self.flags:
             p.requires_grad_(flag)
         self.model.train(self.training)
@@ -158,6 +162,9 @@ class Regularizer(Method):
             if params[name].shape != anchor.shape:
                 raise ConfigError(f"parameter {name!r} has shape {tuple(params[name].shape)} but the stored "
                                   f"snapshot has {tuple(anchor.shape)}: the importance was computed for another model")
+        for name, anchor in self._anchor.items():  # a model moved to another device after a resume takes them along
+            self._anchor[name] = anchor.to(params[name].device)
+            self._importance[name] = self._importance[name].to(params[name].device)
         self._terms = [(params[n], self._importance[n], a) for n, a in self._anchor.items() if params[n].requires_grad]
 
     # ------------------------------------------------------------------ the hooks

@@ -11,7 +11,7 @@ the total loss minus the penalty's, 2 c Omega (theta - theta*), known in closed 
 
 import torch
 
-from ..checks import check_weight
+from ..checks import check_float
 from .regularization import Regularizer
 
 
@@ -25,7 +25,8 @@ class SI(Regularizer):
 
     def __init__(self, model, setting: str = "class", strength: float = 300.0, damping: float = 0.1):
         super().__init__(model, setting, strength)
-        self.damping = check_weight("damping", damping)
+        # xi > 0: a parameter that never moves (a dead unit's weights) has w = 0 and (delta theta)^2 = 0
+        self.damping = check_float("damping", damping)
         self._hooks = []
 
     def before_task(self, task):

@@ -20,6 +20,8 @@ class IncrementalHead(nn.Module):
         super().__init__()
         self.in_features = in_features
         self.parts = nn.ModuleList()
+        # follows .to() / .cuda() / .double() even while the head has no part: where new parts go
+        self.register_buffer("_where", torch.empty(0), persistent=False)
 
     @property
     def sizes(self) -> list[int]:
@@ -34,10 +36,8 @@ class IncrementalHead(nn.Module):
         if n_outputs < 1:
             raise ValueError(f"a head part needs at least one output, got {n_outputs}")
         offset = self.out_features
-        reference = next(self.parameters(), None)
-        part = nn.Linear(self.in_features, n_outputs)
-        if reference is not None:
-            part.to(reference.device)
+        # initialised on the CPU (the same numbers on every device for a seed), then moved where the model is
+        part = nn.Linear(self.in_features, n_outputs).to(self._where.device, self._where.dtype)
         self.parts.append(part)
         return offset
 
