@@ -4,7 +4,7 @@ import pytest
 
 from lifelong.cli import main
 from lifelong.errors import ConfigError
-from lifelong.reproduce import method_options, render, reproduce, summary
+from lifelong.reproduce import load, method_options, render, reproduce, summary
 
 
 def test_summary_flags_two_paper_stds_or_one_and_a_half_points():
@@ -65,4 +65,8 @@ def test_reproduce_command_writes_the_table_and_continues_where_it_stopped(share
     assert "(n=2)" in (tmp_path / "hsu2018_split_mnist.md").read_text()
     # the same table with another protocol (4 epochs, not 1) would mix the two: refused before anything runs
     assert main(argv[:8] + argv[10:]) == 2
-    assert "made differently" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "made differently" in error and "finetune_task_0.json" in error  # which file to delete to run it again
+    # deleting a run's file removes the run (the table's JSON is derived from the run files)
+    (tmp_path / "hsu2018_split_mnist_runs" / "finetune_task_1.json").unlink()
+    assert set(load(tmp_path)["runs"]) == {"finetune/task/0"}

@@ -134,11 +134,20 @@ def check_rows(rows: list[str], settings: list[str]) -> None:
             raise ConfigError(f"unknown setting {setting!r}; choose from: {', '.join(SETTINGS)}")
 
 
+def run_file(out: Path, key: str) -> Path:
+    """Where run `key` ("row/setting/seed") is saved: one file per run, written as soon as the run ends."""
+    return out / f"{NAME}_runs" / f"{key.replace('/', '_')}.json"
+
+
 def load(out: Path) -> dict:
-    """The table's JSON in `out`, with every per-run file merged in ({"runs": {} } when there is none)."""
+    """The table's JSON in `out` ({"runs": {}} when there is none), its runs those of the per-run files when
+    there are any (the JSON's copy is derived from them: deleting a run's file removes the run)."""
     path, runs_dir = out / f"{NAME}.json", out / f"{NAME}_runs"
     document = json.loads(path.read_text()) if path.exists() else {"runs": {}}
-    for run_path in sorted(runs_dir.glob("*.json")) if runs_dir.exists() else []:
+    run_paths = sorted(runs_dir.glob("*.json")) if runs_dir.exists() else []
+    if run_paths:
+        document["runs"] = {}
+    for run_path in run_paths:
         run = json.loads(run_path.read_text())
         document["runs"][run.pop("key")] = run
     return document
@@ -206,7 +215,7 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
         if key in done and saved_protocol(done[key]) != protocol(row, setting, epochs):
             raise ConfigError(f"{out} already has run {key} made differently ({saved_protocol(done[key])}, now "
                               f"{protocol(row, setting, epochs)}): use another --out, or delete "
-                              f"{out / f'{NAME}_runs'} to start again")
+                              f"{run_file(out, key)} (and the row's other runs) to run it again")
     scenario = make_scenario("split-mnist", data_dir=data_dir, download=download)
     # seeds outermost: a reproduction stopped early leaves every row with the same number of seeds
     for key, row, setting, seed in planned:
@@ -218,7 +227,7 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
                                  progress=False, **how)
         run = {"final_average_accuracy": results["final_average_accuracy"],
                "accuracy_matrix": results["accuracy_matrix"], **how, "wall_time_s": time.perf_counter() - started}
-        write_json(out / f"{NAME}_runs" / f"{key.replace('/', '_')}.json", {"key": key, **run})
+        write_json(run_file(out, key), {"key": key, **run})
         save_table(out, notes)
         if log:
             log(f"{row} {setting}-IL seed {seed}: {100 * run['final_average_accuracy']:.2f}% "
