@@ -497,3 +497,25 @@ def test_si_refuses_a_damping_of_zero(digits):
     """xi = 0 would give 0 / 0 = NaN for every parameter that never moves (a dead unit's weights)."""
     with pytest.raises(ConfigError, match="damping must be a number in \\(0"):
         fresh("si", digits, "class", damping=0.0)
+
+
+def test_si_path_and_distance_start_after_a_warm_up_of_the_head(digits):
+    """With the engine's head warm-up, SI's w (sum of -g * step over the task's training) and the distance it is
+    divided by must start at the same point: after the warm-up, which w does not see."""
+    from dataclasses import replace as replaced
+
+    from lifelong.engine import train_task, warm_up_head
+
+    method = fresh("si", digits, "class", strength=0.1)
+    config = full_batch_sgd()
+    for task in digits.tasks[:2]:
+        method.before_task(task)
+        data = list(method.training_data(task))
+        warm_up_head(method, task, data, digits, replaced(config, warmup_epochs=3), torch.Generator().manual_seed(0))
+        after_warm_up = method.snapshot()
+        train_task(method, task, digits, config, torch.Generator().manual_seed(0))
+        omega, theta = method.task_importance(task), method.snapshot()
+        for name in ("head.parts.%d.weight" % task.id, "backbone.blocks.0.0.weight"):
+            expected = method._path[name] / ((theta[name] - after_warm_up[name]).square() + method.damping)
+            torch.testing.assert_close(omega[name], expected)
+        method.after_task(task)

@@ -31,13 +31,22 @@ class SI(Regularizer):
 
     def before_task(self, task):
         super().before_task(task)
+        self._start_path()
+        names = {p: n for n, p in self.model.named_parameters()}
+        self._hooks = [p.register_post_accumulate_grad_hook(lambda p: self._grads.__setitem__(names[p], p.grad.clone()))
+                       for p in self.model.parameters() if p.requires_grad]
+
+    def before_epoch(self, epoch, n_epochs):
+        super().before_epoch(epoch, n_epochs)
+        if epoch == 0:  # after a warm-up of the new head part (the engine's warmup_epochs), which is not in w
+            self._start_path()
+
+    def _start_path(self) -> None:
+        """w = 0 and theta(start) = theta: the path integral and the distance it is divided by start here."""
         self._start = self.snapshot()
         self._path = {n: torch.zeros_like(p) for n, p in self.model.named_parameters()}
         self._step_start: dict | None = None  # theta(t) and g(t) of the last step, until theta(t+1) is known
         self._grads: dict[str, torch.Tensor] = {}
-        names = {p: n for n, p in self.model.named_parameters()}
-        self._hooks = [p.register_post_accumulate_grad_hook(lambda p: self._grads.__setitem__(names[p], p.grad.clone()))
-                       for p in self.model.parameters() if p.requires_grad]
 
     def _integrate_last_step(self) -> None:
         """w -= g(t) * (theta(t+1) - theta(t)) for the step that has just been taken."""
