@@ -18,8 +18,12 @@ def run_cli(capsys, *argv):
     (["run", "--epochs", "0"], "epochs must be at least 1"),
     (["run", "--lr", "-0.1"], "learning rate must be a positive number"),
     (["run", "--hidden", "400,x"], "--hidden takes positive layer sizes"),
-    (["run", "--param", "lamda=2"], "no method has the option lamda"),
+    (["run", "--param", "lamda=2"], "lamda: not an option of"),
+    (["run", "--method", "lwf", "--param", "gamma=0.5"], "gamma: not an option of lwf"),  # online-ewc's
     (["run", "--resume"], "--resume needs the --out directory"),
+    (["run", "--resume", "--out", "/nonexistent/run"], "nothing to resume: /nonexistent/run does not exist"),
+    (["run", "--device", "gpu"], "unknown device 'gpu'"),
+    (["run", "--device", "cuda:7"], "device 'cuda:7'"),
     (["run", "--scenario", "split-mnist", "--data-dir", "/nonexistent/data", "--no-download"],
      "/nonexistent/data/mnist"),
 ])
@@ -69,3 +73,27 @@ def test_single_run_writes_results_json_in_out(capsys, tmp_path):
     code, _, _ = run_cli(capsys, "run", "--method", "finetune", "--setting", "task", "--epochs", "1",
                          "--hidden", "16", "--quiet", "--out", str(tmp_path), "--resume")
     assert code == 0 and json.loads((tmp_path / "results.json").read_text())["accuracy_matrix"] == first
+
+
+def test_an_interrupted_comparison_resumes_and_a_finished_run_is_never_overwritten(capsys, tmp_path):
+    out_dir = tmp_path / "comparison"
+    argv = ["run", "--method", "finetune,l2", "--setting", "class", "--hidden", "16", "--quiet", "--out", str(out_dir)]
+    assert run_cli(capsys, *argv)[0] == 0
+    finished = (out_dir / "class-finetune" / "results.json").read_text()
+    # interrupted before l2 began: its directory was never made
+    for path in sorted((out_dir / "class-l2").iterdir()):
+        path.unlink()
+    (out_dir / "class-l2").rmdir()
+    code, out, err = run_cli(capsys, *argv, "--resume")
+    assert code == 0 and "l2" in out
+    assert (out_dir / "class-finetune" / "results.json").read_text() == finished  # resumed, not retrained
+    assert json.loads((out_dir / "class-l2" / "results.json").read_text())["status"] == "complete"
+    # the same --out without --resume would replace finished results: refused
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "already holds a run" in err
+    assert (out_dir / "class-finetune" / "results.json").read_text() == finished
+
+
+def test_no_command_prints_the_help_and_exits_2(capsys):
+    code, out, _ = run_cli(capsys)
+    assert code == 2 and "lifelong run" in out

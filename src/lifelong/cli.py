@@ -14,8 +14,8 @@ EXAMPLES = """examples:
   lifelong run                                     # every method, class- and task-incremental, on split-digits
   lifelong run --method finetune,joint --scenario split-mnist --setting class --data-dir DATA
   lifelong run --method finetune-fc --param lower_blocks=1 --setting task --epochs 2
-  lifelong run --scenario split-cifar100 --n-tasks 10 --data-dir DATA --out runs/cifar
-  lifelong run ... --out runs/cifar --resume       # continue an interrupted run where it stopped
+  lifelong run --method finetune --scenario split-cifar100 --n-tasks 10 --data-dir DATA --out runs/cifar
+  lifelong run ... --out runs/cifar --resume       # continue an interrupted run (or comparison) where it stopped
 """
 
 
@@ -161,8 +161,10 @@ def command_run(args) -> int:
             raise ConfigError(f"unknown setting {setting!r}; choose from: {', '.join(SETTINGS)}")
     if args.resume and not args.out:
         raise ConfigError("--resume needs the --out directory of the run to continue")
+    if args.resume and not Path(args.out).is_dir():
+        raise ConfigError(f"nothing to resume: {args.out} does not exist; run without --resume to start")
     hidden = _positive_int_list(args.hidden)
-    method_options = {name: _options_for(name, dict(args.param)) for name in methods}
+    method_options = options_by_method(methods, dict(args.param))
     config = train_config(args.scenario, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                           schedule=args.schedule, warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr,
@@ -179,10 +181,12 @@ def command_run(args) -> int:
     for setting in settings:
         for name in methods:
             run_dir = out if single else out / f"{setting}-{name}"
+            # an interrupted comparison: the runs it never reached start now
+            resume = args.resume and (single or (run_dir / "checkpoint.pt").exists())
             if not args.quiet:
-                print(f"{name} ({setting}-incremental)", file=sys.stderr)
+                print(f"{name} ({setting}-incremental){' resumed' if resume else ''}", file=sys.stderr)
             try:
-                results = run_experiment(name, scenario, setting, out_dir=run_dir, resume=args.resume,
+                results = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
                                          backbone=args.backbone, hidden=hidden, config=config,
                                          method_options=method_options[name],
                                          preallocate_head=args.preallocate_head)
@@ -197,18 +201,20 @@ def command_run(args) -> int:
     return 0
 
 
-def _options_for(method_name: str, options: dict) -> dict:
-    """--param options go to each method that accepts them (one command compares several methods); an option
-    that no method accepts is an error."""
+def options_by_method(methods: list[str], options: dict) -> dict[str, dict]:
+    """--param options go to each of the methods run that accepts them (one command compares several methods);
+    an option that none of them accepts is an error (a typo, or an option of another method)."""
     from .errors import ConfigError
     from .methods import METHODS, method_options
 
-    known = set().union(*(method_options(cls) for cls in METHODS.values()))
+    accepted = {name: method_options(METHODS[name]) for name in methods}
+    known = set().union(*accepted.values())
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ConfigError(f"no method has the option {', '.join(unknown)}; options: {', '.join(sorted(known)) or 'none'}")
-    accepted = method_options(METHODS[method_name])
-    return {k: v for k, v in options.items() if k in accepted}
+        ran = ", ".join(methods)
+        raise ConfigError(f"{', '.join(unknown)}: not an option of {ran}; their options: "
+                          f"{', '.join(sorted(known)) or 'none'} (`lifelong list` shows each method's)")
+    return {name: {k: v for k, v in options.items() if k in accepted[name]} for name in methods}
 
 
 def command_list(args) -> int:
@@ -301,7 +307,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 0
+        return 2
     handler = {"run": command_run, "list": command_list, "report": command_report,
                "distill": command_distill, "reproduce": command_reproduce}[args.command]
     try:

@@ -26,6 +26,20 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "step", "cosine")
 
 
+def check_device(device: str) -> None:
+    """A torch device this machine has (a clear error before any work, rather than a traceback later)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: this machine (or this torch build) has no CUDA GPU; use --device cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r}: MPS is not available here; use --device cpu")
+
+
 @dataclass
 class TrainConfig:
     """How each task is trained. A fresh optimizer is made for every task unless `reset_optimizer` is False."""
@@ -69,6 +83,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        check_device(self.device)
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
@@ -284,6 +299,9 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
     start_task = 0
     checkpoint_path = out_dir / "checkpoint.pt" if out_dir else None
 
+    if not resume and out_dir is not None and any((out_dir / f).exists() for f in ("checkpoint.pt", "results.json")):
+        raise ConfigError(f"{out_dir} already holds a run: add --resume (resume=True) to continue it, or choose "
+                          "another --out (or delete that directory) to start a new one")
     if resume:
         if checkpoint_path is None or not checkpoint_path.exists():
             raise ConfigError(f"nothing to resume: no checkpoint.pt in {out_dir}; run without --resume to start")
