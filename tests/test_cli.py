@@ -97,3 +97,13 @@ def test_an_interrupted_comparison_resumes_and_a_finished_run_is_never_overwritt
 def test_no_command_prints_the_help_and_exits_2(capsys):
     code, out, _ = run_cli(capsys)
     assert code == 2 and "lifelong run" in out
+
+
+def test_the_comparison_table_marks_a_run_that_has_not_finished():
+    from lifelong.report import comparison_table
+
+    run = {"scenario": "split-digits", "seed": 0, "setting": "class", "method": "finetune", "wall_time_s": 3.0,
+           "accuracy_matrix": [[0.9, None], [None, None]], "average_accuracy": [0.9, None],
+           "final_average_accuracy": 0.9, "final_forgetting": None, "backward_transfer": None}
+    assert "finetune (1/2 tasks)" in comparison_table([{**run, "status": "running: 1 of 2 tasks done"}])
+    assert "(1/2 tasks)" not in comparison_table([{**run, "status": "complete"}])

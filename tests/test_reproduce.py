@@ -62,7 +62,8 @@ def test_reproduce_command_writes_the_table_and_continues_where_it_stopped(share
     log = capsys.readouterr().err
     assert "seed 0" not in log and "seed 1" in log
     assert json.loads(run_file.read_text()) == first
-    assert "(n=2)" in (tmp_path / "hsu2018_split_mnist.md").read_text()
+    table = (tmp_path / "hsu2018_split_mnist.md").read_text()
+    assert "(n=2) [1 epochs]" in table  # not the protocol's 4: said in the cell
     # the same table with another protocol (4 epochs, not 1) would mix the two: refused before anything runs
     assert main(argv[:8] + argv[10:]) == 2
     error = capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Reports: a comparison table for the terminal and plots a person would rather look at than read."""
 
 import math
+import re
 from pathlib import Path
 
 from .errors import ConfigError
@@ -24,7 +25,9 @@ def comparison_table(results: list[dict]) -> str:
              f"{'final':>6} {'forget':>6} {'BWT':>6} {'time':>7}"]
     for r in results:
         curve = " ".join(_pct(a) for a in r["average_accuracy"])
-        lines.append(f"{r['setting']:<8} {r['method']:<20} {curve:<{curve_width}} {_pct(r['final_average_accuracy']):>6} "
+        done = re.match(r"running: (\d+) of (\d+)", r.get("status", "complete"))  # a run that has not finished
+        method = f"{r['method']} ({done[1]}/{done[2]} tasks)" if done else r["method"]
+        lines.append(f"{r['setting']:<8} {method:<20} {curve:<{curve_width}} {_pct(r['final_average_accuracy']):>6} "
                      f"{_pct(r['final_forgetting']):>6} {_pct(r['backward_transfer']):>6} {r['wall_time_s']:6.1f}s")
     return "\n".join(lines)
 

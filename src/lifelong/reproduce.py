@@ -173,9 +173,10 @@ def render(document: dict, notes: str = "") -> str:
         "domain-IL (one shared 2-way head), class-IL (one growing 10-way head). The paper's regularisation "
         f"coefficients (task / domain / class), passed as `--param strength=...`: {coefficients}. Estimators: the "
         "paper's rows use those of Hsu et al.'s code, which the coefficients were tuned with: EWC and online EWC "
-        "`fisher=batch` (B * squared gradient of a batch's mean loss, predicted labels); MAS `estimate=batch` with "
-        "the coefficient halved (their Omega: mean over batches of |gradient of the batch-and-output mean of F^2|, "
-        "2 outputs). The 'exact' rows use our defaults, the papers' definitions (per-sample mean of |g| for MAS, "
+        "`fisher=batch` (B * squared gradient of a batch's mean loss, predicted labels); MAS `estimate=batch`, "
+        "`reduction=mean` (their Omega: mean over batches of |gradient of the batch-and-output mean of F^2|, over "
+        "the outputs read: 2 per task seen in class-IL). A cell of runs with other epochs per task says so. "
+        "The 'exact' rows use our defaults, the papers' definitions (per-sample mean of |g| for MAS, "
         "eq. 4 of Aljundi et al.; per-sample Fisher) with the same coefficients. Paper: mean +- std over 10 runs; "
         "ours: mean +- std (sample std) over the seeds shown (n). `!` marks ours differing from the paper by more "
         "than 2 of the paper's standard deviations or more than 1.5 points.", "",
@@ -186,9 +187,12 @@ def render(document: dict, notes: str = "") -> str:
     for row, (label, *paper) in PAPER.items():
         cells = []
         for setting, reference in zip(SETTINGS, paper):
-            values = [r["final_average_accuracy"] * 100 for k, r in runs.items() if k.startswith(f"{row}/{setting}/")]
+            made = [r for k, r in runs.items() if k.startswith(f"{row}/{setting}/")]
+            values = [r["final_average_accuracy"] * 100 for r in made]
+            epochs = sorted({r.get("epochs", 4) for r in made})
+            other_length = "" if epochs in ([], [ROW_EPOCHS.get(row, 4)]) else f" [{'/'.join(map(str, epochs))} epochs]"
             cells.append(f"{reference[0]:.2f} +- {reference[1]:.2f}" if reference else "-")
-            cells.append(summary(values, reference) if values else "not run")
+            cells.append(summary(values, reference) + other_length if values else "not run")
         if any(c != "not run" for c in cells[1::2]):
             lines.append(f"| {label} (`{row}`) | " + " | ".join(cells) + " |")
     times = [r["wall_time_s"] for r in runs.values()]
