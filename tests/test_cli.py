@@ -23,12 +23,17 @@ def run_cli(capsys, *argv):
     (["run", "--resume"], "--resume needs the --out directory"),
     (["run", "--resume", "--out", "/nonexistent/run"], "nothing to resume: /nonexistent/run does not exist"),
     (["run", "--device", "gpu"], "unknown device 'gpu'"),
+    (["run", "--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
+    (["run", "--param", "strength"], "--param takes KEY=VALUE, got 'strength'"),
     (["run", "--device", "cuda:7"], "device 'cuda:7'"),
     (["run", "--scenario", "split-mnist", "--data-dir", "/nonexistent/data", "--no-download"],
      "/nonexistent/data/mnist"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_code_2(capsys, argv, message):
-    code, out, err = run_cli(capsys, *argv)
+    try:
+        code, out, err = run_cli(capsys, *argv)
+    except SystemExit as exit:  # argparse's own checks exit
+        code, (out, err) = exit.code, capsys.readouterr()
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lifelong: error:") and message in lines[0]

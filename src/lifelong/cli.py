@@ -36,8 +36,16 @@ def _param(text: str):
     return key, {"true": True, "false": False, "none": None}.get(value.lower(), value)
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse's errors in the one-line form of every other error: `lifelong: error: ...`, exit code 2."""
+
+    def error(self, message):
+        print(f"lifelong: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lifelong", description="Continual (lifelong) learning on PyTorch.",
+    parser = OneLineErrors(prog="lifelong", description="Continual (lifelong) learning on PyTorch.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
