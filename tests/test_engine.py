@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -296,3 +297,21 @@ def test_a_preallocated_head_leaves_unseen_classes_out_until_their_task(digits_s
     assert method.penalty().item() == pytest.approx(0.25 * head.shape[1], rel=1e-5)
     with pytest.raises(ConfigError, match="class-incremental"):
         run_experiment("l2", two_tasks, "task", hidden=(32,), config=config, preallocate_head=True)
+
+
+def test_what_cannot_train_is_refused_before_any_training(digits_scenario):
+    """A task with no training samples, and a head warm-up or feature extraction with a head that holds every
+    class in one part (there is no new part to train alone), are clear errors before the first task starts."""
+    config = TrainConfig(**{**FAST, "epochs": 1})
+    two_tasks = make_scenario("split-digits", n_tasks=5)
+    two_tasks.tasks = two_tasks.tasks[:2]
+    second = two_tasks.tasks[1]
+    second.x_train, second.y_train = second.x_train[:0], second.y_train[:0]
+    with pytest.raises(ConfigError, match="task\\(s\\) 2 of split-digits have no training samples"):
+        run_experiment("lwf", two_tasks, "class", hidden=(16,), config=config)
+    with pytest.raises(ConfigError, match="no new part to train alone"):
+        run_experiment("feature-extraction", digits_scenario, "class", hidden=(16,), config=config,
+                       preallocate_head=True)
+    with pytest.raises(ConfigError, match="no new part to train alone"):
+        run_experiment("lwf", digits_scenario, "class", hidden=(16,), config=replace(config, warmup_epochs=1),
+                       preallocate_head=True)

@@ -290,6 +290,10 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
     derived from it (see `lifelong.metrics`) and the wall time of each task.
     """
     n_tasks = len(scenario)
+    empty = [task.id + 1 for task in scenario.tasks if len(task.x_train) == 0]
+    if empty:  # found before any training, not hours into a sequence
+        raise ConfigError(f"task(s) {', '.join(map(str, empty))} of {scenario.name} have no training samples: "
+                          "nothing to learn (a validation_fraction that takes them all?)")
     out_dir = Path(out_dir) if out_dir is not None else None
     fingerprint = _fingerprint(scenario, method, config)
     torch.manual_seed(config.seed)  # the global generator: weight initialisation, dropout
@@ -302,10 +306,12 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
     if not resume and out_dir is not None and any((out_dir / f).exists() for f in ("checkpoint.pt", "results.json")):
         raise ConfigError(f"{out_dir} already holds a run: add --resume (resume=True) to continue it, or choose "
                           "another --out (or delete that directory) to start a new one")
+    # first: what the method restores below (head parts, importance, recorded state) is made where the model is
+    method.model.to(config.device)
     if resume:
         if checkpoint_path is None or not checkpoint_path.exists():
             raise ConfigError(f"nothing to resume: no checkpoint.pt in {out_dir}; run without --resume to start")
-        checkpoint = torch.load(checkpoint_path, weights_only=False)
+        checkpoint = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
         saved = checkpoint["fingerprint"]
         # a checkpoint from before a TrainConfig field existed ran with that field's default
         saved["train"] = {**{k: v for k, v in asdict(TrainConfig()).items() if k in fingerprint["train"]},
@@ -319,10 +325,9 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
         history = checkpoint["history"]
         torch.set_rng_state(checkpoint["rng"]["torch"])
         generator.set_state(checkpoint["rng"]["generator"])
-
-    method.model.to(config.device)
-    if resume:  # after the move: the optimizer's state follows its parameters' device
-        restore_optimizer(method, checkpoint.get("optimizer"), config)
+        if checkpoint["rng"].get("cuda") is not None and torch.cuda.is_available():  # dropout on a GPU
+            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+        restore_optimizer(method, checkpoint.get("optimizer"), config)  # its state follows its parameters' device
     method.augmented_inputs = scenario.augment
     results = None
     for task in scenario.tasks[start_task:]:
@@ -350,7 +355,8 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
             save_checkpoint(checkpoint_path, {
                 "completed_tasks": task.id + 1, "method": method.state_dict(), "history": history,
                 "optimizer": optimizer_state(method),
-                "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
+                "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                 "fingerprint": fingerprint,
             })
     if results is None:  # resumed a run that had already finished

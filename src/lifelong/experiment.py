@@ -10,7 +10,7 @@ import torch
 
 from .engine import TrainConfig, run
 from .errors import ConfigError
-from .methods import get_method, method_options
+from .methods import FeatureExtraction, get_method, method_options
 from .models import MLP, ContinualModel, resnet20, resnet32
 from .scenarios import Scenario, make_scenario
 
@@ -100,6 +100,10 @@ def run_experiment(
         if setting != "class" or getattr(learner, "local_learning", False):
             raise ConfigError("preallocate_head is for gradient-trained methods in the class-incremental setting "
                               f"(one head for every class); got {method} in the {setting!r} setting")
+        if isinstance(learner, FeatureExtraction) or config.warmup_epochs:
+            # the new task's outputs share the one head part with the old classes' outputs
+            raise ConfigError("preallocate_head puts every class in one head part, so there is no new part to train "
+                              "alone: feature extraction and the head warm-up (warmup_epochs) cannot run with it")
         model.head.add(sum(task.n_classes for task in scenario.tasks))
     config = replace(config, extra={**config.extra, "backbone": backbone or scenario.backbone,
                                     "hidden": list(hidden), "method_options": method_options or {},
