@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from lifelong.data import load_digits
 from lifelong.engine import TrainConfig, run, train_task
-from lifelong.errors import ConfigError, TrainingError
+from lifelong.errors import ConfigError, DataError, TrainingError
 from lifelong.experiment import build_method, build_model, run_experiment
 from lifelong.methods import Finetune, Joint
 from lifelong.results import _to_json
@@ -315,3 +315,24 @@ def test_what_cannot_train_is_refused_before_any_training(digits_scenario):
     with pytest.raises(ConfigError, match="no new part to train alone"):
         run_experiment("lwf", digits_scenario, "class", hidden=(16,), config=replace(config, warmup_epochs=1),
                        preallocate_head=True)
+
+
+def test_a_damaged_checkpoint_a_changed_option_and_bad_schedules_are_clear_errors(digits_scenario, tmp_path):
+    config = TrainConfig(**{**FAST, "epochs": 1})
+    two_tasks = make_scenario("split-digits", n_tasks=5)
+    two_tasks.tasks = two_tasks.tasks[:2]
+    run_experiment("finetune", two_tasks, "class", hidden=(16,), config=config, out_dir=tmp_path)
+    assert (tmp_path / "results.json").stat().st_mode & 0o044  # readable by others, as an ordinary file
+    with pytest.raises(ConfigError, match="lr 0.005 then, 0.0123 now"):  # which option, and both values
+        run_experiment("finetune", two_tasks, "class", hidden=(16,), config=replace(config, lr=0.0123),
+                       out_dir=tmp_path, resume=True)
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    with pytest.raises(DataError, match="checkpoint.pt cannot be read .* it is damaged"):
+        run_experiment("finetune", two_tasks, "class", hidden=(16,), config=config, out_dir=tmp_path, resume=True)
+    with pytest.raises(ConfigError, match="gamma must be > 0"):
+        TrainConfig(schedule="step", gamma=-1.0)
+    with pytest.raises(ConfigError, match="milestones are fractions"):
+        TrainConfig(schedule="step", milestones=(0.5, 2.0))
+    with pytest.raises(ConfigError, match="bad training option"):
+        run_experiment("finetune", two_tasks, "class", config=config, epoch=1)

@@ -79,6 +79,28 @@ def test_bad_arguments_are_clear(digits):
         make_scenario("split-cifar100", n_tasks=4)
     with pytest.raises(ConfigError, match="validation_fraction"):
         split_by_classes(digits, 5, validation_fraction=1.5)
+    # every class keeps at least one sample on each side of the split
+    with pytest.raises(ConfigError, match="validation_fraction 0.999 holds out .* each class needs at least one"):
+        split_by_classes(digits, 5, validation_fraction=0.999)
+    with pytest.raises(ConfigError, match="holds out 0 of"):
+        split_by_classes(digits, 5, validation_fraction=0.001)
+    for seed in (-1, 2**32, 1.5):
+        with pytest.raises(ConfigError, match="class-order seed must be an integer"):
+            split_by_classes(digits, 5, class_order_seed=seed)
+
+
+def test_permuted_tasks_share_one_validation_split_and_keep_their_permutations_with_it(digits):
+    """The validation images are held out of every task (never another task's training images, permuted), and
+    turning validation on does not change the tasks' permutations (one seed, one benchmark)."""
+    plain, validated = permuted(digits, 3, seed=0), permuted(digits, 3, seed=0, validation_fraction=0.1)
+    for a, b in zip(plain.tasks, validated.tasks):
+        torch.testing.assert_close(a.x_test, b.x_test)
+    def images(x):  # each image's pixel values, sorted: the same whatever the permutation
+        return sorted(map(tuple, x.flatten(1).sort(1).values.tolist()))
+
+    for task in validated.tasks[1:]:  # the same training and validation images as task 0, permuted
+        assert images(task.x_train) == images(validated.tasks[0].x_train)
+        assert images(task.x_val) == images(validated.tasks[0].x_val)
 
 
 def test_split_mnist_padded_statistics_match_hsu_et_al(shared_data):

@@ -7,6 +7,7 @@ results file and a checkpoint are written, so an interrupted run loses at most t
 """
 
 import math
+import pickle
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics
-from .errors import ConfigError, TrainingError
+from .errors import ConfigError, DataError, TrainingError
 from .methods import Method
 from .results import save_checkpoint, versions, write_json
 from .scenarios import Scenario, Task
@@ -76,6 +77,9 @@ class TrainConfig:
             (self.momentum >= 0, f"momentum must be >= 0, got {self.momentum}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"),
+            (self.gamma > 0, f"the schedule's gamma must be > 0 (it multiplies the learning rate), got {self.gamma}"),
+            (all(0 < m <= 1 for m in self.milestones),
+             f"milestones are fractions of the epochs in (0, 1], got {self.milestones}"),
             (self.reset_optimizer or self.schedule == "none",
              f"a learning-rate schedule ({self.schedule!r}) restarts with each task's optimizer: with one optimizer "
              "for the whole sequence (--one-optimizer, reset_optimizer=False) use --schedule none"),
@@ -189,7 +193,8 @@ def warm_up_head(method: Method, task: Task, data, scenario, config, generator) 
     params = method.new_head_parameters()
     if not params:
         return  # nothing new to warm up (the first task, or the domain setting's shared head)
-    optimizer = make_optimizer(params, replace(config, lr=config.warmup_lr or config.lr))
+    config = replace(config, lr=config.warmup_lr or config.lr)  # the warm-up's learning rate, also in its errors
+    optimizer = make_optimizer(params, config)
     model = method.model
 
     def step(x, targets, task_ids, *extras):
@@ -234,8 +239,8 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
             if not torch.isfinite(epoch_loss):
                 raise TrainingError(
                     f"the loss became {epoch_loss.item()} in {description.replace('/', ' of ')}, epoch {epoch + 1}: "
-                    f"lower the learning rate (now {config.lr}); the tasks finished before are saved and "
-                    "--resume continues")
+                    f"lower the learning rate (now {config.lr}) and run again into a new --out (a resume continues "
+                    "only with the same options); the tasks finished before this one stay saved in --out")
             if schedule is not None:
                 schedule.step()
             if loss is not None:  # local learners have no loss to show
@@ -311,14 +316,22 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
     if resume:
         if checkpoint_path is None or not checkpoint_path.exists():
             raise ConfigError(f"nothing to resume: no checkpoint.pt in {out_dir}; run without --resume to start")
-        checkpoint = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
+        try:
+            checkpoint = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
+        except (EOFError, OSError, RuntimeError, pickle.UnpicklingError) as error:
+            raise DataError(f"{checkpoint_path} cannot be read ({type(error).__name__}: {error}): it is damaged. "
+                            "The results.json beside it keeps the finished tasks' numbers; delete the checkpoint "
+                            "and run again into a new --out") from None
         saved = checkpoint["fingerprint"]
         # a checkpoint from before a TrainConfig field existed ran with that field's default
         saved["train"] = {**{k: v for k, v in asdict(TrainConfig()).items() if k in fingerprint["train"]},
                           **saved["train"]}
         if saved != fingerprint:
-            differ = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
-            raise ConfigError(f"the run in {out_dir} was started with other options ({', '.join(differ)} differ): "
+            differ = [", ".join(f"{k} {saved[key].get(k)!r} then, {v!r} now" for k, v in fingerprint[key].items()
+                                if saved[key].get(k) != v)
+                      if isinstance(fingerprint[key], dict) and isinstance(saved.get(key), dict) else key
+                      for key in fingerprint if saved.get(key) != fingerprint[key]]
+            raise ConfigError(f"the run in {out_dir} was started with other options ({'; '.join(differ)}): "
                               "resume with the same options, or choose another --out")
         start_task = checkpoint["completed_tasks"]
         method.load_state_dict(checkpoint["method"], scenario.tasks[:start_task])
@@ -350,8 +363,7 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
         history["eval_time_s"].append(time.perf_counter() - trained)
 
         results = build_results(history, scenario, method, config, complete=task.id + 1 == n_tasks)
-        if out_dir is not None:
-            write_json(out_dir / "results.json", results)
+        if out_dir is not None:  # the checkpoint first: a results.json always has a checkpoint to resume from
             save_checkpoint(checkpoint_path, {
                 "completed_tasks": task.id + 1, "method": method.state_dict(), "history": history,
                 "optimizer": optimizer_state(method),
@@ -359,6 +371,7 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                 "fingerprint": fingerprint,
             })
+            write_json(out_dir / "results.json", results)
     if results is None:  # resumed a run that had already finished
         results = build_results(history, scenario, method, config, complete=True)
     return results

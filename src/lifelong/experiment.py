@@ -90,7 +90,10 @@ def run_experiment(
     if config is None:
         config = train_config(scenario_name, **train_options)
     elif train_options:
-        config = replace(config, **train_options)
+        try:
+            config = replace(config, **train_options)
+        except TypeError as error:
+            raise ConfigError(f"bad training option: {error}") from None
     if isinstance(scenario, str):
         scenario = make_scenario(scenario, data_dir=data_dir, seed=config.seed)
     torch.manual_seed(config.seed)  # the model's initial weights depend on the seed alone

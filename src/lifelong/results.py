@@ -33,6 +33,9 @@ def write_json(path, document: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # as an ordinary file would be (mkstemp makes it readable by its owner only)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(_to_json(document), f, indent=2)

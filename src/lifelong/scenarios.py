@@ -79,6 +79,8 @@ def class_order(n_classes: int, seed: int | None) -> list[int]:
     convention: seed 1993 gives iCaRL's CIFAR-100 order 68, 56, 78, 8, 23, ...)."""
     if seed is None:
         return list(range(n_classes))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ConfigError(f"the class-order seed must be an integer in [0, 2**32), got {seed!r}")
     return np.random.RandomState(seed).permutation(n_classes).tolist()
 
 
@@ -89,15 +91,21 @@ def _validation_split(y: torch.Tensor, fraction: float, generator: torch.Generat
         idx = torch.nonzero(y == label).flatten()
         idx = idx[torch.randperm(len(idx), generator=generator)]
         n_val = int(round(fraction * len(idx)))
+        if not 1 <= n_val < len(idx):
+            raise ConfigError(f"validation_fraction {fraction} holds out {n_val} of the {len(idx)} training samples "
+                              f"of class {label}: each class needs at least one sample for validation and one for "
+                              "training")
         val_idx.append(idx[:n_val])
         train_idx.append(idx[n_val:])
     return torch.cat(train_idx).sort().values, torch.cat(val_idx).sort().values
 
 
-def _make_task(task_id, classes, x_train, y_train, x_test, y_test, validation_fraction, generator) -> Task:
+def _make_task(task_id, classes, x_train, y_train, x_test, y_test, validation_fraction, generator,
+               split=None) -> Task:
+    """`split`: (train, validation) indices to use rather than drawing them from `generator`."""
     task = Task(task_id, list(classes), x_train, y_train, x_test, y_test)
     if validation_fraction > 0:
-        train_idx, val_idx = _validation_split(y_train, validation_fraction, generator)
+        train_idx, val_idx = split if split is not None else _validation_split(y_train, validation_fraction, generator)
         task.x_train, task.y_train = x_train[train_idx], y_train[train_idx]
         task.x_val, task.y_val = x_train[val_idx], y_train[val_idx]
     return task
@@ -168,7 +176,10 @@ def permuted(
     x_train, x_test = prepare_inputs(dataset, pad_to)
     shape = x_train.shape[1:]
     n_pixels = int(np.prod(shape))
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # the permutations alone: the same with or without validation
+    # one validation split for every task: its images are never another task's training images, permuted
+    split = (_validation_split(dataset.y_train, validation_fraction, torch.Generator().manual_seed(seed))
+             if validation_fraction > 0 else None)
     tasks = []
     for t in range(n_tasks):
         perm = torch.arange(n_pixels) if t == 0 else torch.randperm(n_pixels, generator=generator)
@@ -176,7 +187,7 @@ def permuted(
             t, list(range(dataset.n_classes)),
             x_train.flatten(1)[:, perm].reshape(-1, *shape), dataset.y_train,
             x_test.flatten(1)[:, perm].reshape(-1, *shape), dataset.y_test,
-            validation_fraction, generator,
+            validation_fraction, None, split,
         ))
     return Scenario(
         name=name or f"permuted-{dataset.name}", tasks=tasks, class_order=list(range(dataset.n_classes)),

@@ -1,6 +1,7 @@
 """MNIST and Fashion-MNIST from the official gzipped IDX files."""
 
 import gzip
+import math
 import zlib
 
 import numpy as np
@@ -49,7 +50,7 @@ def read_idx(path) -> np.ndarray:
     if len(raw) < header:
         raise bad(f"header cut short: {len(raw)} bytes")
     dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims))
+    expected = math.prod(dims)  # Python integers: no overflow on a corrupt header
     if len(raw) - header != expected:
         raise bad(f"dimensions {dims} need {expected} bytes of data, found {len(raw) - header}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
