@@ -50,7 +50,7 @@ written in three ways that matter here:
 3. **Batch-based importance estimates.** Their EWC Fisher is B * (gradient of a batch's mean loss)^2 averaged
    over shuffled training batches; their MAS Omega is the mean over batches of |gradient of the batch-and-output
    mean of F^2|. The paper's coefficients were tuned with these, so the paper's rows here use the same estimators
-   (`fisher=batch`; `estimate=batch` with lambda halved for MAS's 2 outputs). On split-MNIST task 1 the exact
+   (`fisher=batch`; `estimate=batch`, `reduction=mean` for MAS). On split-MNIST task 1 the exact
    per-sample Fisher is about 120 times the batch estimate and the exact MAS Omega about 2.3 times Hsu's, so our
    defaults with the paper's coefficients are a stronger penalty than the paper's. Our batches are taken in the
    task's data order, not reshuffled, which changes the batch estimates somewhat: a candidate reason for EWC's
@@ -74,6 +74,16 @@ std, flagged by the 1.5-point rule only; the exact Omega is about 2.3 times Hsu'
 l-MAS against MAS on the same sequences, same coefficients: task-IL 99.35 against 99.34, domain-IL 69.22 +- 5.99
 against 72.28 +- 2.75, class-IL 19.81 against 19.74: l-MAS keeps the old tasks somewhat less well in domain-IL,
 as Aljundi et al. report for their sequences, though within our seeds' spread.
+
+Row `mas` (rerun 2026-11-24 with `reduction=mean`: Hsu et al.'s Omega divided by the outputs read, as their code's
+`pred[:, :valid_out_dim].pow(2).mean()`; before, by a fixed 2, which is right in task- and domain-IL but too
+strong by up to 5 times for the later tasks in class-IL, where the outputs read grow 2, 4, ..., 10). Task- and
+domain-IL are the same computation up to rounding: domain-IL seeds 1-4 moved by at most 0.15 points, seed 0 from
+59.2 to 74.7 (domain-IL MAS at lambda 10000 is that sensitive); over 10 seeds domain-IL is 71.62 +- 5.16 against the
+paper's 68.57 +- 6.85 (half a paper std; flagged by the 1.5-point rule only). Class-IL over 10 seeds is 20.32 +- 1.29
+against the paper's 19.52 +- 0.29 (19.83 +- 0.23 over 5 seeds with the fixed divisor): with the weaker penalty two
+seeds keep a little of the old classes (23.4 and 21.6), the other eight lie between 19.0 and 20.3. Not checked: the
+one Adam of Hsu et al.'s code (point 1), which the weaker class-IL penalty may make matter here.
 
 The domain-IL rows of MAS (and, in the paper, L2 and SI) vary a lot from seed to seed (MAS: std about 7 in both the
 paper and ours): a shared 2-way head decides between the two digits of every task, and whether the penalty keeps
