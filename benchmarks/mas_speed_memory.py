@@ -5,8 +5,10 @@ Speed, on split-MNIST task 1 (12,665 training images, 32x32), MLP 1024-400-400 +
   - exact:       `mas` default, sum_k |g_k| exactly (closed form for Linear layers, torch.func for the rest);
   - torch.func:  the same exact Omega with vmap(grad) over every parameter (per-sample gradients materialised);
   - loop:        the definition, one autograd call per sample (timed on a subset, scaled to the task);
-  - forward:     one forward pass over the data, no gradients (batches of 1024, as l-MAS runs its own pass);
-  - l-MAS, three ways: the closed form alone (the co-activation products, given the layers' recorded activations);
+  - forward:     one forward pass over the data, no gradients, in batches of 1024 (as l-MAS runs its own pass:
+                 the fastest forward pass here) and in training's batches of 128;
+  - l-MAS, three ways: the closed form alone (the co-activation products, given the layers' recorded activations,
+    in batches of 1024 and of 128, each against the forward pass in the same batches);
     `activations="after-training"` (the default: a forward pass of its own plus the closed form); and
     `activations="last-epoch"`, the extra time that gathering the co-activations adds to a training epoch (the
     training forward passes are reused, so only the products are paid), timed as one epoch of training with and
@@ -48,15 +50,21 @@ L_MAS_NOTE = """## l-MAS against one forward pass: not met (at parity), and why
 
 The closed form is, for each layer, the product |y^l|^T |y^(l-1)| summed over the samples: an (outputs x N) by
 (N x inputs) product, exactly as many multiply-adds as the layer's own forward product. So the closed form alone
-costs one forward pass of arithmetic (measured above, plus the absolute values of the inputs and the bias sums),
-and no exact fp32 implementation can make it much cheaper; this CPU has no bfloat16 matrix units to trade
-precision for speed. What it does avoid is any backward pass (MAS needs one per batch). The products do not get
-cheaper with bigger batches either: a probe (not in this table) timed them alone on activations recorded in batches
-of 128 and of 1024, 0.104 s and 0.103 s, against a forward pass of 0.131 s and 0.110 s. Gathering the
-co-activations during the last training epoch (`activations=last-epoch`) removes l-MAS's own forward pass but adds
-the per-batch work around the products (the hooks, the ReLU output recomputed, |x| of the inputs) to every
-training step. Earlier versions cost more: 3.2 x forward when the co-activation was computed in the transposed
-layout and copied per batch, 1.11 x when |.| was also copied for ReLU outputs (non-negative already); now 1.03 x.
+costs one forward pass of arithmetic (plus the absolute values of the inputs and the bias sums), and no exact fp32
+implementation can make it much cheaper; this CPU has no bfloat16 matrix units to trade precision for speed. Which
+side of 1 it lands on depends on the batches: against the fastest forward pass (batches of 1024) it has measured
+1.03 to 1.26 x over our runs, while on activations in training's batches of 128 it is below a forward pass in those
+same batches (the table above; the forward pass gains more from big batches than the products do). The ratios move
+by 10-20% from run to run on this shared VM. What l-MAS does avoid is any backward pass: with its own forward pass
+it costs about half the exact MAS estimate. `activations=last-epoch` removes that forward pass and adds the products
+(and the work around them: hooks, the ReLU output recomputed, |x| of the inputs) to the last epoch's steps.
+
+Tried and not kept (2026-11-24): skipping the input features that hold one value over a whole batch (the images'
+padding, units no sample activates) and adding them as a rank-one term. It is exact and halves the first layer's
+product on MNIST, but finding those features and gathering the others costs passes over the activations: 0.91 to
+1.01 x a forward pass on MNIST in batches of 1024, 1.08 x in batches of 128, 1.2 to 1.3 x on inputs without such
+features. Earlier versions cost more: 3.2 x forward when the co-activation was computed in the transposed layout and
+copied per batch, 1.11 x when |.| was also copied for ReLU outputs (non-negative already).
 """
 
 
@@ -108,7 +116,12 @@ def speed(scenario) -> dict:
             for b in large:
                 model(b)
 
-    recorded = record_activations(model, large)
+    def forward_in_training_batches():
+        with torch.no_grad():
+            for b in batches:
+                model(b)
+
+    recorded, recorded_small = record_activations(model, large), record_activations(model, batches)
 
     times = {
         "batch": best_of(over_task(batch_gradient_statistic)),
@@ -117,8 +130,10 @@ def speed(scenario) -> dict:
         "torch_func": best_of(lambda: [torch_func_statistic(model, objective, b) for b in batches[:20]],
                               repeats=1) * len(batches) / 20,
         "forward": best_of(forward),
+        "forward_128": best_of(forward_in_training_batches),
         "l_mas": best_of(lambda: [hebbian_importance(model, b) for b in large]),
         "l_mas_closed_form": best_of(lambda: closed_form(recorded)),
+        "l_mas_closed_form_128": best_of(lambda: closed_form(recorded_small)),
         **last_epoch_cost(scenario),
     }
     times["l_mas_last_epoch"] = times["epoch_recording"] - times["epoch_plain"]
@@ -133,6 +148,7 @@ def speed(scenario) -> dict:
                        "loop / exact": times["loop"] / times["exact"],
                        "l_mas / forward": times["l_mas"] / times["forward"],
                        "l_mas_closed_form / forward": times["l_mas_closed_form"] / times["forward"],
+                       "l_mas_closed_form_128 / forward_128": times["l_mas_closed_form_128"] / times["forward_128"],
                        "l_mas_last_epoch / forward": times["l_mas_last_epoch"] / times["forward"],
                        "l_mas / exact": times["l_mas"] / times["exact"]}}
 
@@ -258,9 +274,13 @@ def main():
              f"{r['torch_func / batch']:.2f} x batch |",
              f"| Python loop over single samples (500 timed, scaled) | {s['seconds']['loop']:.2f} | "
              f"{r['loop / exact']:.1f} x exact (target >= 10) |",
-             f"| one forward pass, no gradient | {s['seconds']['forward']:.3f} | 1 |",
-             f"| l-MAS closed form alone (co-activation products from recorded activations) | "
+             f"| one forward pass, no gradient (batches of 1024) | {s['seconds']['forward']:.3f} | 1 |",
+             f"| l-MAS closed form alone (co-activation products from activations recorded in batches of 1024) | "
              f"{s['seconds']['l_mas_closed_form']:.3f} | {r['l_mas_closed_form / forward']:.2f} x forward (target < 1) |",
+             f"| one forward pass, no gradient, training's batches of 128 | {s['seconds']['forward_128']:.3f} | "
+             f"{s['seconds']['forward_128'] / s['seconds']['forward']:.2f} x forward |",
+             f"| l-MAS closed form alone, activations in batches of 128 | {s['seconds']['l_mas_closed_form_128']:.3f} | "
+             f"{r['l_mas_closed_form_128 / forward_128']:.2f} x forward in the same batches |",
              f"| l-MAS `activations=after-training` (default: its own forward + closed form) | {s['seconds']['l_mas']:.3f} | "
              f"{r['l_mas / forward']:.2f} x forward |",
              f"| l-MAS `activations=last-epoch` (added to a training epoch: {s['seconds']['epoch_recording']:.3f} s "

@@ -47,7 +47,7 @@ def test_old_responses_are_recorded_once_before_training_and_the_old_model_dropp
 
 @pytest.mark.parametrize("weighting", ["li-hoiem", "van-de-ven"])
 def test_per_head_loss_is_the_two_terms_computed_apart(scenario, weighting):
-    method = lwf(scenario, lamb=0.7, weighting=weighting)
+    method = lwf(scenario, **({"lamb": 0.7} if weighting == "li-hoiem" else {}), weighting=weighting)
     for task in scenario.tasks[:2]:
         learn(method, task, scenario, epochs=1)
     method.before_task(scenario.tasks[2])  # t = 3, two old heads
@@ -150,7 +150,8 @@ def test_lwf_forgets_less_than_finetuning_on_task_incremental_permuted_digits():
 
 
 @pytest.mark.parametrize("options, message", [(dict(temperature=0), "temperature"), (dict(lamb=-1), "lamb"),
-                                              (dict(temperature=-2.0), "temperature")])
+                                              (dict(temperature=-2.0), "temperature"),
+                                              (dict(lamb=2.0, weighting="van-de-ven"), "lamb=2.0 has no effect")])
 def test_bad_values(scenario, options, message):
     with pytest.raises(ConfigError, match=message):
         lwf(scenario, **options)

@@ -199,8 +199,10 @@ def command_run(args) -> int:
                                          method_options=method_options[name],
                                          preallocate_head=args.preallocate_head)
             except KeyboardInterrupt:
-                print(f"interrupted: the tasks already finished are saved in {run_dir}; "
-                      f"add --resume --out {out} to the same command to continue", file=sys.stderr)
+                saved = (f"the tasks already finished are saved in {run_dir}" if (run_dir / "checkpoint.pt").exists()
+                         else f"no task of {name} had finished")
+                print(f"interrupted: {saved}; add --resume --out {out} to the same command to continue",
+                      file=sys.stderr)
                 return 130
             all_results.append(results)
     print(comparison_table(all_results))

@@ -61,6 +61,9 @@ class LwF(Method):
         self.lamb = lamb
         self.temperature = temperature
         self.weighting = check_choice("LwF weighting", weighting, WEIGHTINGS)
+        if self.weighting == "van-de-ven" and lamb != 1.0:
+            raise ConfigError(f"lamb={lamb} has no effect with weighting='van-de-ven' (its weights are 1/t and "
+                              "1 - 1/t): leave lamb out, or use weighting='li-hoiem'")
         self.class_distillation = check_choice("LwF class_distillation", class_distillation, CLASS_DISTILLATIONS)
         if self.class_distillation == "all-classes" and setting != "class":
             raise ConfigError("class_distillation='all-classes' is for the class-incremental setting (one growing "
