@@ -276,6 +276,21 @@ def evaluate(method: Method, tasks: list[Task], config: TrainConfig, split: str 
     return {"aware": aware, "agnostic": agnostic, "counts": counts}
 
 
+def _differences(saved: dict, now: dict) -> list[str]:
+    """What differs between a checkpoint's fingerprint and this run's: each differing option with both values
+    inside a group of options (the training settings), otherwise the name of the differing entry."""
+    found = []
+    for key, value in now.items():
+        if saved.get(key) == value:
+            continue
+        if isinstance(value, dict) and isinstance(saved.get(key), dict):
+            found.append(", ".join(f"{k} {saved[key].get(k)!r} then, {v!r} now" for k, v in value.items()
+                                   if saved[key].get(k) != v))
+        else:
+            found.append(key)
+    return found
+
+
 def _fingerprint(scenario: Scenario, method: Method, config: TrainConfig) -> dict:
     """What must be equal for a checkpoint to be resumed."""
     train = {k: v for k, v in asdict(config).items() if k not in ("progress", "eval_batch_size")}
@@ -327,11 +342,8 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
         saved["train"] = {**{k: v for k, v in asdict(TrainConfig()).items() if k in fingerprint["train"]},
                           **saved["train"]}
         if saved != fingerprint:
-            differ = [", ".join(f"{k} {saved[key].get(k)!r} then, {v!r} now" for k, v in fingerprint[key].items()
-                                if saved[key].get(k) != v)
-                      if isinstance(fingerprint[key], dict) and isinstance(saved.get(key), dict) else key
-                      for key in fingerprint if saved.get(key) != fingerprint[key]]
-            raise ConfigError(f"the run in {out_dir} was started with other options ({'; '.join(differ)}): "
+            raise ConfigError(f"the run in {out_dir} was started with other options "
+                              f"({'; '.join(_differences(saved, fingerprint))}): "
                               "resume with the same options, or choose another --out")
         start_task = checkpoint["completed_tasks"]
         method.load_state_dict(checkpoint["method"], scenario.tasks[:start_task])

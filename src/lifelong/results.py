@@ -3,7 +3,6 @@
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,22 +27,23 @@ def _to_json(value):
     return value
 
 
-def write_json(path, document: dict) -> None:
-    """Write to a temporary file in the same folder, then rename it over `path` (atomic on POSIX)."""
+def _replace_atomically(path, write) -> None:
+    """`write(tmp)` a temporary file in the same folder, then rename it over `path` (atomic on POSIX): a reader
+    never sees half a file, and a failure leaves the last good file and no temporary one. The file is opened as
+    any other (the umask decides who may read it); the process id keeps concurrent writers apart."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # as an ordinary file would be (mkstemp makes it readable by its owner only)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_to_json(document), f, indent=2)
-            f.write("\n")
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json(path, document: dict) -> None:
+    _replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(_to_json(document), indent=2) + "\n"))
 
 
 def read_json(path) -> dict:
@@ -53,12 +53,4 @@ def read_json(path) -> dict:
 
 def save_checkpoint(path, state: dict) -> None:
     """torch.save, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # no half-written file left beside the last good checkpoint
-        raise
+    _replace_atomically(path, lambda tmp: torch.save(state, tmp))
