@@ -62,10 +62,14 @@ class MAS(Regularizer):
         self._count = 0
         self._n_averaged: dict[str, int] = {}  # accumulate="average": the tasks in each parameter's mean
 
+    def columns_read(self, task_id: int | None) -> slice:
+        """The outputs F is read through: those of task `task_id` (see `read_columns`); all of them for a model
+        with no task registered (a pretrained model, a regression) or no task given."""
+        return self.read_columns(task_id) if task_id is not None and self.offsets else slice(None)
+
     def function_norm(self, out: torch.Tensor, task_id: int | None) -> torch.Tensor:
         """l2^2 of the learned function, per sample: sum of the squared outputs the task is read through."""
-        if task_id is not None and self.offsets:
-            out = self.outputs(out, task_id)
+        out = out[:, self.columns_read(task_id)]
         squares = out.flatten(1).square()
         return squares.sum(1) if self.reduction == "sum" else squares.mean(1)
 
@@ -276,8 +280,7 @@ class LocalMAS(MAS):
         self._recorder = CoactivationRecorder(model)
 
     def statistic(self, x, task_id):
-        return hebbian_importance(self.model, x, self.read_columns(task_id) if task_id is not None and self.offsets
-                                  else None)
+        return hebbian_importance(self.model, x, self.columns_read(task_id))
 
     def before_task(self, task):
         self._recorder.stop()  # an interrupted task may have left its hooks on the model
