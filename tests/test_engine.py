@@ -256,7 +256,7 @@ def test_one_optimizer_for_the_whole_sequence_carries_its_moments_and_resumes(di
 def test_a_checkpoint_from_before_a_new_training_option_still_resumes(digits_scenario, tmp_path):
     config = TrainConfig(**FAST)
     reference = run(fresh("finetune", digits_scenario, "class"), digits_scenario, config, out_dir=tmp_path)
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     del checkpoint["fingerprint"]["train"]["reset_optimizer"]  # written before the option existed
     torch.save(checkpoint, tmp_path / "checkpoint.pt")
     resumed = run(fresh("finetune", digits_scenario, "class"), digits_scenario, config, out_dir=tmp_path,
@@ -336,3 +336,30 @@ def test_a_damaged_checkpoint_a_changed_option_and_bad_schedules_are_clear_error
         TrainConfig(schedule="step", milestones=(0.5, 2.0))
     with pytest.raises(ConfigError, match="bad training option"):
         run_experiment("finetune", two_tasks, "class", config=config, epoch=1)
+
+
+class _CreatesAFile:
+    """Unpickling this calls pathlib.Path.touch: what a crafted checkpoint can do with plain pickle."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import pathlib
+        return pathlib.Path.touch, (pathlib.Path(self.path),)
+
+
+def test_a_crafted_checkpoint_is_refused_without_running_its_code(digits_scenario, tmp_path):
+    config = TrainConfig(**{**FAST, "epochs": 1})
+    two_tasks = make_scenario("split-digits", n_tasks=5)
+    two_tasks.tasks = two_tasks.tasks[:2]
+    run_experiment("finetune", two_tasks, "class", hidden=(16,), config=config, out_dir=tmp_path)
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # what lifelong writes loads safely
+    witness = tmp_path / "code-ran"
+    checkpoint["history"]["payload"] = _CreatesAFile(witness)
+    torch.save(checkpoint, tmp_path / "checkpoint.pt")
+    with pytest.raises(DataError, match="could run code, so it was not loaded"):
+        run_experiment("finetune", two_tasks, "class", hidden=(16,), config=config, out_dir=tmp_path, resume=True)
+    assert not witness.exists()
+    torch.load(tmp_path / "checkpoint.pt", weights_only=False)  # the same file unpickled the old way runs it
+    assert witness.exists()

@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   lifelong run                                     # every method, class- and task-incremental, on split-digits
   lifelong run --method finetune,joint --scenario split-mnist --setting class --data-dir DATA
   lifelong run --method finetune-fc --param lower_blocks=1 --setting task --epochs 2
+  lifelong run --method replay,icarl,bic --memory 2000 --scenario split-mnist --setting class --data-dir DATA
   lifelong run --method finetune --scenario split-cifar100 --n-tasks 10 --data-dir DATA --out runs/cifar
   lifelong run ... --out runs/cifar --resume       # continue an interrupted run (or comparison) where it stopped
 """
@@ -56,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "split-digits (embedded data, well under a minute).")
     run.add_argument("--method", default="all", help="method name(s), comma-separated, or 'all' (default)")
     run.add_argument("--scenario", default="split-digits", help="benchmark name (default split-digits)")
-    run.add_argument("--setting", default="class,task",
-                     help="task, domain and/or class, comma-separated (default class,task)")
+    run.add_argument("--setting",
+                     help="task, domain and/or class, comma-separated (default class,task: each method in those of "
+                          "the two it runs in)")
     run.add_argument("--n-tasks", type=int, help="number of tasks (default: the benchmark's)")
     run.add_argument("--class-order-seed", type=int,
                      help="shuffle the class order with this numpy seed (default: the benchmark's order)")
@@ -82,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "code); default: a new one per task")
     run.add_argument("--backbone", choices=("mlp", "resnet20", "resnet32"), help="default: the benchmark's")
     run.add_argument("--hidden", default="400,400", help="MLP hidden layer sizes (default 400,400)")
+    run.add_argument("--memory", type=int, metavar="N",
+                     help="methods that keep exemplars (replay, icarl, bic): a total budget of N stored samples, "
+                          "shared evenly by the classes seen (iCaRL's rule)")
+    run.add_argument("--memory-per-class", type=int, metavar="M",
+                     help="methods that keep exemplars: M stored samples per class instead of a total budget")
     run.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
                      help="a method option, e.g. --param lower_blocks=1 (repeatable)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same numbers")
@@ -154,7 +161,7 @@ def _positive_int_list(text: str) -> tuple[int, ...]:
 
 
 def command_run(args) -> int:
-    from .experiment import run_experiment, train_config
+    from .experiment import build_method, build_model, run_experiment, train_config
     from .methods import METHODS, get_method
     from .report import comparison_table, write_summary
     from .scenarios import SETTINGS, make_scenario
@@ -163,16 +170,34 @@ def command_run(args) -> int:
     methods = list(METHODS) if args.method == "all" else _csv(args.method)
     for name in methods:
         get_method(name)
-    settings = _csv(args.setting)
+    settings = _csv(args.setting or "class,task")
     for setting in settings:
         if setting not in SETTINGS:
             raise ConfigError(f"unknown setting {setting!r}; choose from: {', '.join(SETTINGS)}")
+    memory = {k: v for k, v in (("memory", args.memory), ("memory_per_class", args.memory_per_class)) if v is not None}
+    if args.method == "all" and not memory:  # every method that can run without a memory size
+        skipped = [name for name in methods if METHODS[name].keeps_exemplars]
+        methods = [name for name in methods if name not in skipped]
+    if memory and not any(METHODS[name].keeps_exemplars for name in methods):
+        raise ConfigError(f"--memory and --memory-per-class are for methods that keep exemplars ("
+                          f"{', '.join(n for n, c in METHODS.items() if c.keeps_exemplars)}); "
+                          f"{', '.join(methods)} keep none: leave the option out")
+    runs = [(setting, name) for setting in settings for name in methods if setting in METHODS[name].settings]
+    if args.setting is not None and args.method != "all":
+        for setting in settings:
+            for name in methods:
+                if setting not in METHODS[name].settings:
+                    raise ConfigError(f"{name} runs in the {' and '.join(METHODS[name].settings)} setting only, "
+                                      f"not {setting}: change --setting")
     if args.resume and not args.out:
         raise ConfigError("--resume needs the --out directory of the run to continue")
     if args.resume and not Path(args.out).is_dir():
         raise ConfigError(f"nothing to resume: {args.out} does not exist; run without --resume to start")
     hidden = _positive_int_list(args.hidden)
     method_options = options_by_method(methods, dict(args.param))
+    for name in methods:
+        if METHODS[name].keeps_exemplars:
+            method_options[name].update(memory)
     config = train_config(args.scenario, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                           schedule=args.schedule, warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr,
@@ -182,29 +207,32 @@ def command_run(args) -> int:
                              validation_fraction=args.validation_fraction, class_order_seed=args.class_order_seed,
                              download=not args.no_download)
     out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
-    single = len(methods) == 1 and len(settings) == 1
+    single = len(runs) == 1
+    for setting, name in runs:  # every method's options, and its fit to the scenario, before any training
+        build_method(name, build_model(scenario, args.backbone, hidden), setting, method_options[name]).check(scenario)
+    if args.method == "all" and not memory:
+        print(f"{', '.join(skipped)} skipped: they keep exemplars; add --memory N to run them too", file=sys.stderr)
     print(f"{scenario.name}: {len(scenario)} tasks, {sum(len(t.x_train) for t in scenario)} training samples; "
           f"results in {out}", file=sys.stderr)
     all_results = []
-    for setting in settings:
-        for name in methods:
-            run_dir = out if single else out / f"{setting}-{name}"
-            # an interrupted comparison: the runs it never reached start now
-            resume = args.resume and (single or (run_dir / "checkpoint.pt").exists())
-            if not args.quiet:
-                print(f"{name} ({setting}-incremental){' resumed' if resume else ''}", file=sys.stderr)
-            try:
-                results = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
-                                         backbone=args.backbone, hidden=hidden, config=config,
-                                         method_options=method_options[name],
-                                         preallocate_head=args.preallocate_head)
-            except KeyboardInterrupt:
-                saved = (f"the tasks already finished are saved in {run_dir}" if (run_dir / "checkpoint.pt").exists()
-                         else f"no task of {name} had finished")
-                print(f"interrupted: {saved}; add --resume --out {out} to the same command to continue",
-                      file=sys.stderr)
-                return 130
-            all_results.append(results)
+    for setting, name in runs:
+        run_dir = out if single else out / f"{setting}-{name}"
+        # an interrupted comparison: the runs it never reached start now
+        resume = args.resume and (single or (run_dir / "checkpoint.pt").exists())
+        if not args.quiet:
+            print(f"{name} ({setting}-incremental){' resumed' if resume else ''}", file=sys.stderr)
+        try:
+            results = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
+                                     backbone=args.backbone, hidden=hidden, config=config,
+                                     method_options=method_options[name],
+                                     preallocate_head=args.preallocate_head)
+        except KeyboardInterrupt:
+            saved = (f"the tasks already finished are saved in {run_dir}" if (run_dir / "checkpoint.pt").exists()
+                     else f"no task of {name} had finished")
+            print(f"interrupted: {saved}; add --resume --out {out} to the same command to continue",
+                  file=sys.stderr)
+            return 130
+        all_results.append(results)
     print(comparison_table(all_results))
     if not single:
         write_summary(out, all_results)

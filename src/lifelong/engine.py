@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from . import metrics
 from .errors import ConfigError, DataError, TrainingError
 from .methods import Method
-from .results import save_checkpoint, versions, write_json
+from .results import load_checkpoint, save_checkpoint, versions, write_json
 from .scenarios import Scenario, Task
 from .transforms import crop_and_flip
 
@@ -314,6 +314,7 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
     if empty:  # found before any training, not hours into a sequence
         raise ConfigError(f"task(s) {', '.join(map(str, empty))} of {scenario.name} have no training samples: "
                           "nothing to learn (a validation_fraction that takes them all?)")
+    method.check(scenario)
     out_dir = Path(out_dir) if out_dir is not None else None
     fingerprint = _fingerprint(scenario, method, config)
     torch.manual_seed(config.seed)  # the global generator: weight initialisation, dropout
@@ -332,8 +333,12 @@ def run(method: Method, scenario: Scenario, config: TrainConfig, out_dir=None, r
         if checkpoint_path is None or not checkpoint_path.exists():
             raise ConfigError(f"nothing to resume: no checkpoint.pt in {out_dir}; run without --resume to start")
         try:
-            checkpoint = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
-        except (EOFError, OSError, RuntimeError, pickle.UnpicklingError) as error:
+            checkpoint = load_checkpoint(checkpoint_path)
+        except pickle.UnpicklingError as error:  # weights_only refused a global: a crafted or foreign file
+            raise DataError(f"{checkpoint_path} holds more than tensors and plain data, and loading it could run "
+                            f"code, so it was not loaded ({str(error).splitlines()[0]}). Only resume runs that "
+                            "lifelong wrote; delete the checkpoint and run again into a new --out") from None
+        except (EOFError, OSError, RuntimeError) as error:
             raise DataError(f"{checkpoint_path} cannot be read ({type(error).__name__}: {error}): it is damaged. "
                             "The results.json beside it keeps the finished tasks' numbers; delete the checkpoint "
                             "and run again into a new --out") from None
@@ -423,6 +428,7 @@ def build_results(history: dict, scenario: Scenario, method: Method, config: Tra
         **metrics.summarize(seen_R),
         "accuracy_seen_classes": metrics.seen_classes_accuracy(
             [row + [0] * (done - len(row)) for row in main_correct], history["counts"][:done]),
+        "method_details": method.describe(),
         "test_counts": history["counts"],
         "train_time_s": history["train_time_s"],
         "eval_time_s": history["eval_time_s"],

@@ -52,5 +52,13 @@ def read_json(path) -> dict:
 
 
 def save_checkpoint(path, state: dict) -> None:
-    """torch.save, atomically."""
+    """torch.save, atomically. The state holds tensors and plain Python data only, so that `load_checkpoint`
+    can read it without unpickling anything else."""
     _replace_atomically(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path) -> dict:
+    """torch.load with `weights_only=True`: tensors, numbers, strings and containers of them, nothing that can
+    run code when it is read (a pickle can name any function to call; this loader refuses every such name and
+    raises `pickle.UnpicklingError`). Loaded onto the CPU; the caller moves what it needs."""
+    return torch.load(path, weights_only=True, map_location="cpu")

@@ -15,9 +15,13 @@ from .mas import MAS, LocalMAS
 from .si import SI
 from .competitive import Competitive
 from .neural_gas import NeuralGasMethod
+from .replay import Replay
+from .icarl import ICaRL
+from .bic import BiC
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint, LwF)}
 METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)})
+METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC)})  # methods that keep exemplars
 METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
 
 
@@ -33,4 +37,4 @@ def method_options(cls: type[Method]) -> list[str]:
 
 
 __all__ = ["METHODS", "Method", "get_method", "method_options", "Finetune", "FinetuneFC", "FeatureExtraction", "Joint", "LwF",
-           "EWC", "OnlineEWC", "SI", "L2", "MAS", "LocalMAS", "Competitive", "NeuralGasMethod"]
+           "EWC", "OnlineEWC", "SI", "L2", "MAS", "LocalMAS", "Competitive", "NeuralGasMethod", "Replay", "ICaRL", "BiC"]

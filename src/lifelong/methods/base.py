@@ -38,6 +38,8 @@ class Method:
 
     name = "finetune"
     description = "fine-tuning: train all shared parameters and the new head on each new task (the lower bound)"
+    settings = SETTINGS  # the settings the method runs in
+    keeps_exemplars = False  # whether it takes a memory budget (--memory, --memory-per-class)
     augmented_inputs = False  # set by the engine: True when training batches are augmented (crop, flip)
 
     def __init__(self, model: ContinualModel, setting: str = "class"):
@@ -84,6 +86,10 @@ class Method:
         return y + self.offsets[task.id]
 
     # ------------------------------------------------------------------ the hooks
+    def check(self, scenario) -> None:
+        """Called once before any training: raise a ConfigError if this method cannot run `scenario` (say a
+        memory too small for its classes), rather than hours into the sequence. Fine-tuning runs anything."""
+
     def before_task(self, task: Task) -> None:
         """Called once before training on `task`. The base grows the head and freezes old task heads (task-IL)."""
         self._register_task(task)
@@ -146,6 +152,10 @@ class Method:
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Logits over the outputs seen so far, in evaluation mode; the engine reads the part each setting needs."""
         return self.seen(self.model(x))
+
+    def describe(self) -> dict:
+        """What the method keeps, for results.json (`method_details`): an exemplar memory's budget and choice..."""
+        return {}
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:

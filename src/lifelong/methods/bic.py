@@ -1,0 +1,262 @@
+"""BiC: Bias Correction (Wu, Chen, Wang, Ye, Liu, Guo & Fu, "Large Scale Incremental Learning", CVPR 2019).
+
+Each step, on the rehearsal base (`Replay`), with n old and m new classes:
+    split:   the old classes' exemplars and the new classes' samples into training and validation sets; the
+             validation set is balanced, v samples per class for old and new classes alike, and its old part is
+             taken out of the exemplar budget ("9:1 train:val for old exemplars": v = floor(0.1 * budget per class)).
+    stage 1: train backbone and head on the training set with
+                 L = lambda * L_d + (1 - lambda) * L_c,   lambda = n / (n + m),
+             L_c the cross-entropy over all n + m classes, L_d = - sum_{k<=n} pi_hat_k(T) log pi_k(T) the
+             distillation at T = 2 from the old model, pi = softmax over the n old logits at T.
+    stage 2: with backbone and head frozen, one linear model on the m newest classes' logits only,
+                 q_k = o_k (k <= n),  q_k = alpha * o_k + beta (k > n),
+             trained with the cross-entropy of softmax(q) on the validation set.
+    predict: argmax of q (the current step's alpha, beta on its new classes; earlier steps' pairs are not applied:
+             stage 1 of a step retrains every logit).
+
+Where the paper is silent we follow the official code (wuyuebupt/LargeScaleIncrementalLearning, resnet.py and
+imagenet_main.py):
+- the old model's logits for the previous step's new classes are bias-corrected with that step's (alpha, beta)
+  before distillation (resnet.py, "apply bias corrected classifier for distilling loss");
+- L_d has no T^2 factor; L_c of stage 1 is taken over the raw logits (no bias layer in stage 1);
+- stage 2: alpha = 1, beta = 0 at start, loss CE + 0.1 * beta^2 / 2 (an L2 penalty on beta only), SGD momentum
+  0.9, lr 0.1 divided by 10 at epochs 60, 120, 160 and 180 of 200, batches of 256 (the official batch size);
+- exemplars by herding on the raw (unnormalised) features; per old class: ceil(budget / n) - floor(0.1 * budget /
+  n) for training and floor(0.1 * budget / n) for validation (ours: quota - v and v, quota = budget // n).
+  The official code holds the largest v (the first step's) out of every class's training data; ours holds out
+  of a new class the v its step uses.
+Stage 2 runs on logits cached once per step: it never runs the backbone again.
+
+Ablation (Table 6 of the paper): `distill=False, bias_correction=False` is baseline-1 (classification loss with
+exemplars), `bias_correction=False` baseline-2 (+ distillation), the defaults BiC (+ bias removal), and
+`retrain_head=True` the upper bound (+ the last layer retrained on all data of old and new classes: every task's
+training data is kept for it, as by joint training, and no bias correction is needed on balanced data).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checks import check_float
+from ..distillation import check_temperature, soft_cross_entropy, soft_targets
+from ..errors import ConfigError
+from ..memory import ExemplarMemory
+from .replay import Replay
+
+BIAS_EPOCHS, BIAS_LR, BIAS_MILESTONES, BIAS_BATCH, BETA_L2 = 200, 0.1, (60, 120, 160, 180), 256, 0.1
+
+
+class BiasLayer(nn.Module):
+    """q = o on the old outputs, alpha * o + beta on outputs `start` onwards (the newest classes): one pair."""
+
+    def __init__(self):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(()))
+        self.beta = nn.Parameter(torch.zeros(()))
+        self.start = None  # first output corrected; None: nothing corrected yet (the first step)
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.start is None:
+            return logits
+        return torch.cat([logits[:, :self.start], self.alpha * logits[:, self.start:] + self.beta], 1)
+
+
+class BiC(Replay):
+    name = "bic"
+    description = "BiC: exemplars (--memory N), distillation weighted n/(n+m), then a bias correction on the newest logits"
+    distills = True
+    settings = ("class",)
+
+    def __init__(self, model, setting: str = "class", memory: int | None = None, memory_per_class: int | None = None,
+                 selection: str = "herding", temperature: float = 2.0, validation_share: float = 0.1,
+                 distill: bool = True, bias_correction: bool = True, retrain_head: bool = False,
+                 head_epochs: int = 30, head_lr: float = 0.001, classifier: str = "softmax"):
+        """memory: the total budget, validation included ("2,000 exemplars" on CIFAR-100); temperature: T = 2;
+        validation_share: the share of each old class's exemplars held out for stage 2 ("9:1", i.e. 0.1);
+        distill, bias_correction, retrain_head: the ablation switches (module docstring); head_epochs, head_lr:
+        the upper bound's retraining of the last layer on cached features (Adam; the paper gives no schedule)."""
+        if setting != "class":
+            raise ConfigError(f"bic is a class-incremental method (one growing head, no task id); got the "
+                              f"{setting!r} setting: use --setting class")
+        super().__init__(model, setting, memory, memory_per_class, selection, "union", classifier)
+        check_temperature(temperature)
+        self.temperature = temperature
+        self.validation_share = check_float("validation_share", validation_share, 0.0, 1.0)
+        self.distill, self.bias_correction, self.retrain_head = bool(distill), bool(bias_correction), bool(retrain_head)
+        if retrain_head and bias_correction:
+            raise ConfigError("retrain_head (the upper bound) retrains the last layer on all data, which is balanced: "
+                              "use it with bias_correction=False")
+        self.distills = self.distill
+        self.head_epochs, self.head_lr = int(head_epochs), float(head_lr)
+        self.validation = ExemplarMemory(memory, memory_per_class, "random", seed=self.memory.seed + 1)
+        self.bias = BiasLayer().to(self._device)
+        self.old_bias: BiasLayer | None = None
+        self.held_out = None  # (x, targets) of the new classes' validation samples, this step
+        self.all_data = []  # retrain_head only: every task's (x, targets)
+
+    # ------------------------------------------------------------------ the budget's split
+    def validation_per_class(self, n_classes: int) -> int:
+        """v = floor(share * quota): the validation samples per class once `n_classes` classes are stored."""
+        return math.floor(self.validation_share * self.memory.quota(n_classes)) if self.bias_correction else 0
+
+    def check(self, scenario):
+        super().check(scenario)
+        if not self.bias_correction:
+            return
+        seen = 0
+        for task in scenario.tasks:
+            seen += task.n_classes
+            v = self.validation_per_class(seen)
+            if v < 1 or self.memory.quota(seen) - v < 1:
+                raise ConfigError(f"bic: after {seen} classes each keeps {self.memory.quota(seen)} exemplars, of which "
+                                  f"validation_share={self.validation_share} gives {v} to validation: every class "
+                                  "needs at least one validation and one training exemplar; raise --memory or change "
+                                  "validation_share")
+
+    # ------------------------------------------------------------------ stage 1
+    def before_task(self, task):
+        self.old_bias = None
+        if self.offsets and self.bias.start is not None:  # the old model's bias-corrected newest classes
+            self.old_bias = BiasLayer().to(self._device)
+            self.old_bias.load_state_dict(self.bias.state_dict())
+            self.old_bias.start = self.bias.start
+        super().before_task(task)
+        self.bias.start = None  # stage 1 trains on the raw logits; stage 2 sets the new pair
+        self.held_out = None
+
+    def new_task_data(self, task):
+        """The new task's data without the v samples per class held out for validation (drawn once per step)."""
+        x, targets, task_ids = super().new_task_data(task)
+        n_old = len(self.memory.classes)
+        v = self.validation_per_class(n_old if n_old else task.n_classes)
+        if v == 0:
+            return x, targets, task_ids
+        if self.held_out is None:
+            generator = torch.Generator().manual_seed(self.memory.seed + 7919 * (task.id + 1))
+            keep = torch.ones(len(x), dtype=torch.bool)
+            for c in targets.unique().tolist():
+                idx = torch.nonzero(targets == c).flatten()
+                if len(idx) <= v:
+                    raise ConfigError(f"bic: class {c} of task {task.id + 1} has {len(idx)} training samples; "
+                                      f"holding out {v} for validation leaves none to train on")
+                keep[idx[torch.randperm(len(idx), generator=generator)[:v]]] = False
+            self.held_out = (x[~keep], targets[~keep])
+            self.kept = keep
+        return x[self.kept], targets[self.kept], task_ids[self.kept]
+
+    @torch.no_grad()
+    def old_logits(self, x):
+        logits = super().old_logits(x)
+        return self.old_bias(logits) if self.old_bias is not None else logits
+
+    def distillation_loss(self, logits, targets, task_ids, old_logits):
+        """lambda * L_d + (1 - lambda) * L_c, lambda = n / (n + m)."""
+        logits = self.seen(logits)
+        n_old = old_logits.shape[1]
+        lam = n_old / logits.shape[1]
+        distillation = soft_cross_entropy(logits[:, :n_old], soft_targets(old_logits, self.temperature),
+                                          self.temperature, t2_scaling=False)
+        return lam * distillation + (1 - lam) * F.cross_entropy(logits, targets)
+
+    # ------------------------------------------------------------------ stage 2, the upper bound, the memory
+    def after_task(self, task):
+        if self.retrain_head:
+            x, targets, _ = Replay.new_task_data(self, task)
+            self.all_data.append((x, targets))
+            self.retrain_last_layer()
+        elif self.bias_correction and task.id > 0:
+            self.correct_bias(task)
+        super().after_task(task)  # the training exemplars (herding), class means for NCM
+        if self.bias_correction:
+            self.update_validation(task)
+
+    def update_memory(self, task):
+        """Training exemplars: quota - v per class (the rest of the quota is the validation memory's)."""
+        x, targets, _ = self.new_task_data(task)
+        n = len(self.memory.classes) + task.n_classes
+        m = self.memory.quota(n) - self.validation_per_class(n)
+        self.memory.update(x, targets, task.id, features=self.features, m=m)
+
+    def validation_set(self):
+        """The balanced validation set of this step: the old classes' stored samples and the new ones held out."""
+        old_x, old_targets, _ = self.validation.data()
+        new_x, new_targets = self.held_out
+        return torch.cat([old_x, new_x]), torch.cat([old_targets, new_targets])
+
+    def correct_bias(self, task):
+        """Stage 2: (alpha, beta) on the newest classes' cached logits, CE on the validation set."""
+        x, targets = self.validation_set()
+        self.model.eval()
+        with torch.no_grad():  # the only pass through the network in stage 2
+            logits = torch.cat([self.seen(self.model(x[i:i + 1024].to(self._device))) for i in range(0, len(x), 1024)])
+        targets = targets.to(self._device)
+        self.bias = BiasLayer().to(self._device)
+        self.bias.start = self.offsets[-1]
+        self.fit_bias(logits, targets, torch.Generator().manual_seed(self.memory.seed + task.id))
+
+    def fit_bias(self, logits: torch.Tensor, targets: torch.Tensor, generator: torch.Generator) -> None:
+        optimizer = torch.optim.SGD(self.bias.parameters(), lr=BIAS_LR, momentum=0.9)
+        schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, BIAS_MILESTONES, 0.1)
+        for _ in range(BIAS_EPOCHS):
+            order = torch.randperm(len(logits), generator=generator).to(logits.device)
+            for start in range(0, len(logits), BIAS_BATCH):
+                idx = order[start:start + BIAS_BATCH]
+                loss = F.cross_entropy(self.bias(logits[idx]), targets[idx]) + BETA_L2 * self.bias.beta**2 / 2
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            schedule.step()
+
+    def update_validation(self, task):
+        """Keep v samples per class (old classes shrink to the new v, new classes bring their held-out ones)."""
+        n_classes = len(self.memory.classes)
+        v = self.validation_per_class(n_classes)
+        x, targets = self.held_out
+        if len(x) == 0 or any((targets == c).sum() < v for c in targets.unique()):  # the first step holds out v of its own
+            raise ConfigError("bic: not enough held-out samples for the validation memory")
+        self.validation.update(x, targets, task.id, m=v)
+        self.held_out = None
+
+    def retrain_last_layer(self):
+        """The upper bound: the head retrained on cached features of every seen class's training data."""
+        x = torch.cat([x for x, _ in self.all_data])
+        targets = torch.cat([t for _, t in self.all_data]).to(self._device)
+        features = self.features(x)
+        head = self.model.head
+        optimizer = torch.optim.Adam(head.parameters(), lr=self.head_lr)
+        generator = torch.Generator().manual_seed(self.memory.seed + len(self.all_data))
+        for _ in range(self.head_epochs):
+            order = torch.randperm(len(features), generator=generator).to(features.device)
+            for start in range(0, len(features), 128):
+                idx = order[start:start + 128]
+                loss = F.cross_entropy(self.seen(head(features[idx])), targets[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+    # ------------------------------------------------------------------ prediction and checkpoints
+    @torch.no_grad()
+    def predict(self, x):
+        if self.classifier == "ncm":
+            return super().predict(x)
+        self.model.eval()
+        return self.bias(self.seen(self.model(x)))
+
+    def describe(self):
+        return {**super().describe(), "validation_per_class": self.validation_per_class(len(self.memory.classes)),
+                "alpha": self.bias.alpha.item(), "beta": self.bias.beta.item(), "corrected_from": self.bias.start}
+
+    def state_dict(self):
+        return {**super().state_dict(), "validation": self.validation.state_dict(),
+                "bias": {k: v.detach().clone() for k, v in self.bias.state_dict().items()},
+                "bias_start": self.bias.start, "all_data": list(self.all_data)}
+
+    def load_state_dict(self, state, tasks):
+        super().load_state_dict(state, tasks)
+        self.validation.load_state_dict(state["validation"])
+        self.bias.load_state_dict(state["bias"])
+        self.bias.to(self._device)
+        self.bias.start = state["bias_start"]
+        self.all_data = list(state["all_data"])
