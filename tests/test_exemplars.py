@@ -263,3 +263,31 @@ def test_bad_memory_options_are_one_line_before_any_training(capsys, argv, messa
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lifelong: error:") and message in lines[0], err
+
+
+def test_stage_2_in_closed_form_takes_the_steps_of_sgd_on_the_autograd_loss(digits):
+    """fit_bias's hand-written gradients and momentum against torch.optim.SGD on the loss written out."""
+    from lifelong.methods import bic as bic_module
+
+    method = fresh("bic", digits, memory_per_class=20)
+    logits, targets = torch.randn(300, 6) * 3, torch.randint(0, 6, (300,))
+    method.bias = BiasLayer()
+    method.bias.start = 4
+    method.fit_bias(logits, targets, torch.Generator().manual_seed(0))
+    reference = BiasLayer()
+    reference.start = 4
+    optimizer = torch.optim.SGD(reference.parameters(), lr=bic_module.BIAS_LR, momentum=0.9)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, bic_module.BIAS_MILESTONES, 0.1)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(bic_module.BIAS_EPOCHS):
+        order = torch.randperm(300, generator=generator)
+        for first in range(0, 300, bic_module.BIAS_BATCH):
+            idx = order[first:first + bic_module.BIAS_BATCH]
+            loss = F.cross_entropy(reference(logits[idx]), targets[idx]) + 0.1 * reference.beta**2 / 2
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        schedule.step()
+    assert method.bias.alpha.item() == pytest.approx(reference.alpha.item(), abs=1e-4)
+    assert method.bias.beta.item() == pytest.approx(reference.beta.item(), abs=1e-4)
+    assert (reference.alpha.item(), reference.beta.item()) != (1.0, 0.0)

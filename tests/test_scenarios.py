@@ -1,7 +1,9 @@
+import hashlib
+
 import pytest
 import torch
 
-from lifelong.data import load_digits, load_mnist
+from lifelong.data import Omniglot, load_digits, load_mnist, load_omniglot, omniglot_split
 from lifelong.errors import ConfigError
 from lifelong.scenarios import class_order, make_scenario, permuted, prepare_inputs, split_by_classes
 
@@ -115,3 +117,63 @@ def test_split_mnist_padded_statistics_match_hsu_et_al(shared_data):
     assert [len(t.x_test) for t in scenario] == [2115, 2042, 1874, 1986, 1983]
     pooled = torch.cat([t.x_train for t in scenario])
     assert pooled.mean().item() == pytest.approx(0.0, abs=1e-4) and pooled.std().item() == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def omniglot_dir(shared_data):
+    if not (shared_data / "omniglot" / "omniglot_full.npz").is_file():
+        pytest.skip(f"omniglot_full.npz not found in {shared_data / 'omniglot'}")
+    return shared_data
+
+
+@pytest.fixture(scope="module")
+def split_omniglot(omniglot_dir):
+    return make_scenario("split-omniglot", data_dir=omniglot_dir, download=False)
+
+
+def test_split_omniglot_tasks_classes_and_sizes(split_omniglot):
+    scenario = split_omniglot
+    assert len(scenario) == 10 and scenario.input_shape == (1, 28, 28) and scenario.backbone == "mlp"
+    assert scenario.class_order == list(range(200)) and scenario.config["class_order_seed"] is None
+    assert [t.classes for t in scenario] == [list(range(20 * t, 20 * t + 20)) for t in range(10)]
+    assert scenario.class_names[0] == "Alphabet_of_the_Magi/character01"
+    assert scenario.class_names[199] == "Bengali/character20"
+    assert scenario.config["omniglot"]["characters"] == 200 and scenario.config["omniglot"]["train_drawings"] == 15
+    for task in scenario:  # 15 drawings of every character to train on, 5 to test on
+        assert torch.equal(torch.bincount(task.y_train), torch.full((20,), 15))
+        assert torch.equal(torch.bincount(task.y_test), torch.full((20,), 5))
+    train = set().union(*(_rows(t.x_train) for t in scenario))
+    test = set().union(*(_rows(t.x_test) for t in scenario))
+    assert len(train) == 3000 and len(test) == 1000 and not train & test
+
+
+def test_split_omniglot_class_order_and_number_of_tasks(omniglot_dir):
+    scenario = make_scenario("split-omniglot", data_dir=omniglot_dir, n_tasks=5, class_order_seed=3, download=False)
+    assert scenario.class_order == class_order(200, 3) and scenario.config["class_order_seed"] == 3
+    assert [len(t.classes) for t in scenario] == [40] * 5
+    assert [c for t in scenario for c in t.classes] == scenario.class_order
+    with pytest.raises(ConfigError, match="must divide"):
+        make_scenario("split-omniglot", data_dir=omniglot_dir, n_tasks=3, download=False)
+
+
+def test_omniglot_split_partitions_each_characters_drawings_whatever_their_stored_order(omniglot_dir):
+    full = load_omniglot(omniglot_dir, subset="background", download=False)
+    few = Omniglot(full.images[:3], full.characters[:3], full.subsets[:3])
+    dataset = omniglot_split(few, n_train=15, side=105)  # full size: the pixels come back exactly
+    assert dataset.x_train.shape == (45, 1, 105, 105) and dataset.x_test.shape == (15, 1, 105, 105)
+    def hashes(x):
+        return {hashlib.sha1(image.numpy().tobytes()).hexdigest() for image in (255 - x * 255).round().byte()}
+    for c in range(3):
+        train, test = hashes(dataset.x_train[dataset.y_train == c]), hashes(dataset.x_test[dataset.y_test == c])
+        assert len(train) == 15 and len(test) == 5 and not train & test
+        assert train | test == hashes(1 - few.images[c].unsqueeze(1).float() / 255)
+    # the npz and the official zips store the drawings in different orders: the split is the same
+    shuffled = Omniglot(few.images[:, torch.randperm(20, generator=torch.Generator().manual_seed(0))],
+                        few.characters, few.subsets)
+    again = omniglot_split(shuffled, n_train=15, side=105)
+    assert torch.equal(again.x_train, dataset.x_train) and torch.equal(again.x_test, dataset.x_test)
+    small = omniglot_split(few, n_train=15)
+    assert small.x_train.shape == (45, 1, 28, 28) and 0 <= small.x_train.min() < small.x_train.max() <= 1
+    assert small.x_train.mean() < 0.2  # inverted: the strokes are 1, the paper 0
+    with pytest.raises(ConfigError, match="20 drawings"):
+        omniglot_split(few, n_train=20)

@@ -130,11 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="hsu2018-split-mnist: Hsu et al. 2018, Table 2 (split-MNIST, MLP 400-400, 4 epochs per task, "
                     "Adam 0.001; task-, domain- and class-IL), with the paper's coefficients. Writes "
                     "OUT/hsu2018_split_mnist.md and .json; each run is saved as it finishes and the same command "
-                    "continues an interrupted reproduction. About 10-70 s per run on 2 CPU cores.")
-    reproduce.add_argument("name", help="the table: hsu2018-split-mnist")
-    reproduce.add_argument("--methods", help="rows, comma-separated (default: the paper's methods, "
-                                             "finetune,lwf,joint,l2,ewc,online-ewc,si,mas)")
-    reproduce.add_argument("--setting", default="task,domain,class", help="settings (default task,domain,class)")
+                    "continues an interrupted reproduction. About 10-70 s per run on 2 CPU cores. "
+                    "wu2019-bic-cifar100: Wu et al. 2019, Table 6 (CIFAR-100, 5 steps of 20 classes, ResNet-32, "
+                    "2,000 exemplars, 250 epochs per step: a GPU, or --epochs to scale down), writes "
+                    "OUT/wu2019_bic_cifar100.md, .json and .png.")
+    reproduce.add_argument("name", help="the table: hsu2018-split-mnist, wu2019-bic-cifar100 (or wu2019-bic-split-mnist, "
+                                        "-split-fashion, -split-omniglot: BiC's ablation on the data here)")
+    reproduce.add_argument("--methods", help="rows, comma-separated (default: the paper's; Hsu: finetune,lwf,joint,l2,"
+                                             "ewc,online-ewc,si,mas; BiC: baseline-1,baseline-2,bic,upper-bound)")
+    reproduce.add_argument("--setting", help="Hsu et al.'s settings (default task,domain,class)")
     reproduce.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5: 0 .. 4)")
     reproduce.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     reproduce.add_argument("--epochs", type=int, help="epochs per task (default 4, the paper's)")
@@ -258,6 +262,7 @@ def options_by_method(methods: list[str], options: dict) -> dict[str, dict]:
 def command_list(args) -> int:
     from .methods import METHODS
     from .reproduce import REPRODUCTIONS
+    from .reproduce_bic import PROTOCOLS
     from .scenarios import BENCHMARKS, SETTINGS
 
     print("methods:")
@@ -269,7 +274,9 @@ def command_list(args) -> int:
     print(f"settings: {', '.join(SETTINGS)} (task-, domain-, class-incremental)")
     print("reproductions (lifelong reproduce NAME):")
     for name, description in REPRODUCTIONS.items():
-        print(f"  {name:<20} {description}")
+        print(f"  {name:<26} {description}")
+    for name, protocol in PROTOCOLS.items():
+        print(f"  {name:<26} {protocol['description']}")
     return 0
 
 
@@ -324,13 +331,27 @@ def command_reproduce(args) -> int:
     from .errors import ConfigError
     from .reproduce import NAME, PAPER_ROWS, reproduce
 
+    from .reproduce_bic import PROTOCOLS, ROWS, reproduce_bic, stem
+
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     out = Path(args.out or Path("runs") / args.name)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
+    if args.name in PROTOCOLS:
+        if args.setting is not None:
+            raise ConfigError(f"{args.name} is class-incremental only: leave --setting out")
+        try:
+            reproduce_bic(args.name, _csv(args.methods or ",".join(ROWS)), list(seeds), out, args.data_dir,
+                          download=not args.no_download, epochs=args.epochs, device=args.device, log=log)
+        except KeyboardInterrupt:
+            print(f"interrupted: the runs already finished are saved in {out}; the same command continues",
+                  file=sys.stderr)
+            return 130
+        print((out / f"{stem(args.name)}.md").read_text())
+        return 0
     try:
-        reproduce(args.name, _csv(args.methods or PAPER_ROWS), _csv(args.setting), seeds, out, args.data_dir,
+        reproduce(args.name, _csv(args.methods or PAPER_ROWS), _csv(args.setting or "task,domain,class"), seeds, out, args.data_dir,
                   download=not args.no_download, epochs=args.epochs, device=args.device, log=log)
     except KeyboardInterrupt:
         print(f"interrupted: the runs already finished are saved in {out}; the same command continues",

@@ -18,7 +18,8 @@ BACKBONES = ("mlp", "resnet20", "resnet32")
 
 # Training defaults per scenario. The MNIST family follows Hsu et al. 2018 (MLP 400-400, 4 epochs, batch 128,
 # Adam 0.001); CIFAR-100 the usual ResNet-32 recipe (SGD 0.1, momentum 0.9, weight decay 5e-4, cosine), with
-# fewer epochs than papers (say --epochs 160 for a full-length run).
+# fewer epochs than papers (say --epochs 160 for a full-length run). Omniglot (15 drawings per character, 300 per
+# task): 10 epochs of batch 64 (first-task accuracy 0.62 in the class setting; 20 epochs: 0.66, joint no better).
 SCENARIO_DEFAULTS = {
     "split-digits": dict(epochs=10, batch_size=32, lr=0.001, optimizer="adam"),
     "split-mnist": dict(epochs=4, batch_size=128, lr=0.001, optimizer="adam"),
@@ -26,6 +27,7 @@ SCENARIO_DEFAULTS = {
     "permuted-mnist": dict(epochs=4, batch_size=128, lr=0.001, optimizer="adam"),
     "split-cifar100": dict(epochs=30, batch_size=128, lr=0.1, optimizer="sgd", momentum=0.9,
                            weight_decay=5e-4, schedule="cosine"),
+    "split-omniglot": dict(epochs=10, batch_size=64, lr=0.001, optimizer="adam"),
 }
 
 

@@ -27,19 +27,19 @@ def herding(features: torch.Tensor, m: int) -> torch.Tensor:
     n = len(features)
     if not 0 <= m <= n:
         raise ConfigError(f"herding: cannot choose {m} exemplars among {n} samples")
-    features = features.double()  # the running sums of thousands of picks are compared to the mean
-    mu = features.mean(0)
-    squared_norms = (features**2).sum(1)
+    mu = features.double().mean(0)
+    squared_norms = (features.double() ** 2).sum(1)
     chosen = torch.empty(m, dtype=torch.long)
-    total = torch.zeros_like(mu)  # sum of the features picked so far
+    total = torch.zeros_like(mu)  # sum of the features picked so far, in float64 over thousands of picks
     for k in range(1, m + 1):
         # || a - f / k ||^2 with a = mu - total / k, without its constant ||a||^2: one matrix-vector product
+        # (in the features' own precision: the product is the cost, and float64 halves its speed)
         a = mu - total / k
-        distances = squared_norms / k**2 - (features @ a) * (2 / k)
+        distances = squared_norms / k**2 - (features @ a.to(features.dtype)).double() * (2 / k)
         distances[chosen[:k - 1]] = float("inf")
         i = int(distances.argmin())
         chosen[k - 1] = i
-        total += features[i]
+        total += features[i].double()
     return chosen
 
 
@@ -86,7 +86,7 @@ class ExemplarMemory:
     # ------------------------------------------------------------------ filling
     def reduce(self, m: int) -> None:
         """Keep the first `m` exemplars of every class (their priority order)."""
-        self.x = {c: x[:m] for c, x in self.x.items()}
+        self.x = {c: x[:m].clone() if m < len(x) else x for c, x in self.x.items()}  # a copy frees the rest
 
     @torch.no_grad()
     def select(self, x: torch.Tensor, m: int, features=None, generator: torch.Generator | None = None) -> torch.Tensor:

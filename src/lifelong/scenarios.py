@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import Dataset, load_dataset
+from .data import Dataset, load_dataset, load_omniglot, omniglot_split
 from .errors import ConfigError
 
 SETTINGS = ("task", "domain", "class")
@@ -210,6 +210,12 @@ BENCHMARKS = {
     "split-cifar100": ("CIFAR-100, 5 or 10 tasks in iCaRL's class order (seed 1993), ResNet-32, crop+flip",
                        "cifar100", dict(kind="split", n_tasks=10, class_order_seed=1993,
                                         augment=True, backbone="resnet32"), (5, 10)),
+    "split-omniglot": ("Omniglot, the first 200 background characters, 28x28, ink 1; of each one's 20 drawings in SHA-1 "
+                       "order, 15 train / 5 test; 10 tasks of 20",
+                       "omniglot", dict(kind="split", n_tasks=10,
+                                        omniglot=dict(subset="background", characters=200, train_drawings=15,
+                                                      side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
+                       None),
 }
 
 
@@ -229,6 +235,7 @@ def make_scenario(
     spec = dict(spec)
     kind = spec.pop("kind")
     augment, backbone = spec.pop("augment", False), spec.pop("backbone", "mlp")
+    omniglot = spec.pop("omniglot", None)
     if n_tasks is not None:
         if allowed_tasks and n_tasks not in allowed_tasks:
             raise ConfigError(f"{name} comes in {' or '.join(map(str, allowed_tasks))} tasks, got {n_tasks}")
@@ -237,10 +244,16 @@ def make_scenario(
         if kind != "split":
             raise ConfigError(f"{name} has no class order to shuffle (every task holds every class)")
         spec["class_order_seed"] = class_order_seed
-    dataset = load_dataset(dataset_name, data_dir=data_dir, download=download)
+    if omniglot:
+        characters = load_omniglot(data_dir, subset=omniglot["subset"], download=download)
+        dataset = omniglot_split(characters, omniglot["characters"], omniglot["train_drawings"], omniglot["side"])
+    else:
+        dataset = load_dataset(dataset_name, data_dir=data_dir, download=download)
     if kind == "split":
         scenario = split_by_classes(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
     else:
         scenario = permuted(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
     scenario.augment, scenario.backbone = augment, backbone
+    if omniglot:
+        scenario.config["omniglot"] = dict(omniglot)
     return scenario

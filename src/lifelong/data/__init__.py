@@ -11,7 +11,7 @@ from .dataset import Dataset
 from .digits import load_digits
 from .files import ensure_file, md5sum, resolve_data_dir
 from .mnist import load_fashion_mnist, load_mnist, read_idx
-from .omniglot import Omniglot, load_omniglot, read_omniglot_zip
+from .omniglot import Omniglot, load_omniglot, omniglot_split, read_omniglot_zip
 
 DATASETS = {
     "digits": (load_digits, "scikit-learn's 8x8 digits, 1,257 train / 540 test, 10 classes (no download)"),
@@ -31,6 +31,6 @@ def load_dataset(name: str, data_dir=None, download: bool = True) -> Dataset:
 
 __all__ = [
     "DATASETS", "Dataset", "Omniglot", "ensure_file", "load_cifar100", "load_dataset", "load_digits",
-    "load_fashion_mnist", "load_mnist", "load_omniglot", "md5sum", "read_cifar100_archive", "read_idx",
-    "read_omniglot_zip", "resolve_data_dir",
+    "load_fashion_mnist", "load_mnist", "load_omniglot", "md5sum", "omniglot_split", "read_cifar100_archive",
+    "read_idx", "read_omniglot_zip", "resolve_data_dir",
 ]

@@ -197,17 +197,29 @@ class BiC(Replay):
         self.fit_bias(logits, targets, torch.Generator().manual_seed(self.memory.seed + task.id))
 
     def fit_bias(self, logits: torch.Tensor, targets: torch.Tensor, generator: torch.Generator) -> None:
-        optimizer = torch.optim.SGD(self.bias.parameters(), lr=BIAS_LR, momentum=0.9)
-        schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, BIAS_MILESTONES, 0.1)
-        for _ in range(BIAS_EPOCHS):
+        """SGD with momentum on (alpha, beta) with their gradients in closed form: two parameters do not need
+        autograd, whose per-step overhead was most of stage 2's time. With p = softmax(q), y one-hot, and the
+        corrected outputs k >= start of a batch of B: dL/dalpha = sum_k (p_k - y_k) o_k / B, dL/dbeta =
+        sum_k (p_k - y_k) / B + 0.1 beta. The same steps as torch.optim.SGD(momentum=0.9) on the autograd loss."""
+        start, lr = self.bias.start, BIAS_LR
+        alpha, beta = self.bias.alpha.detach().clone(), self.bias.beta.detach().clone()
+        momentum = None
+        one_hot = F.one_hot(targets, logits.shape[1]).to(logits.dtype)
+        for epoch in range(BIAS_EPOCHS):
+            if epoch in BIAS_MILESTONES:
+                lr *= 0.1
             order = torch.randperm(len(logits), generator=generator).to(logits.device)
-            for start in range(0, len(logits), BIAS_BATCH):
-                idx = order[start:start + BIAS_BATCH]
-                loss = F.cross_entropy(self.bias(logits[idx]), targets[idx]) + BETA_L2 * self.bias.beta**2 / 2
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            schedule.step()
+            for first in range(0, len(logits), BIAS_BATCH):
+                idx = order[first:first + BIAS_BATCH]
+                o = logits[idx]
+                q = torch.cat([o[:, :start], alpha * o[:, start:] + beta], 1)
+                error = (torch.softmax(q, 1) - one_hot[idx])[:, start:]
+                gradient = torch.stack([(error * o[:, start:]).sum() / len(idx), error.sum() / len(idx) + BETA_L2 * beta])
+                momentum = gradient if momentum is None else 0.9 * momentum + gradient
+                alpha, beta = alpha - lr * momentum[0], beta - lr * momentum[1]
+        with torch.no_grad():
+            self.bias.alpha.copy_(alpha)
+            self.bias.beta.copy_(beta)
 
     def update_validation(self, task):
         """Keep v samples per class (old classes shrink to the new v, new classes bring their held-out ones)."""

@@ -1,0 +1,194 @@
+"""BiC's ablation (Wu et al., CVPR 2019, "Large Scale Incremental Learning", Table 6) on CIFAR-100, and the same four
+rows on the data sets at hand.
+
+    lifelong reproduce wu2019-bic-cifar100 --data-dir DATA --seeds 1                # the paper's protocol (a GPU)
+    lifelong reproduce wu2019-bic-cifar100 --data-dir DATA --epochs 2               # scaled down
+    lifelong reproduce wu2019-bic-split-mnist --data-dir DATA --seeds 3             # minutes on a CPU
+
+Rows: baseline-1 (classification loss with exemplars), baseline-2 (+ distillation), BiC (+ bias removal), upper
+bound (+ the last layer retrained on all data of old and new classes): `bic` with its ablation switches. Metric:
+accuracy on all classes seen after each step (`accuracy_seen_classes`), mean +- std over seeds.
+
+Every run is written to OUT/<name>_runs/<row>_<seed>.json as soon as it ends; the same command continues an
+interrupted reproduction (finished runs are skipped); OUT/<name>.md, .json and .png are rewritten after each run.
+"""
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+from .errors import ConfigError
+from .experiment import run_experiment
+from .results import versions, write_json
+from .scenarios import make_scenario
+
+ROWS = {  # row -> (label, bic's options)
+    "baseline-1": ("baseline-1: classification loss with exemplars", {"distill": False, "bias_correction": False}),
+    "baseline-2": ("baseline-2: + distillation", {"bias_correction": False}),
+    "bic": ("BiC: + bias removal", {}),
+    "upper-bound": ("upper bound: + last layer retrained on all data", {"bias_correction": False,
+                                                                         "retrain_head": True}),
+}
+
+# name -> protocol. `paper`: the paper's accuracy (%) on all classes seen after each step, per row.
+PROTOCOLS = {
+    "wu2019-bic-cifar100": dict(
+        description="Wu et al. 2019, Table 6: CIFAR-100, 5 steps of 20 classes, ResNet-32, 2,000 exemplars",
+        scenario="split-cifar100", n_tasks=5, class_order_seed=1993, backbone="resnet32", memory=2000,
+        # 250 epochs, lr 0.1 divided by 10 at 100, 150 and 200; weight decay 2e-4; batch 128; T = 2
+        train=dict(epochs=250, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=2e-4, batch_size=128,
+                   schedule="step", milestones=(0.4, 0.6, 0.8), gamma=0.1),
+        paper={"baseline-1": (84.40, 68.30, 55.10, 48.52, 39.83), "baseline-2": (85.05, 72.22, 59.41, 50.43, 40.34),
+               "bic": (84.00, 74.69, 67.93, 61.25, 56.69), "upper-bound": (84.39, 76.15, 69.51, 64.03, 60.93)}),
+    "wu2019-bic-split-mnist": dict(
+        description="BiC's ablation on class-incremental split-MNIST: 5 steps of 2 digits, MLP 400-400, 200 exemplars",
+        scenario="split-mnist", memory=200, train=dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)),
+    "wu2019-bic-split-fashion": dict(
+        description="BiC's ablation on class-incremental split-Fashion-MNIST: 5 steps of 2 classes, MLP 400-400, "
+                    "200 exemplars",
+        scenario="split-fashion", memory=200, train=dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)),
+    "wu2019-bic-split-omniglot": dict(
+        description="BiC's ablation on class-incremental Omniglot: many characters in 10 steps, MLP 400-400, "
+                    "2,000 exemplars",
+        scenario="split-omniglot", memory=2000, train=dict()),
+}
+
+
+def stem(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def run_file(out: Path, name: str, row: str, seed: int) -> Path:
+    return out / f"{stem(name)}_runs" / f"{row}_{seed}.json"
+
+
+def load_runs(out: Path, name: str) -> dict:
+    runs_dir = out / f"{stem(name)}_runs"
+    runs = {}
+    for path in sorted(runs_dir.glob("*.json")) if runs_dir.exists() else []:
+        try:
+            run = json.loads(path.read_text())
+            runs[(run["row"], run["seed"])] = run
+        except (json.JSONDecodeError, KeyError):
+            raise ConfigError(f"{path} is damaged: delete it and run the same command again to redo that run") from None
+    return runs
+
+
+def reproduce_bic(name: str, rows: list[str], seeds, out, data_dir=None, download: bool = True,
+                  epochs: int | None = None, device: str = "cpu", log: Callable[[str], None] | None = None) -> dict:
+    """Run every (row, seed) of protocol `name` not already saved in `out`; returns the table's document."""
+    if name not in PROTOCOLS:
+        raise ConfigError(f"unknown reproduction {name!r}; choose from: {', '.join(PROTOCOLS)}")
+    unknown = [row for row in rows if row not in ROWS]
+    if unknown:
+        raise ConfigError(f"no row {', '.join(unknown)} in BiC's ablation; rows: {', '.join(ROWS)}")
+    protocol = PROTOCOLS[name]
+    train = {**protocol["train"], **({"epochs": epochs} if epochs else {})}
+    out = Path(out)
+    done = load_runs(out, name)
+    for (row, seed), run in done.items():
+        if row in rows and seed in seeds and run["train"]["epochs"] != train.get("epochs", run["train"]["epochs"]):
+            raise ConfigError(f"{run_file(out, name, row, seed)} ran {run['train']['epochs']} epochs per step, not "
+                              f"{train['epochs']}: use another --out, or delete it to run it again")
+    planned = [(row, seed) for seed in seeds for row in rows if (row, seed) not in done]
+    scenario = None
+    for i, (row, seed) in enumerate(planned):
+        if scenario is None:  # the data are read only when there is something to run
+            scenario = make_scenario(protocol["scenario"], data_dir=data_dir, download=download,
+                                     n_tasks=protocol.get("n_tasks"), class_order_seed=protocol.get("class_order_seed"))
+        started = time.perf_counter()
+        options = {"memory": protocol["memory"], **ROWS[row][1]}
+        results = run_experiment("bic", scenario, "class", seed=seed, device=device, progress=False,
+                                 backbone=protocol.get("backbone"), method_options=options, **train)
+        run = {"row": row, "seed": seed, "accuracy_seen_classes": results["accuracy_seen_classes"],
+               "classes_seen": [sum(len(c) for c in results["task_classes"][:k + 1])
+                                for k in range(len(results["task_classes"]))],
+               "method_options": options, "train": results["config"], "method_details": results["method_details"],
+               "wall_time_s": time.perf_counter() - started}
+        write_json(run_file(out, name, row, seed), run)
+        document = save_table(out, name)
+        if log:
+            curve = " ".join(f"{100 * a:.1f}" for a in run["accuracy_seen_classes"])
+            log(f"[{i + 1}/{len(planned)}] {row} seed {seed}: {curve} ({run['wall_time_s']:.0f} s)")
+    return save_table(out, name)
+
+
+def aggregate(runs: dict, row: str) -> tuple[list[float], list[float], int, list[int]] | None:
+    curves = [r["accuracy_seen_classes"] for (r_row, _), r in sorted(runs.items()) if r_row == row]
+    if not curves:
+        return None
+    steps = list(zip(*curves))
+    means = [100 * statistics.mean(s) for s in steps]
+    stds = [100 * statistics.stdev(s) if len(s) > 1 else 0.0 for s in steps]
+    classes = next(r["classes_seen"] for (r_row, _), r in runs.items() if r_row == row)
+    return means, stds, len(curves), classes
+
+
+def render(name: str, runs: dict, notes: str = "") -> str:
+    protocol = PROTOCOLS[name]
+    paper = protocol.get("paper", {})
+    lines = [f"# {protocol['description']}", "",
+             f"Protocol: `lifelong reproduce {name}`; scenario `{protocol['scenario']}`, method `bic` with the "
+             f"ablation switches of each row, `--memory {protocol['memory']}`, training {protocol['train'] or 'the scenario defaults'}. "
+             "Accuracy (%) on all classes seen after each step; ours: mean +- std over the seeds (n).", ""]
+    found = [aggregate(runs, row) for row in ROWS]
+    classes = next((stats[3] for stats in found if stats), [20, 40, 60, 80, 100])
+    lines += ["| variant | " + " | ".join(map(str, classes)) + " |", "|---|" + "---|" * len(classes)]
+    for (row, (label, _)), stats in zip(ROWS.items(), found):
+        if stats is not None:
+            means, stds, n, _ = stats
+            lines.append(f"| {label} (ours, n={n}) | " + " | ".join(f"{m:.2f} +- {s:.2f}" for m, s in zip(means, stds))
+                         + " |")
+        if row in paper:
+            lines.append(f"| {label} (paper) | " + " | ".join(f"{v:.2f}" for v in paper[row]) + " |")
+    times = [r["wall_time_s"] for r in runs.values()]
+    if times:
+        epochs = sorted({r["train"]["epochs"] for r in runs.values()})
+        lines += ["", f"{len(runs)} runs, {statistics.mean(times):.0f} s each on average; "
+                      f"{'/'.join(map(str, epochs))} epochs per step."]
+    if notes:
+        lines += ["", notes]
+    return "\n".join(lines) + "\n"
+
+
+def plot(name: str, runs: dict, path: Path) -> None:
+    """Accuracy on the classes seen against their number, one curve per row with a band of +- one std (the
+    paper's figure), and the paper's curves dashed where it has them."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paper = PROTOCOLS[name].get("paper", {})
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (row, (label, _)) in enumerate(ROWS.items()):
+        color = f"C{i}"
+        stats = aggregate(runs, row)
+        if stats is not None:
+            means, stds, n, classes = stats
+            ax.plot(classes, means, "o-", color=color, label=f"{row} (ours, n={n})")
+            ax.fill_between(classes, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
+                            color=color, alpha=0.2)
+        if row in paper:
+            ax.plot([20 * (k + 1) for k in range(5)], paper[row], "s--", color=color, alpha=0.6,
+                    label=f"{row} (paper)")
+    ax.set_xlabel("number of classes")
+    ax.set_ylabel("accuracy on the classes seen (%)")
+    ax.set_title(PROTOCOLS[name]["scenario"], fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_table(out: Path, name: str, notes: str = "") -> dict:
+    runs = load_runs(out, name)
+    document = {"protocol": {k: v for k, v in PROTOCOLS[name].items()}, "versions": versions(),
+                "runs": {f"{row}/{seed}": run for (row, seed), run in runs.items()}}
+    write_json(out / f"{stem(name)}.json", document)
+    (out / f"{stem(name)}.md").write_text(render(name, runs, notes))
+    if runs:
+        plot(name, runs, out / f"{stem(name)}.png")
+    return document
