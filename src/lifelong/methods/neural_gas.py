@@ -54,10 +54,12 @@ class NeuralGasMethod(Competitive):
         """The competitive Hebbian graph of one class's gas: a symmetric boolean adjacency matrix."""
         return torch.isfinite(self.gases[(task_id, label)]["ages"])
 
-    def state_dict(self):
-        return {**super().state_dict(), "gases": {key: dict(gas, ages=gas["ages"].clone())
+    def state_dict(self):  # a slice is not plain data for a safe checkpoint: its (start, stop)
+        return {**super().state_dict(), "gases": {key: dict(gas, ages=gas["ages"].clone(),
+                                                             rows=(gas["rows"].start, gas["rows"].stop))
                                                    for key, gas in self.gases.items()}}
 
     def load_state_dict(self, state, tasks):
         super().load_state_dict(state, tasks)
-        self.gases = {key: dict(gas, ages=gas["ages"].to(self._device)) for key, gas in state["gases"].items()}
+        self.gases = {key: dict(gas, ages=gas["ages"].to(self._device), rows=slice(*gas["rows"]))
+                      for key, gas in state["gases"].items()}
