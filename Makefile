@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed  ## every method, class- and task-incremental, on split-digits
-	$(VENV)/bin/lifelong run
+	$(VENV)/bin/lifelong run --memory 200
 
 test: $(VENV)/.installed  ## the test suite
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q  # tiny models: one thread is as fast, and immune to other load
