@@ -6,6 +6,8 @@ import platform
 import sys
 from pathlib import Path
 
+import time
+
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,3 +39,13 @@ def save(name: str, document: dict, markdown: str | None = None) -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n")
     if markdown is not None:
         (RESULTS / f"{name}.md").write_text(markdown)
+
+
+def best_of(fn, repeats=3) -> float:
+    """The shortest of `repeats` timings of fn() in seconds (the least disturbed by other load)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)

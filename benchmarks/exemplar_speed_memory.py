@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from _common import data_dir, machine, pin_threads, save
+from _common import best_of, data_dir, machine, pin_threads, save
 from lifelong.engine import TrainConfig, run, train_task
 from lifelong.experiment import build_method, build_model, train_config
 from lifelong.memory import ExemplarMemory
@@ -45,15 +45,6 @@ measured within one run, the two sides interleaved. Targets:
 - memory: with a fixed budget the exemplar store stays at the budget, so the peak resident memory does not grow
   with the number of tasks beyond what the scenario's own data and the growing head add.
 """
-
-
-def best_of(fn, repeats=3) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def herding_speed(mnist_task, features) -> dict:

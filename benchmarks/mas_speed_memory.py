@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch.func import functional_call, grad, vmap
 
-from _common import data_dir, machine, pin_threads, save
+from _common import best_of, data_dir, machine, pin_threads, save
 from lifelong.data import load_mnist
 from lifelong.engine import TrainConfig, train_task
 from lifelong.experiment import build_model
@@ -66,15 +66,6 @@ product on MNIST, but finding those features and gathering the others costs pass
 features. Earlier versions cost more: 3.2 x forward when the co-activation was computed in the transposed layout and
 copied per batch, 1.11 x when |.| was also copied for ReLU outputs (non-negative already).
 """
-
-
-def best_of(fn, repeats=3) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def torch_func_statistic(model, objective, x):

@@ -338,26 +338,25 @@ def command_reproduce(args) -> int:
     out = Path(args.out or Path("runs") / args.name)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    if args.name in PROTOCOLS:
+    if args.name in PROTOCOLS:  # BiC's ablation
         if args.setting is not None:
             raise ConfigError(f"{args.name} is class-incremental only: leave --setting out")
-        try:
-            reproduce_bic(args.name, _csv(args.methods or ",".join(ROWS)), list(seeds), out, args.data_dir,
-                          download=not args.no_download, epochs=args.epochs, device=args.device, log=log)
-        except KeyboardInterrupt:
-            print(f"interrupted: the runs already finished are saved in {out}; the same command continues",
-                  file=sys.stderr)
-            return 130
-        print((out / f"{stem(args.name)}.md").read_text())
-        return 0
+        table = out / f"{stem(args.name)}.md"
+        run_all = lambda: reproduce_bic(args.name, _csv(args.methods or ",".join(ROWS)), list(seeds), out,  # noqa: E731
+                                        args.data_dir, download=not args.no_download, epochs=args.epochs,
+                                        device=args.device, log=log)
+    else:
+        table = out / f"{NAME}.md"
+        run_all = lambda: reproduce(args.name, _csv(args.methods or PAPER_ROWS),  # noqa: E731
+                                    _csv(args.setting or "task,domain,class"), seeds, out, args.data_dir,
+                                    download=not args.no_download, epochs=args.epochs, device=args.device, log=log)
     try:
-        reproduce(args.name, _csv(args.methods or PAPER_ROWS), _csv(args.setting or "task,domain,class"), seeds, out, args.data_dir,
-                  download=not args.no_download, epochs=args.epochs, device=args.device, log=log)
+        run_all()
     except KeyboardInterrupt:
         print(f"interrupted: the runs already finished are saved in {out}; the same command continues",
               file=sys.stderr)
         return 130
-    print((out / f"{NAME}.md").read_text())
+    print(table.read_text())
     return 0
 
 
