@@ -126,8 +126,10 @@ def test_nearest_mean_of_exemplars_is_the_nearest_normalised_class_mean(digits):
 
 
 # ---------------------------------------------------------------------- iCaRL
-def test_icarl_loss_is_the_papers_binary_cross_entropy(digits):
-    method = fresh("icarl", digits, memory=40)
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_icarl_loss_is_the_papers_binary_cross_entropy(digits, temperature):
+    """T = 1 is the paper's loss; T = 2 softens only the targets, as van de Ven et al.'s code does."""
+    method = fresh("icarl", digits, memory=40, temperature=temperature)
     method.before_task(digits.tasks[0])
     method.after_task(digits.tasks[0])
     method.before_task(digits.tasks[1])
@@ -139,7 +141,7 @@ def test_icarl_loss_is_the_papers_binary_cross_entropy(digits):
     for i in range(3):  # sum over classes: old ones towards q = sigmoid(old), new ones towards the label
         g = torch.sigmoid(logits[i])
         for y in range(4):
-            target = torch.sigmoid(old_logits[i, y]) if y < 2 else float(targets[i] == y)
+            target = torch.sigmoid(old_logits[i, y] / temperature) if y < 2 else float(targets[i] == y)
             total += -(target * torch.log(g[y]) + (1 - target) * torch.log(1 - g[y]))
     assert loss.item() == pytest.approx(total.item() / 12, rel=1e-5)  # averaged over samples and outputs
 
@@ -265,12 +267,13 @@ def test_bad_memory_options_are_one_line_before_any_training(capsys, argv, messa
     assert len(lines) == 1 and lines[0].startswith("lifelong: error:") and message in lines[0], err
 
 
-def test_stage_2_in_closed_form_takes_the_steps_of_sgd_on_the_autograd_loss(digits):
+@pytest.mark.parametrize("n", [300, 200])  # two batches per epoch; one (which fit_bias does not shuffle)
+def test_stage_2_in_closed_form_takes_the_steps_of_sgd_on_the_autograd_loss(digits, n):
     """fit_bias's hand-written gradients and momentum against torch.optim.SGD on the loss written out."""
     from lifelong.methods import bic as bic_module
 
     method = fresh("bic", digits, memory_per_class=20)
-    logits, targets = torch.randn(300, 6) * 3, torch.randint(0, 6, (300,))
+    logits, targets = torch.randn(n, 6) * 3, torch.randint(0, 6, (n,))
     method.bias = BiasLayer()
     method.bias.start = 4
     method.fit_bias(logits, targets, torch.Generator().manual_seed(0))
@@ -280,8 +283,8 @@ def test_stage_2_in_closed_form_takes_the_steps_of_sgd_on_the_autograd_loss(digi
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, bic_module.BIAS_MILESTONES, 0.1)
     generator = torch.Generator().manual_seed(0)
     for _ in range(bic_module.BIAS_EPOCHS):
-        order = torch.randperm(300, generator=generator)
-        for first in range(0, 300, bic_module.BIAS_BATCH):
+        order = torch.randperm(n, generator=generator)
+        for first in range(0, n, bic_module.BIAS_BATCH):
             idx = order[first:first + bic_module.BIAS_BATCH]
             loss = F.cross_entropy(reference(logits[idx]), targets[idx]) + 0.1 * reference.beta**2 / 2
             optimizer.zero_grad()

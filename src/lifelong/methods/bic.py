@@ -35,6 +35,7 @@ training data is kept for it, as by joint training, and no bias correction is ne
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -200,26 +201,39 @@ class BiC(Replay):
         """SGD with momentum on (alpha, beta) with their gradients in closed form: two parameters do not need
         autograd, whose per-step overhead was most of stage 2's time. With p = softmax(q), y one-hot, and the
         corrected outputs k >= start of a batch of B: dL/dalpha = sum_k (p_k - y_k) o_k / B, dL/dbeta =
-        sum_k (p_k - y_k) / B + 0.1 beta. The same steps as torch.optim.SGD(momentum=0.9) on the autograd loss."""
+        sum_k (p_k - y_k) / B + 0.1 beta. The same steps as torch.optim.SGD(momentum=0.9) on the autograd loss.
+        The old outputs never change, so their log-sum-exp is computed once; a validation set within one batch
+        is not shuffled (a full-batch gradient does not depend on the order)."""
         start, lr = self.bias.start, BIAS_LR
-        alpha, beta = self.bias.alpha.detach().clone(), self.bias.beta.detach().clone()
-        momentum = None
-        one_hot = F.one_hot(targets, logits.shape[1]).to(logits.dtype)
+        alpha, beta = self.bias.alpha.item(), self.bias.beta.item()
+        momentum_alpha = momentum_beta = 0.0
+        # float64 numpy on a few hundred rows: torch's per-operation overhead would be most of the time here
+        logits = logits.detach().double().cpu()
+        old_lse = torch.logsumexp(logits[:, :start], 1).numpy()
+        new = logits[:, start:].numpy()
+        y_new = F.one_hot(targets.cpu(), logits.shape[1])[:, start:].double().numpy()
         for epoch in range(BIAS_EPOCHS):
             if epoch in BIAS_MILESTONES:
                 lr *= 0.1
-            order = torch.randperm(len(logits), generator=generator).to(logits.device)
-            for first in range(0, len(logits), BIAS_BATCH):
-                idx = order[first:first + BIAS_BATCH]
-                o = logits[idx]
-                q = torch.cat([o[:, :start], alpha * o[:, start:] + beta], 1)
-                error = (torch.softmax(q, 1) - one_hot[idx])[:, start:]
-                gradient = torch.stack([(error * o[:, start:]).sum() / len(idx), error.sum() / len(idx) + BETA_L2 * beta])
-                momentum = gradient if momentum is None else 0.9 * momentum + gradient
-                alpha, beta = alpha - lr * momentum[0], beta - lr * momentum[1]
+            if len(new) <= BIAS_BATCH:
+                batches = [slice(None)]
+            else:
+                order = torch.randperm(len(new), generator=generator).numpy()
+                batches = [order[first:first + BIAS_BATCH] for first in range(0, len(new), BIAS_BATCH)]
+            for idx in batches:
+                o, o_lse = new[idx], old_lse[idx]
+                q = alpha * o + beta
+                top = np.maximum(q.max(1), o_lse)  # log-sum-exp over old and new outputs, shifted for stability
+                lse = top + np.log(np.exp(o_lse - top) + np.exp(q - top[:, None]).sum(1))
+                error = np.exp(q - lse[:, None]) - y_new[idx]
+                g_alpha = float((error * o).sum()) / len(o)
+                g_beta = float(error.sum()) / len(o) + BETA_L2 * beta
+                momentum_alpha = 0.9 * momentum_alpha + g_alpha  # torch.optim.SGD's first step: buffer = gradient
+                momentum_beta = 0.9 * momentum_beta + g_beta
+                alpha, beta = alpha - lr * momentum_alpha, beta - lr * momentum_beta
         with torch.no_grad():
-            self.bias.alpha.copy_(alpha)
-            self.bias.beta.copy_(beta)
+            self.bias.alpha.fill_(alpha)
+            self.bias.beta.fill_(beta)
 
     def update_validation(self, task):
         """Keep v samples per class (old classes shrink to the new v, new classes bring their held-out ones)."""
