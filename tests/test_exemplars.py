@@ -257,6 +257,7 @@ def test_exemplar_methods_beat_finetuning_in_the_class_setting(digits):
     (["run", "--method", "finetune", "--memory", "100"], "--memory and --memory-per-class are for methods"),
     (["run", "--method", "replay", "--memory", "5", "--setting", "class"], "cannot hold one exemplar for each of 10"),
     (["run", "--method", "bic", "--memory", "50", "--setting", "class"], "needs at least one validation"),
+    (["run", "--method", "bic", "--memory", "3000"], "holding out 150 for validation leaves none to train on"),
     (["run", "--method", "icarl", "--memory", "50", "--setting", "task"], "icarl runs in the class setting only"),
 ])
 def test_bad_memory_options_are_one_line_before_any_training(capsys, argv, message):

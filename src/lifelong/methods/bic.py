@@ -95,6 +95,7 @@ class BiC(Replay):
         self.bias = BiasLayer().to(self._device)
         self.old_bias: BiasLayer | None = None
         self.held_out = None  # (x, targets) of the new classes' validation samples, this step
+        self.kept = None  # the mask of this step's new samples left for training
         self.all_data = []  # retrain_head only: every task's (x, targets)
 
     # ------------------------------------------------------------------ the budget's split
@@ -108,6 +109,12 @@ class BiC(Replay):
             return
         seen = 0
         for task in scenario.tasks:
+            held_out = self.validation_per_class(seen if seen else task.n_classes)  # as hold_out_validation draws
+            fewest = int(torch.unique(torch.as_tensor(task.y_train), return_counts=True)[1].min())
+            if fewest <= held_out:
+                raise ConfigError(f"bic: a class of task {task.id + 1} has {fewest} training samples; holding out "
+                                  f"{held_out} for validation leaves none to train on: lower validation_share or "
+                                  "the memory size")
             seen += task.n_classes
             v = self.validation_per_class(seen)
             if v < 1 or self.memory.quota(seen) - v < 1:
@@ -125,26 +132,32 @@ class BiC(Replay):
             self.old_bias.start = self.bias.start
         super().before_task(task)
         self.bias.start = None  # stage 1 trains on the raw logits; stage 2 sets the new pair
-        self.held_out = None
+        self.held_out, self.kept = self.hold_out_validation(task)
 
-    def new_task_data(self, task):
-        """The new task's data without the v samples per class held out for validation (drawn once per step)."""
-        x, targets, task_ids = super().new_task_data(task)
+    def hold_out_validation(self, task):
+        """The new classes' v validation samples per class, drawn once per step: ((x, targets), the mask of the
+        samples kept for training), or (None, None) without bias correction."""
+        x, targets, _ = super().new_task_data(task)
         n_old = len(self.memory.classes)
         v = self.validation_per_class(n_old if n_old else task.n_classes)
         if v == 0:
+            return None, None
+        generator = torch.Generator().manual_seed(self.memory.seed + 7919 * (task.id + 1))
+        keep = torch.ones(len(x), dtype=torch.bool)
+        for c in targets.unique().tolist():
+            idx = torch.nonzero(targets == c).flatten()
+            if len(idx) <= v:
+                raise ConfigError(f"bic: class {c} of task {task.id + 1} has {len(idx)} training samples; "
+                                  f"holding out {v} for validation leaves none to train on: lower validation_share "
+                                  "or the memory size")
+            keep[idx[torch.randperm(len(idx), generator=generator)[:v]]] = False
+        return (x[~keep], targets[~keep]), keep
+
+    def new_task_data(self, task):
+        """The new task's data without the samples held out for validation."""
+        x, targets, task_ids = super().new_task_data(task)
+        if self.kept is None:
             return x, targets, task_ids
-        if self.held_out is None:
-            generator = torch.Generator().manual_seed(self.memory.seed + 7919 * (task.id + 1))
-            keep = torch.ones(len(x), dtype=torch.bool)
-            for c in targets.unique().tolist():
-                idx = torch.nonzero(targets == c).flatten()
-                if len(idx) <= v:
-                    raise ConfigError(f"bic: class {c} of task {task.id + 1} has {len(idx)} training samples; "
-                                      f"holding out {v} for validation leaves none to train on")
-                keep[idx[torch.randperm(len(idx), generator=generator)[:v]]] = False
-            self.held_out = (x[~keep], targets[~keep])
-            self.kept = keep
         return x[self.kept], targets[self.kept], task_ids[self.kept]
 
     @torch.no_grad()
