@@ -26,7 +26,8 @@ import time
 import torch
 
 from _common import best_of, data_dir, machine, pin_threads, save
-from lifelong.engine import TrainConfig, run, train_task
+from lifelong.engine import TrainConfig, run
+from lifelong.training import train_task
 from lifelong.experiment import build_method, build_model, train_config
 from lifelong.memory import ExemplarMemory
 from lifelong.methods.bic import BiC

@@ -18,7 +18,7 @@ import time
 import torch
 from _common import data_dir, machine, pin_threads, save
 
-from lifelong.engine import TrainConfig, train_task
+from lifelong.training import TrainConfig, train_task
 from lifelong.experiment import build_method, build_model
 from lifelong.scenarios import make_scenario
 

@@ -36,7 +36,7 @@ from torch.func import functional_call, grad, vmap
 
 from _common import best_of, data_dir, machine, pin_threads, save
 from lifelong.data import load_mnist
-from lifelong.engine import TrainConfig, train_task
+from lifelong.training import TrainConfig, train_task
 from lifelong.experiment import build_model
 from lifelong.methods import MAS, LocalMAS
 from lifelong.methods.mas import add_layer_importance, hebbian_importance, relu_outputs

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from lifelong.data import load_digits
-from lifelong.engine import TrainConfig, run, train_task
+from lifelong.engine import TrainConfig, run
+from lifelong.training import train_task
 from lifelong.errors import ConfigError, DataError, TrainingError
 from lifelong.experiment import build_method, build_model, run_experiment
 from lifelong.methods import Finetune, Joint
@@ -204,7 +205,7 @@ def test_before_epoch_is_called_once_per_training_epoch_in_training_mode(digits_
 
 
 def test_optimizers_are_fused_and_match_the_plain_ones():
-    from lifelong.engine import make_optimizer
+    from lifelong.training import make_optimizer
 
     config = dict(lr=0.01, weight_decay=1e-3)
     plain = {"adam": lambda p: torch.optim.Adam(p, **config),

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from lifelong.distillation import distillation_loss
-from lifelong.engine import TrainConfig, run, train_task
+from lifelong.engine import TrainConfig, run
+from lifelong.training import train_task
 from lifelong.errors import ConfigError
 from lifelong.experiment import build_method, build_model
 from lifelong.scenarios import make_scenario
@@ -120,7 +121,7 @@ def test_lwf_trains_old_heads_and_warm_up_trains_only_the_new_head(scenario):
     learn(method, scenario.tasks[0], scenario)
     before = {k: v.clone() for k, v in method.model.state_dict().items()}
     method.before_task(scenario.tasks[1])
-    from lifelong.engine import warm_up_head
+    from lifelong.training import warm_up_head
     config = TrainConfig(**{**FAST, "warmup_epochs": 2})
     warm_up_head(method, scenario.tasks[1], method.training_data(scenario.tasks[1]), scenario, config,
                  torch.Generator().manual_seed(0))

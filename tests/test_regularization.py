@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lifelong.engine import TrainConfig, run, train_task
+from lifelong.engine import TrainConfig, run
+from lifelong.training import train_task
 from lifelong.errors import ConfigError, TrainingError
 from lifelong.experiment import build_method, build_model
 from lifelong.methods import MAS
@@ -225,7 +226,7 @@ def full_batch_sgd(lr=0.02, epochs=60):
 def test_si_path_integral_is_the_drop_of_the_task_loss(digits):
     """Zenke et al. eq. 3: with small full-batch steps, sum_k w_k = L(start) - L(end) of the task's own loss, also
     on the second task, where the engine's gradient includes the penalty's (removed in closed form)."""
-    from lifelong.engine import train_task
+    from lifelong.training import train_task
 
     method = fresh("si", digits, "domain", strength=0.1)
     for task in digits.tasks[:2]:
@@ -272,7 +273,7 @@ def test_memory_stays_constant_as_tasks_accumulate(digits):
         config = TrainConfig(**{**FAST, "epochs": 1})
         for task in digits.tasks:
             method.before_task(task)
-            from lifelong.engine import train_task
+            from lifelong.training import train_task
             train_task(method, task, digits, config, torch.Generator().manual_seed(0))
             method.after_task(task)
             state = method.state_dict()
@@ -504,7 +505,7 @@ def test_si_path_and_distance_start_after_a_warm_up_of_the_head(digits):
     divided by must start at the same point: after the warm-up, which w does not see."""
     from dataclasses import replace as replaced
 
-    from lifelong.engine import train_task, warm_up_head
+    from lifelong.training import train_task, warm_up_head
 
     method = fresh("si", digits, "class", strength=0.1)
     config = full_batch_sgd()

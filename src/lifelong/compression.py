@@ -32,7 +32,7 @@ from torch import nn
 
 from .data import Dataset
 from .distillation import check_temperature, check_weight, knowledge_distillation_loss
-from .engine import TrainConfig, make_optimizer, make_schedule
+from .training import TrainConfig, make_optimizer, make_schedule
 from .errors import ConfigError, TrainingError
 from .models import MLP
 from .results import versions

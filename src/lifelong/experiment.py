@@ -10,11 +10,10 @@ import torch
 
 from .engine import TrainConfig, run
 from .errors import ConfigError
-from .methods import FeatureExtraction, get_method, method_options
-from .models import MLP, ContinualModel, resnet20, resnet32
+from .learner import BACKBONES, Learner, build_backbone, build_method  # noqa: F401 (also imported from here)
+from .methods import FeatureExtraction, get_method
+from .models import ContinualModel
 from .scenarios import Scenario, make_scenario
-
-BACKBONES = ("mlp", "resnet20", "resnet32")
 
 # Training defaults per scenario. The MNIST family follows Hsu et al. 2018 (MLP 400-400, 4 epochs, batch 128,
 # Adam 0.001); CIFAR-100 the usual ResNet-32 recipe (SGD 0.1, momentum 0.9, weight decay 5e-4, cosine), with
@@ -42,29 +41,9 @@ def train_config(scenario_name: str, **overrides) -> TrainConfig:
 
 
 def build_model(scenario: Scenario, backbone: str | None = None, hidden=(400, 400), dropout: float = 0.0):
-    backbone = backbone or scenario.backbone
-    channels = scenario.input_shape[0]
-    if backbone == "mlp":
-        features = MLP(int(torch.tensor(scenario.input_shape).prod()), tuple(hidden), dropout)
-    elif backbone == "resnet20":
-        features = resnet20(channels)
-    elif backbone == "resnet32":
-        features = resnet32(channels)
-    else:
-        raise ConfigError(f"unknown backbone {backbone!r}; choose one of: {', '.join(BACKBONES)}")
-    return ContinualModel(features)
-
-
-def build_method(name: str, model: ContinualModel, setting: str, options: dict | None = None):
-    """The method `name` on `model`; `options` are its own constructor arguments (checked against them)."""
-    cls = get_method(name)
-    options = dict(options or {})
-    accepted = method_options(cls)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        valid = ", ".join(accepted) if accepted else "none"
-        raise ConfigError(f"method {name} has no option {', '.join(unknown)} (its options: {valid})")
-    return cls(model, setting, **options)
+    """The scenario's default backbone (or `backbone`) with the growing head, for inputs of the scenario's shape."""
+    backbone_module = build_backbone(backbone or scenario.backbone, scenario.input_shape, hidden, dropout)
+    return ContinualModel(backbone_module)
 
 
 def run_experiment(
@@ -80,14 +59,17 @@ def run_experiment(
     method_options: dict | None = None,
     config: TrainConfig | None = None,
     preallocate_head: bool = False,
+    return_learner: bool = False,
     **train_options,
-) -> dict:
+) -> dict | tuple[dict, Learner]:
     """Run one method on one scenario in one setting; returns the results document (see the README).
 
     `preallocate_head` (class setting): the head has every class's output from the start, the classes not seen
     yet left out of the loss and the prediction, as in Hsu et al.'s code; the default grows it task by task. The
     difference shows in a penalty on the head: rows of unseen classes exist at the first snapshot and are held
-    there (L2 pins them to their initial values)."""
+    there (L2 pins them to their initial values).
+
+    `return_learner`: return (results, learner), the trained `Learner`, which predicts, saves, and learns more."""
     scenario_name = scenario if isinstance(scenario, str) else scenario.name
     if config is None:
         config = train_config(scenario_name, **train_options)
@@ -98,19 +80,22 @@ def run_experiment(
             raise ConfigError(f"bad training option: {error}") from None
     if isinstance(scenario, str):
         scenario = make_scenario(scenario, data_dir=data_dir, seed=config.seed)
-    torch.manual_seed(config.seed)  # the model's initial weights depend on the seed alone
-    model = build_model(scenario, backbone, hidden)
-    learner = build_method(method, model, setting, method_options)
-    if preallocate_head:
-        if setting != "class" or getattr(learner, "local_learning", False):
-            raise ConfigError("preallocate_head is for gradient-trained methods in the class-incremental setting "
-                              f"(one head for every class); got {method} in the {setting!r} setting")
-        if isinstance(learner, FeatureExtraction) or config.warmup_epochs:
-            # the new task's outputs share the one head part with the old classes' outputs
-            raise ConfigError("preallocate_head puts every class in one head part, so there is no new part to train "
-                              "alone: feature extraction and the head warm-up (warmup_epochs) cannot run with it")
-        model.head.add(sum(task.n_classes for task in scenario.tasks))
     config = replace(config, extra={**config.extra, "backbone": backbone or scenario.backbone,
                                     "hidden": list(hidden), "method_options": method_options or {},
                                     **({"preallocate_head": True} if preallocate_head else {})})
-    return run(learner, scenario, config, out_dir=out_dir, resume=resume)
+    learner = Learner(method, backbone or scenario.backbone, setting, hidden=hidden, config=config,
+                      augment=scenario.augment, **(method_options or {}))
+    head_outputs = 0
+    if preallocate_head:
+        warm_up = config.warmup_epochs or method == FeatureExtraction.name
+        if setting != "class" or getattr(get_method(method), "local_learning", False):
+            raise ConfigError("preallocate_head is for gradient-trained methods in the class-incremental setting "
+                              f"(one head for every class); got {method} in the {setting!r} setting")
+        if warm_up:
+            # the new task's outputs share the one head part with the old classes' outputs
+            raise ConfigError("preallocate_head puts every class in one head part, so there is no new part to train "
+                              "alone: feature extraction and the head warm-up (warmup_epochs) cannot run with it")
+        head_outputs = sum(task.n_classes for task in scenario.tasks)
+    learner.build(scenario.tasks[0].x_train, head_outputs)
+    results = run(learner, scenario, out_dir=out_dir, resume=resume)
+    return (results, learner) if return_learner else results

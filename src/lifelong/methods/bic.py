@@ -110,7 +110,8 @@ class BiC(Replay):
         seen = 0
         for task in scenario.tasks:
             held_out = self.validation_per_class(seen if seen else task.n_classes)  # as hold_out_validation draws
-            fewest = int(torch.unique(torch.as_tensor(task.y_train), return_counts=True)[1].min())
+            counts = torch.unique(torch.as_tensor(task.y_train), return_counts=True)[1]  # none: a task learned before
+            fewest = int(counts.min()) if len(counts) else math.inf
             if fewest <= held_out:
                 raise ConfigError(f"bic: a class of task {task.id + 1} has {fewest} training samples; holding out "
                                   f"{held_out} for validation leaves none to train on: lower validation_share or "

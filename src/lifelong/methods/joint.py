@@ -5,6 +5,7 @@ Not a continual method (it keeps all old data) but the upper bound that every pa
 
 import torch
 
+from ..errors import ConfigError
 from .base import Method
 
 
@@ -21,6 +22,9 @@ class Joint(Method):
         self.seen_tasks.append(task)
 
     def _restore_tasks(self, tasks):
+        if any(len(t.x_train) == 0 for t in tasks):
+            raise ConfigError("joint training keeps every old task's data, which a saved learner does not hold: "
+                              "resume a joint run with its scenario (lifelong run --resume) instead")
         super()._restore_tasks(tasks)
         self.seen_tasks = list(tasks)
 

@@ -1,0 +1,415 @@
+"""A continual learner you keep: a method, its model and what the method keeps, learning tasks whenever they come.
+
+    from lifelong import Learner
+    learner = Learner("icarl", memory=2000)          # any method of `lifelong list`, its options as keywords
+    learner.learn(x1, y1)                            # the first task: inputs and the data set's own labels
+    learner.learn(x2, y2)                            # new classes, next month
+    learner.predict(x)                               # labels, as given to learn (not head indices)
+    learner.save("model.pt"); learner = Learner.load("model.pt")   # then learn goes on as if never stopped
+
+The first `learn` builds the model (the inputs' shape is known then): the library's MLP (`model="mlp"`, the
+default), a CIFAR ResNet (`"resnet20"`, `"resnet32"`), or your own feature extractor, any `nn.Module` that maps a
+batch of inputs to a batch of feature vectors (batch, features), pretrained or not; the library puts its growing
+head on top. Inputs are used as given (normalise them as your model expects); integer inputs (uint8 images) are
+scaled to [0, 1]. Each task brings its own classes: new ones in the class setting (one head, no task id at test
+time), any in the task setting (a head part per task, `task=` at prediction), the same ones in every task in the
+domain setting.
+
+A learner owns its random state: the same seed gives the same model whatever else the program draws, and a saved
+learner continues with exactly the numbers an uninterrupted one would give. The engine (`lifelong.engine.run`)
+drives a learner over a whole scenario; `run_experiment(..., return_learner=True)` hands it back.
+"""
+
+import math
+from contextlib import contextmanager
+from dataclasses import asdict
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checks import as_tensor
+from .errors import ConfigError, DataError
+from .methods import Method, get_method, method_options
+from .models import MLP, ContinualModel, resnet20, resnet32
+from .results import load_checkpoint, save_checkpoint
+from .scenarios import SETTINGS
+from .training import TrainConfig, evaluate, optimizer_state, restore_optimizer, train_task
+
+BACKBONES = ("mlp", "resnet20", "resnet32")
+FORMAT = "lifelong.Learner"
+# Training defaults of a learner built by hand: Hsu et al.'s recipe for small images (4 epochs, batch 128, Adam)
+DEFAULTS = dict(epochs=4, batch_size=128, lr=0.001, optimizer="adam")
+
+
+def build_backbone(name: str, input_shape: tuple[int, ...], hidden=(400, 400), dropout: float = 0.0) -> nn.Module:
+    """One of the library's backbones for inputs of `input_shape` (C, H, W) or (features,)."""
+    if name == "mlp":
+        return MLP(int(np.prod(input_shape)), tuple(hidden), dropout)
+    if name in ("resnet20", "resnet32"):
+        if len(input_shape) != 3:
+            raise ConfigError(f"{name} takes images (channels, height, width), got inputs of shape {input_shape}")
+        return (resnet20 if name == "resnet20" else resnet32)(input_shape[0])
+    raise ConfigError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}, or give an nn.Module")
+
+
+def build_method(name: str, model: ContinualModel, setting: str, options: dict | None = None) -> Method:
+    """The method `name` on `model`; `options` are its own constructor arguments (checked against them)."""
+    cls = get_method(name)
+    options = dict(options or {})
+    accepted = method_options(cls)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        valid = ", ".join(accepted) if accepted else "none"
+        raise ConfigError(f"method {name} has no option {', '.join(unknown)} (its options: {valid}; "
+                          f"`lifelong list --method {name}` explains them)")
+    return cls(model, setting, **options)
+
+
+def feature_size(backbone: nn.Module, x: torch.Tensor) -> int:
+    """The length of the feature vector `backbone` gives: its `out_features`, or measured on two inputs."""
+    if isinstance(getattr(backbone, "out_features", None), int):
+        return backbone.out_features
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            out = backbone(x[:2])
+    except Exception as error:  # the user's module: say what it was given
+        raise ConfigError(f"your model failed on a batch of the inputs, shape {tuple(x[:2].shape)} "
+                          f"({type(error).__name__}: {error})") from None
+    finally:
+        backbone.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or len(out) != len(x[:2]):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"a model must map a batch of inputs to a batch of feature vectors (batch, features); "
+                          f"yours gave {shape} for a batch of {len(x[:2])}: end it with a flatten or a pooling")
+    return out.shape[1]
+
+
+def as_inputs(x) -> torch.Tensor:
+    """Inputs as a float tensor: numpy arrays and tensors alike, integers (uint8 images) scaled to [0, 1]."""
+    if isinstance(x, np.ndarray):
+        x = as_tensor(x)
+    if not isinstance(x, torch.Tensor):
+        raise ConfigError(f"inputs must be a tensor, a numpy array or a map-style Dataset, got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ConfigError(f"inputs must be a batch (samples, ...), got a tensor of shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        x = x.float().div_(255)
+    return x.float() if x.dtype == torch.float64 else x
+
+
+def from_dataset(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, labels) of a map-style `torch.utils.data.Dataset` whose items are (input, label) pairs."""
+    if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise ConfigError("a data set must be map-style (len() and [i]), with (input, label) items")
+    items = [dataset[i] for i in range(len(dataset))]
+    if not items or not all(isinstance(item, (tuple, list)) and len(item) == 2 for item in items[:1]):
+        raise ConfigError("a data set's items must be (input, label) pairs, and it must not be empty")
+    x = torch.stack([torch.as_tensor(np.asarray(item[0]) if not isinstance(item[0], torch.Tensor) else item[0])
+                     for item in items])
+    return x, np.asarray([int(item[1]) if isinstance(item[1], torch.Tensor) else item[1] for item in items])
+
+
+def as_labels(y, n: int) -> np.ndarray:
+    """Labels as a 1-d numpy array of `n` ints or strings."""
+    y = y.cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise ConfigError(f"labels must be one per input: {n} inputs, labels of shape {y.shape}")
+    if y.dtype.kind not in "iuUO":
+        raise ConfigError(f"labels must be integers or strings, got {y.dtype}")
+    return y
+
+
+def _plain(label):
+    """A numpy label as a Python int or str (JSON and the safe loader take these)."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
+class _TaskRecord:
+    """A learned task as the method needs to know it later: its id and classes, no data."""
+
+    def __init__(self, task_id: int, classes: list):
+        self.id, self.classes = task_id, list(classes)
+        self.x_train = self.y_train = torch.empty(0, dtype=torch.long)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+class _Task(_TaskRecord):
+    """A task built from inputs and labels by `learn`."""
+
+    def __init__(self, task_id, classes, x, y):
+        super().__init__(task_id, classes)
+        self.x_train, self.y_train = x, y
+        self.x_test, self.y_test, self.x_val, self.y_val = x[:0], y[:0], None, None
+
+
+class Learner:
+    """A continual learner: `learn` task after task, `predict` labels, `save` and `load` (module docstring).
+
+    method: a method name (`lifelong list`) or a built `Method`; model: "mlp" (default), "resnet20", "resnet32" or
+    an nn.Module feature extractor; setting: "class", "task" or "domain"; hidden: the MLP's hidden sizes;
+    seed: weights, shuffling and everything random; **options: the method's own options (say memory=2000) and the
+    training options (epochs, lr, batch_size, optimizer, momentum, weight_decay, schedule, warmup_epochs, device...),
+    defaults 4 epochs of batch 128 with Adam at 0.001.
+    """
+
+    def __init__(self, method: str | Method = "finetune", model: str | nn.Module | None = None,
+                 setting: str = "class", *, hidden=(400, 400), seed: int = 0, config: TrainConfig | None = None,
+                 augment: bool = False, **options):
+        cls = get_method(method) if isinstance(method, str) else None  # an unknown name fails here, before any data
+        own = set(method_options(cls)) if cls else set()
+        train_fields = set(TrainConfig.__dataclass_fields__) - {"seed", "extra"}
+        # a name both a training option and the method's own (online-ewc's gamma) is the method's
+        train = {k: options.pop(k) for k in list(options) if k in train_fields - own}
+        if config is None:
+            try:
+                config = TrainConfig(**{**DEFAULTS, **train, "seed": seed})
+            except TypeError as error:
+                raise ConfigError(f"bad training option: {error}") from None
+        elif train:
+            raise ConfigError(f"give the training options ({', '.join(train)}) in `config` or as keywords, not both")
+        self.config = config
+        self.augment = bool(augment)
+        self.tasks: list[_TaskRecord] = []
+        self._rng = None  # the learner's own torch random state, set when the method is built
+        self.generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
+        if cls is None:
+            if not isinstance(method, Method):
+                raise ConfigError(f"method must be a method name (`lifelong list`) or a Method, got {method!r}")
+            if model is not None or options:
+                raise ConfigError("a built method brings its model and options: give neither with it")
+            self.method, self.model = method, None
+            self.spec = {"method": method.name, "setting": method.setting, "backbone": "built"}
+            method.model.to(config.device)
+            self._own_random_state()
+            return
+        if setting not in SETTINGS:
+            raise ConfigError(f"unknown setting {setting!r}; choose one of: {', '.join(SETTINGS)}")
+        unknown = sorted(set(options) - own)
+        if unknown:
+            raise ConfigError(f"{method} has no option {', '.join(unknown)} (its options: "
+                              f"{', '.join(sorted(own)) or 'none'}; training options: {', '.join(sorted(train_fields))})")
+        if model is not None and not isinstance(model, (str, nn.Module)):
+            raise ConfigError(f"model must be a backbone name ({', '.join(BACKBONES)}) or an nn.Module, "
+                              f"got {type(model).__name__}")
+        if isinstance(model, str) and model not in BACKBONES:
+            raise ConfigError(f"unknown backbone {model!r}; choose one of: {', '.join(BACKBONES)}, or give an nn.Module")
+        self.method = None  # built by the first learn, when the inputs' shape is known
+        self.model = model
+        self.spec = {"method": method, "setting": setting, "options": options, "hidden": list(hidden),
+                     "backbone": model if isinstance(model, str) else ("custom" if model is not None else "mlp")}
+
+    # ------------------------------------------------------------------ random state
+    @contextmanager
+    def _random_state(self):
+        """Run with the learner's own torch random state, and leave the caller's as it was."""
+        devices = [torch.device(self.config.device)] if torch.device(self.config.device).type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(self._rng["torch"])
+            if devices and self._rng.get("cuda") is not None:
+                torch.cuda.set_rng_state(self._rng["cuda"], devices[0])
+            yield
+            self._rng = {"torch": torch.get_rng_state(),
+                         "cuda": torch.cuda.get_rng_state(devices[0]) if devices else None}
+
+    def _own_random_state(self):
+        """The state the engine always started from: torch.manual_seed(seed) after the model was built."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            self._rng = {"torch": torch.get_rng_state(), "cuda": None}
+
+    def build(self, x: torch.Tensor, head_outputs: int = 0) -> None:
+        """Build the model and the method for inputs like `x` (the first `learn` does it). `head_outputs`: give
+        the head that many outputs from the start (`run_experiment(preallocate_head=True)`)."""
+        if self.method is not None:
+            return
+        spec = self.spec
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)  # the initial weights depend on the seed alone
+            if isinstance(self.model, nn.Module):
+                backbone = self.model
+            else:
+                backbone = build_backbone(spec["backbone"], tuple(x.shape[1:]), spec["hidden"])
+            model = ContinualModel(backbone, feature_size(backbone, x))
+            self.method = build_method(spec["method"], model, spec["setting"], spec["options"])
+            if head_outputs:
+                model.head.add(head_outputs)
+        self.spec = {**spec, "input_shape": list(x.shape[1:])}
+        self.method.model.to(self.config.device)
+        self._own_random_state()
+
+    # ------------------------------------------------------------------ learning
+    def learn(self, x, y=None) -> "Learner":
+        """Learn the next task: inputs and their labels (tensors or numpy arrays), a map-style Dataset of
+        (input, label) pairs, or a scenario's `Task`. Returns the learner."""
+        task = x if hasattr(x, "x_train") and y is None else self._make_task(x, y)
+        return self.learn_task(task)
+
+    def learn_task(self, task, scenario=None) -> "Learner":
+        """Learn `task` (its id must be the next one): the method's hooks around the epochs of training."""
+        if task.id != len(self.tasks):
+            raise ConfigError(f"tasks must arrive in order: this learner has learned {len(self.tasks)} task(s), "
+                              f"so the next is task {len(self.tasks)}, got task {task.id}")
+        if len(task.x_train) == 0:
+            raise ConfigError(f"task {task.id + 1} has no training samples: nothing to learn")
+        self.build(task.x_train)
+        self.method.check(_Seen(self.tasks + [task]))
+        self.method.augmented_inputs = bool(getattr(scenario, "augment", self.augment))
+        with self._random_state():
+            self.method.before_task(task)
+            train_task(self.method, task, scenario if scenario is not None else _Augment(self.augment),
+                       self.config, self.generator)
+            self.method.after_task(task)
+        self.tasks.append(_TaskRecord(task.id, [_plain(c) for c in task.classes]))
+        return self
+
+    def _make_task(self, x, y) -> _Task:
+        if y is None:
+            x, y = from_dataset(x)
+        x = as_inputs(x)
+        y = as_labels(y, len(x))
+        if self.tasks and tuple(x.shape[1:]) != tuple(self.spec.get("input_shape", x.shape[1:])):
+            raise ConfigError(f"inputs of shape {tuple(x.shape[1:])}, but this learner learned inputs of shape "
+                              f"{tuple(self.spec['input_shape'])}")
+        classes = sorted(set(y.tolist()), key=lambda c: (str(type(c)), c))
+        setting = self.spec["setting"]
+        if setting == "class":
+            old = set(self.classes_) & set(classes)
+            if old:
+                raise ConfigError(f"class(es) {', '.join(map(str, sorted(old, key=str)))} were learned in an earlier "
+                                  "task: in the class setting each task brings new classes (the domain setting "
+                                  "takes the same classes again)")
+        if setting == "domain" and self.tasks and classes != self.tasks[0].classes:
+            raise ConfigError(f"the domain setting needs the first task's classes ({self.tasks[0].classes}) in every "
+                              f"task, got {classes}")
+        index = {c: k for k, c in enumerate(classes)}
+        targets = torch.tensor([index[c] for c in y.tolist()], dtype=torch.long)
+        return _Task(len(self.tasks), classes, x, targets)
+
+    # ------------------------------------------------------------------ prediction
+    @property
+    def classes_(self) -> list:
+        """The labels of the head's outputs, in order (the columns of `predict_proba` in the class setting)."""
+        if self.spec["setting"] == "domain":
+            return list(self.tasks[0].classes) if self.tasks else []
+        return [c for task in self.tasks for c in task.classes]
+
+    def _check_fitted(self):
+        if self.method is None or not self.tasks:
+            raise ConfigError("this learner has learned nothing yet: call learn(x, y) first")
+
+    @torch.no_grad()
+    def decision_function(self, x, task: int | None = None) -> torch.Tensor:
+        """The scores of every output (logits; minus squared distances for a nearest-mean classifier), on the
+        CPU; with `task` (the task setting), that task's outputs only."""
+        self._check_fitted()
+        x = as_inputs(x)
+        if "input_shape" in self.spec and tuple(x.shape[1:]) != tuple(self.spec["input_shape"]):
+            raise ConfigError(f"inputs of shape {tuple(x.shape[1:])}, but this learner learned inputs of shape "
+                              f"{tuple(self.spec['input_shape'])}")
+        setting = self.spec["setting"]
+        if setting == "task" and task is None:
+            raise ConfigError("in the task setting a prediction needs the task id: predict(x, task=k)")
+        if task is not None and not (isinstance(task, int) and 0 <= task < len(self.tasks)):
+            raise ConfigError(f"task must be one of 0..{len(self.tasks) - 1}, got {task!r}")
+        self.method.model.eval()
+        device, size = torch.device(self.config.device), self.config.eval_batch_size
+        scores = torch.cat([self.method.predict(x[i:i + size].to(device)).cpu() for i in range(0, len(x), size)])
+        return scores[:, self.method.task_slice(task)] if task is not None else scores
+
+    def predict(self, x, task: int | None = None) -> np.ndarray:
+        """The label of each input (the labels given to `learn`)."""
+        scores = self.decision_function(x, task)
+        labels = self.tasks[task].classes if task is not None else self.classes_
+        return np.asarray(labels)[scores.argmax(1).numpy()]
+
+    def predict_proba(self, x, task: int | None = None) -> np.ndarray:
+        """The softmax of the scores: one column per label of `classes_` (of `tasks[task].classes` with `task`)."""
+        return torch.softmax(self.decision_function(x, task), 1).numpy()
+
+    def evaluate(self, x, y=None, task: int | None = None) -> float:
+        """Accuracy on inputs and labels (or a map-style Dataset of pairs)."""
+        if y is None:
+            x, y = from_dataset(x)
+        y = as_labels(y, len(x))
+        return float((self.predict(x, task) == y).mean())
+
+    def evaluate_tasks(self, tasks, split: str = "test") -> dict:
+        """Correct counts on each of a scenario's `tasks` (see `lifelong.training.evaluate`)."""
+        return evaluate(self.method, tasks, self.config, split)
+
+    # ------------------------------------------------------------------ saving
+    def state_dict(self) -> dict:
+        """Everything to continue learning: the method's state, the kept optimizer, the random states."""
+        return {"method": self.method.state_dict(), "optimizer": optimizer_state(self.method),
+                "rng": {"torch": self._rng["torch"], "generator": self.generator.get_state(),
+                        "cuda": self._rng.get("cuda")}}
+
+    def load_state_dict(self, state: dict, tasks) -> None:
+        """Restore `state_dict()` taken after `tasks`: a scenario's tasks, or records of their ids and classes."""
+        self.method.model.to(self.config.device)
+        self.method.load_state_dict(state["method"], list(tasks))  # joint training reads the old tasks' data
+        self.tasks = [_TaskRecord(t.id, [_plain(c) for c in t.classes]) for t in tasks]
+        cuda = state["rng"].get("cuda")
+        self._rng = {"torch": state["rng"]["torch"], "cuda": cuda if isinstance(cuda, torch.Tensor) else None}
+        self.generator.set_state(state["rng"]["generator"])
+        restore_optimizer(self.method, state.get("optimizer"), self.config)
+
+    def save(self, path) -> None:
+        """Write the learner to `path` (tensors and plain data only: `load` runs no code from the file)."""
+        self._check_fitted()
+        if self.spec["backbone"] == "built":
+            raise ConfigError("this learner wraps a method built outside it, which `load` could not rebuild: build "
+                              "the learner by name, Learner(method_name, model, ...), to save it")
+        config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()}
+        save_checkpoint(path, {"format": FORMAT, "version": 1, "spec": self.spec, "config": config,
+                               "augment": self.augment, "tasks": [t.classes for t in self.tasks],
+                               **self.state_dict()})
+
+    @classmethod
+    def load(cls, path, model: nn.Module | None = None) -> "Learner":
+        """A learner saved by `save`. A learner built on your own nn.Module needs `model`: the same architecture
+        (its weights are restored from the file)."""
+        try:
+            saved = load_checkpoint(path)
+        except FileNotFoundError:
+            raise ConfigError(f"no saved learner at {path}") from None
+        except Exception as error:  # weights_only refusing a global, a truncated file...
+            raise DataError(f"{path} is not a learner lifelong can load safely ({type(error).__name__}: "
+                            f"{str(error).splitlines()[0] if str(error) else ''}); nothing was run from it") from None
+        if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+            raise DataError(f"{path} is not a saved learner (a run's checkpoint.pt is resumed with --resume)")
+        spec = saved["spec"]
+        if spec["backbone"] == "custom" and model is None:
+            raise ConfigError(f"{path} holds a learner on your own model: load it with Learner.load(path, model=...) "
+                              "and a fresh instance of the same architecture")
+        config = dict(saved["config"])
+        config["milestones"] = tuple(config["milestones"])
+        learner = cls(spec["method"], model if spec["backbone"] == "custom" else spec["backbone"], spec["setting"],
+                      hidden=spec["hidden"], config=TrainConfig(**config), augment=saved["augment"],
+                      **spec["options"])
+        x = torch.zeros(2, *spec["input_shape"])
+        learner.build(x)
+        learner.load_state_dict(saved, [_TaskRecord(i, c) for i, c in enumerate(saved["tasks"])])
+        return learner
+
+    def __repr__(self) -> str:
+        return (f"Learner({self.spec['method']!r}, setting={self.spec['setting']!r}, tasks learned: "
+                f"{len(self.tasks)}, classes: {len(self.classes_)})")
+
+
+class _Seen:
+    """The tasks seen so far and the next one, as `Method.check` reads a scenario."""
+
+    def __init__(self, tasks):
+        self.tasks = tasks
+
+
+class _Augment:
+    def __init__(self, augment: bool):
+        self.augment = augment
