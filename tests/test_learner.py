@@ -209,3 +209,127 @@ def test_a_crafted_file_is_not_loaded_and_runs_nothing(tmp_path):
     torch.save({"some": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(DataError, match="not a saved learner"):
         Learner.load(tmp_path / "other.pt")
+
+
+# ---------------------------------------------------------------------- a scenario of your own data
+def write_image_folder(root, digits, per_class=None):
+    """The digits' test images as PNG files, one folder per class named after the digit."""
+    from PIL import Image
+
+    x, labels = [], []
+    for task in digits.tasks:
+        for image, y in zip(task.x_test, task.y_test):
+            x.append((image[0] - image.min()) / (image.max() - image.min() + 1e-8))
+            labels.append(task.classes[int(y)])
+    images = (torch.stack(x) * 255).round().to(torch.uint8)
+    for k, (image, label) in enumerate(zip(images, labels)):
+        folder = root / f"digit-{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.numpy()).save(folder / f"{k:04d}.png")
+    return images, labels
+
+
+def test_an_image_folder_becomes_a_scenario_that_any_method_runs(digits, tmp_path):
+    from lifelong.data.user import read_image_folder
+    from lifelong.scenarios import from_data
+
+    images, labels = write_image_folder(tmp_path / "photos", digits)
+    x, y, names = read_image_folder(tmp_path / "photos")
+    assert names == [f"digit-{d}" for d in range(10)] and x.dtype == torch.uint8 and x.shape[1:] == (1, 8, 8)
+    order = np.argsort([f"digit-{label}/{k:04d}" for k, label in enumerate(labels)], kind="stable")
+    assert torch.equal(x[:, 0], images[torch.as_tensor(order)])  # pixels read back exactly, in sorted file order
+    scenario = from_data(tmp_path / "photos", n_tasks=5, test_fraction=0.25)
+    assert [t.classes for t in scenario.tasks] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert scenario.class_names == names
+    n_train = sum(len(t.x_train) for t in scenario.tasks)
+    n_test = sum(len(t.x_test) for t in scenario.tasks)
+    assert n_train + n_test == len(x) and abs(n_test / len(x) - 0.25) < 0.02
+    results = run_experiment("replay", scenario, "class", hidden=(32,), method_options={"memory": 50}, **FAST)
+    assert results["final_average_accuracy"] > 0.3  # fine-tuning alone keeps 0.2 at most: the data were learnable
+
+
+def test_numpy_features_with_string_labels_and_a_given_test_set():
+    from lifelong.scenarios import from_data
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 5)).astype(np.float32)
+    y = np.repeat(["ant", "bee", "cat", "dog"], 30)
+    scenario = from_data(x, y, n_tasks=2, x_test=x[::3], y_test=y[::3])
+    assert scenario.class_names == ["ant", "bee", "cat", "dog"] and scenario.input_shape == (1, 1, 5)
+    assert [len(t.x_train) for t in scenario.tasks] == [60, 60] and [len(t.x_test) for t in scenario.tasks] == [20, 20]
+    with pytest.raises(ConfigError, match="classes the training set lacks"):
+        from_data(x, y, n_tasks=2, x_test=x[:2], y_test=["ant", "eel"])
+    with pytest.raises(ConfigError, match="n_tasks must divide"):
+        from_data(x, y, n_tasks=3)
+
+
+def test_an_image_folder_with_mixed_sizes_needs_a_size(tmp_path):
+    from PIL import Image
+
+    from lifelong.data.user import read_image_folder
+
+    for name, side in (("a", 8), ("b", 10)):
+        (tmp_path / name).mkdir()
+        Image.new("L", (side, side)).save(tmp_path / name / "1.png")
+    with pytest.raises(ConfigError, match="give a size"):
+        read_image_folder(tmp_path)
+    assert read_image_folder(tmp_path, size=6)[0].shape == (2, 1, 6, 6)
+    (tmp_path / "b" / "2.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match="not a readable image"):
+        read_image_folder(tmp_path, size=6)
+
+
+# ---------------------------------------------------------------------- the same from the command line
+def one_line_error(capsys, argv):
+    from lifelong.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("lifelong: error:"), err
+    return err[0]
+
+
+def test_learn_then_predict_from_the_command_line_as_in_python(digits, tmp_path, capsys):
+    from lifelong.cli import main
+
+    (x1, y1), (x2, y2) = labelled(digits.tasks[0]), labelled(digits.tasks[1])
+    np.savez(tmp_path / "first.npz", x=x1.numpy(), y=y1)
+    np.savez(tmp_path / "later.npz", x=x2.numpy(), y=y2)
+    test_x = torch.cat([digits.tasks[0].x_test, digits.tasks[1].x_test])
+    np.savez(tmp_path / "test.npz", x=test_x.numpy())
+    model = str(tmp_path / "model.pt")
+    assert main(["learn", model, "--data", str(tmp_path / "first.npz"), "--method", "replay", "--memory", "20",
+                 "--epochs", "2", "--hidden", "32", "--quiet"]) == 0
+    assert main(["learn", model, "--data", str(tmp_path / "later.npz"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["predict", model, "--data", str(tmp_path / "test.npz")]) == 0
+    printed = [int(v) for v in capsys.readouterr().out.split()]
+    python = Learner("replay", hidden=(32,), memory=20, epochs=2, progress=False)
+    python.learn(x1, y1).learn(x2, y2)
+    assert printed == python.predict(test_x).tolist()
+    assert "already has its method" in one_line_error(capsys, ["learn", model, "--data", str(tmp_path / "later.npz"),
+                                                               "--method", "lwf"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--method", "finetune", "--optimizer", "adam", "--momentum", "0.5"], "momentum has no effect"),
+    (["run", "--method", "finetune", "--warmup-lr", "0.1"], "warmup_lr has no effect"),
+    (["learn", "x.pt", "--data", "nothing.npz"], "give an image folder"),
+])
+def test_options_without_effect_and_bad_data_are_one_line(capsys, argv, message):
+    assert message in one_line_error(capsys, argv)
+
+
+def test_out_that_is_a_file_or_unwritable_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert "is a file" in one_line_error(capsys, ["run", "--method", "finetune", "--out", str(tmp_path / "afile")])
+    below_a_file = str(tmp_path / "afile" / "run")  # a folder no one can create (root writes anywhere else)
+    assert "cannot write" in one_line_error(capsys, ["run", "--method", "finetune", "--out", below_a_file])
+
+
+def test_each_methods_options_are_listed_with_defaults_and_meaning(capsys):
+    from lifelong.cli import main
+
+    assert main(["list", "--method", "bic"]) == 0
+    out = capsys.readouterr().out
+    assert "validation_share = 0.1" in out and "9:1" in out and "settings: class" in out

@@ -4,6 +4,7 @@ Errors the user can fix (unknown names, bad values, missing data) print one line
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -99,7 +100,41 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    commands.add_parser("list", help="list the methods and scenarios")
+    listing = commands.add_parser("list", help="list the methods and scenarios; --method NAME: its options")
+    listing.add_argument("--method", help="show this method's own options (--param KEY=VALUE): defaults, meaning")
+
+    learn = commands.add_parser(
+        "learn", help="teach a saved learner a new task (or start one): new classes, no old data needed",
+        description="Learn the next task from DATA (an image folder, one sub-folder per class, or an .npz file with "
+                    "arrays x and y) and save the learner. LEARNER is a file written by `lifelong run` "
+                    "(RUN/learner.pt), by `lifelong learn` or by Learner.save; if it does not exist, a new learner "
+                    "is started with --method and the options.")
+    learn.add_argument("learner", help="the saved learner (read, then written back unless --out)")
+    learn.add_argument("--data", required=True, help="an image folder (one sub-folder per class) or an .npz (x, y)")
+    learn.add_argument("--size", type=int, help="resize an image folder's images to SIZE x SIZE")
+    learn.add_argument("--out", help="write the learner here instead of over LEARNER")
+    learn.add_argument("--method", help="a new learner's method (default finetune)")
+    learn.add_argument("--setting", help="a new learner's setting (default class)")
+    learn.add_argument("--backbone", choices=("mlp", "resnet20", "resnet32"), help="a new learner's model (mlp)")
+    learn.add_argument("--hidden", help="a new learner's MLP hidden sizes (default 400,400)")
+    learn.add_argument("--memory", type=int, metavar="N", help="a new learner's exemplar budget")
+    learn.add_argument("--memory-per-class", type=int, metavar="M", help="a new learner's exemplars per class")
+    learn.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
+                       help="a new learner's method option (repeatable)")
+    learn.add_argument("--epochs", type=int, help="a new learner's epochs per task (default 4)")
+    learn.add_argument("--lr", type=float, help="a new learner's learning rate (default 0.001, Adam)")
+    learn.add_argument("--seed", type=int, help="a new learner's seed (default 0)")
+    learn.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    predict = commands.add_parser("predict", help="labels of new inputs from a saved learner (and accuracy)",
+                                  description="Predict the label of every input in DATA (an image folder or an .npz "
+                                              "with x, and y if known) with a saved learner; with labels, also the "
+                                              "accuracy. --out writes index,prediction[,label] as CSV.")
+    predict.add_argument("learner", help="a saved learner")
+    predict.add_argument("--data", required=True, help="an image folder or an .npz (x, and optionally y)")
+    predict.add_argument("--size", type=int, help="resize an image folder's images to SIZE x SIZE")
+    predict.add_argument("--task", type=int, help="the task id (task setting only)")
+    predict.add_argument("--out", help="a CSV file for the predictions")
 
     distill = commands.add_parser(
         "distill", help="knowledge distillation: teacher-to-student compression on MNIST (Hinton et al. 2015)",
@@ -211,6 +246,7 @@ def command_run(args) -> int:
                              validation_fraction=args.validation_fraction, class_order_seed=args.class_order_seed,
                              download=not args.no_download)
     out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
+    check_writable(out)
     single = len(runs) == 1
     for setting, name in runs:  # every method's options, and its fit to the scenario, before any training
         build_method(name, build_model(scenario, args.backbone, hidden), setting, method_options[name]).check(scenario)
@@ -226,21 +262,40 @@ def command_run(args) -> int:
         if not args.quiet:
             print(f"{name} ({setting}-incremental){' resumed' if resume else ''}", file=sys.stderr)
         try:
-            results = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
-                                     backbone=args.backbone, hidden=hidden, config=config,
-                                     method_options=method_options[name],
-                                     preallocate_head=args.preallocate_head)
+            results, learner = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
+                                              backbone=args.backbone, hidden=hidden, config=config,
+                                              method_options=method_options[name],
+                                              preallocate_head=args.preallocate_head, return_learner=True)
         except KeyboardInterrupt:
             saved = (f"the tasks already finished are saved in {run_dir}" if (run_dir / "checkpoint.pt").exists()
                      else f"no task of {name} had finished")
             print(f"interrupted: {saved}; add --resume --out {out} to the same command to continue",
                   file=sys.stderr)
             return 130
+        learner.save(run_dir / "learner.pt")  # lifelong learn/predict go on from it
         all_results.append(results)
     print(comparison_table(all_results))
+    print(f"learners saved as {out}/{'' if single else '*/'}learner.pt: continue with `lifelong learn "
+          f"{out}/{'' if single else '<run>/'}learner.pt --data NEW_DATA`, predict with `lifelong predict`",
+          file=sys.stderr)
     if not single:
         write_summary(out, all_results)
     return 0
+
+
+def check_writable(out: Path) -> None:
+    """--out must be a folder this process can write, found before any training."""
+    from .errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file: give a folder (it is created if needed)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"cannot write to --out {out} ({error.strerror or error}): choose another folder") from None
 
 
 def options_by_method(methods: list[str], options: dict) -> dict[str, dict]:
@@ -255,16 +310,22 @@ def options_by_method(methods: list[str], options: dict) -> dict[str, dict]:
     if unknown:
         ran = ", ".join(methods)
         raise ConfigError(f"{', '.join(unknown)}: not an option of {ran}; their options: "
-                          f"{', '.join(sorted(known)) or 'none'} (`lifelong list` shows each method's)")
+                          f"{', '.join(sorted(known)) or 'none'} (`lifelong list --method NAME` explains each method's)")
     return {name: {k: v for k, v in options.items() if k in accepted[name]} for name in methods}
 
 
 def command_list(args) -> int:
-    from .methods import METHODS
+    from .methods import METHODS, describe_options, get_method
     from .reproduce import REPRODUCTIONS
     from .reproduce_bic import PROTOCOLS
     from .scenarios import BENCHMARKS, SETTINGS
 
+    if args.method:
+        cls = get_method(args.method)
+        print(f"{cls.name}: {cls.description}")
+        print(f"settings: {', '.join(cls.settings)}")
+        print(describe_options(cls))
+        return 0
     print("methods:")
     for name, cls in METHODS.items():
         print(f"  {name:<20} {cls.description}")
@@ -277,6 +338,86 @@ def command_list(args) -> int:
         print(f"  {name:<26} {description}")
     for name, protocol in PROTOCOLS.items():
         print(f"  {name:<26} {protocol['description']}")
+    return 0
+
+
+def read_cli_data(path: str, size: int | None, need_labels: bool = True):
+    """(inputs, labels or None) of an image folder or an .npz file with arrays x (and y)."""
+    import numpy as np
+
+    from .data.user import read_user_data
+    from .errors import ConfigError, DataError
+
+    source = Path(path)
+    if source.is_dir():
+        return read_user_data(source, size=size)
+    if source.suffix != ".npz" or not source.is_file():
+        raise ConfigError(f"--data {path}: give an image folder (one sub-folder per class) or an .npz file")
+    try:
+        with np.load(source, allow_pickle=False) as arrays:  # allow_pickle=False: reading runs no code
+            x, y = arrays["x"], (arrays["y"] if "y" in arrays.files else None)
+    except KeyError:
+        raise ConfigError(f"{path} has no array named x: save it with np.savez(path, x=inputs, y=labels)") from None
+    except (ValueError, OSError) as error:
+        raise DataError(f"{path} is not a readable .npz file ({error})") from None
+    if y is None and need_labels:
+        raise ConfigError(f"{path} has no array y: learning needs the labels (np.savez(path, x=..., y=...))")
+    return x, y
+
+
+def command_learn(args) -> int:
+    from .errors import ConfigError
+    from .learner import Learner
+
+    new = {k: v for k, v in (("method", args.method), ("setting", args.setting), ("backbone", args.backbone),
+                             ("hidden", args.hidden), ("memory", args.memory),
+                             ("memory_per_class", args.memory_per_class), ("epochs", args.epochs), ("lr", args.lr),
+                             ("seed", args.seed)) if v is not None}
+    if args.param:
+        new["param"] = args.param
+    target = Path(args.out or args.learner)
+    if target.is_dir():
+        raise ConfigError(f"{target} is a folder: give the learner's file path")
+    if Path(args.learner).exists():
+        if new:
+            raise ConfigError(f"{args.learner} already has its method and options; leave out "
+                              f"{', '.join('--' + k.replace('_', '-') for k in new)}")
+        learner = Learner.load(args.learner)
+    else:
+        options = {**dict(args.param), **{k: v for k, v in new.items() if k in ("memory", "memory_per_class",
+                                                                                   "epochs", "lr")}}
+        learner = Learner(args.method or "finetune", args.backbone, args.setting or "class",
+                          hidden=_positive_int_list(args.hidden or "400,400"), seed=args.seed or 0,
+                          progress=not args.quiet, **options)
+    x, y = read_cli_data(args.data, args.size)
+    learner.config.progress = not args.quiet
+    learner.learn(x, y)
+    learner.save(target)
+    task = learner.tasks[-1]
+    print(f"learned task {task.id + 1} ({len(task.classes)} classes: {', '.join(map(str, task.classes[:10]))}"
+          f"{' ...' if len(task.classes) > 10 else ''}); the learner knows {len(learner.classes_)} classes; "
+          f"accuracy on this task's training data {100 * learner.evaluate(x, y):.1f}%; saved to {target}")
+    return 0
+
+
+def command_predict(args) -> int:
+    import csv
+
+    from .learner import Learner
+
+    learner = Learner.load(args.learner)
+    x, y = read_cli_data(args.data, args.size, need_labels=False)
+    predictions = learner.predict(x, args.task)
+    if args.out:
+        with open(args.out, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["index", "prediction"] + (["label"] if y is not None else []))
+            for i, p in enumerate(predictions):
+                writer.writerow([i, p] + ([y[i]] if y is not None else []))
+    else:
+        print("\n".join(str(p) for p in predictions))
+    if y is not None:
+        print(f"accuracy: {100 * learner.evaluate(x, y, args.task):.2f}% on {len(x)} inputs", file=sys.stderr)
     return 0
 
 
@@ -366,8 +507,8 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handler = {"run": command_run, "list": command_list, "report": command_report,
-               "distill": command_distill, "reproduce": command_reproduce}[args.command]
+    handler = {"run": command_run, "list": command_list, "report": command_report, "learn": command_learn,
+               "predict": command_predict, "distill": command_distill, "reproduce": command_reproduce}[args.command]
     try:
         return handler(args)
     except LifelongError as error:

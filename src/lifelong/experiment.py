@@ -9,7 +9,9 @@ from dataclasses import replace
 import torch
 
 from .engine import TrainConfig, run
+from .training import check_options_used
 from .errors import ConfigError
+from .learner import DEFAULTS as LEARNER_DEFAULTS
 from .learner import BACKBONES, Learner, build_backbone, build_method  # noqa: F401 (also imported from here)
 from .methods import FeatureExtraction, get_method
 from .models import ContinualModel
@@ -31,13 +33,17 @@ SCENARIO_DEFAULTS = {
 
 
 def train_config(scenario_name: str, **overrides) -> TrainConfig:
-    """The scenario's default training configuration, with `overrides` (None values ignored) on top."""
-    config = dict(SCENARIO_DEFAULTS.get(scenario_name, {}))
-    config.update({k: v for k, v in overrides.items() if v is not None})
+    """The scenario's default training configuration (a scenario of your own data: the learner's defaults), with
+    `overrides` (None values ignored) on top."""
+    config = dict(SCENARIO_DEFAULTS.get(scenario_name, LEARNER_DEFAULTS))
+    given = {k: v for k, v in overrides.items() if v is not None}
+    config.update(given)
     try:
-        return TrainConfig(**config)
+        config = TrainConfig(**config)
     except TypeError as error:
         raise ConfigError(f"bad training option: {error}") from None
+    check_options_used(config, given)
+    return config
 
 
 def build_model(scenario: Scenario, backbone: str | None = None, hidden=(400, 400), dropout: float = 0.0):

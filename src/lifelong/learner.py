@@ -29,12 +29,13 @@ import torch
 from torch import nn
 
 from .checks import as_tensor
+from .data.user import as_labels, from_dataset
 from .errors import ConfigError, DataError
 from .methods import Method, get_method, method_options
 from .models import MLP, ContinualModel, resnet20, resnet32
 from .results import load_checkpoint, save_checkpoint
 from .scenarios import SETTINGS
-from .training import TrainConfig, evaluate, optimizer_state, restore_optimizer, train_task
+from .training import TrainConfig, check_options_used, evaluate, optimizer_state, restore_optimizer, train_task
 
 BACKBONES = ("mlp", "resnet20", "resnet32")
 FORMAT = "lifelong.Learner"
@@ -100,28 +101,6 @@ def as_inputs(x) -> torch.Tensor:
     return x.float() if x.dtype == torch.float64 else x
 
 
-def from_dataset(dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, labels) of a map-style `torch.utils.data.Dataset` whose items are (input, label) pairs."""
-    if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-        raise ConfigError("a data set must be map-style (len() and [i]), with (input, label) items")
-    items = [dataset[i] for i in range(len(dataset))]
-    if not items or not all(isinstance(item, (tuple, list)) and len(item) == 2 for item in items[:1]):
-        raise ConfigError("a data set's items must be (input, label) pairs, and it must not be empty")
-    x = torch.stack([torch.as_tensor(np.asarray(item[0]) if not isinstance(item[0], torch.Tensor) else item[0])
-                     for item in items])
-    return x, np.asarray([int(item[1]) if isinstance(item[1], torch.Tensor) else item[1] for item in items])
-
-
-def as_labels(y, n: int) -> np.ndarray:
-    """Labels as a 1-d numpy array of `n` ints or strings."""
-    y = y.cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
-    if y.ndim != 1 or len(y) != n:
-        raise ConfigError(f"labels must be one per input: {n} inputs, labels of shape {y.shape}")
-    if y.dtype.kind not in "iuUO":
-        raise ConfigError(f"labels must be integers or strings, got {y.dtype}")
-    return y
-
-
 def _plain(label):
     """A numpy label as a Python int or str (JSON and the safe loader take these)."""
     return label.item() if isinstance(label, np.generic) else label
@@ -171,6 +150,7 @@ class Learner:
                 config = TrainConfig(**{**DEFAULTS, **train, "seed": seed})
             except TypeError as error:
                 raise ConfigError(f"bad training option: {error}") from None
+            check_options_used(config, train)
         elif train:
             raise ConfigError(f"give the training options ({', '.join(train)}) in `config` or as keywords, not both")
         self.config = config

@@ -197,6 +197,53 @@ def permuted(
     )
 
 
+def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fraction: float = 0.2,
+              class_order_seed: int | None = None, validation_fraction: float = 0.0, seed: int = 0,
+              size: int | None = None, name: str = "my-data") -> Scenario:
+    """Your data cut into `n_tasks` tasks of classes, by the built-in scenarios' rules (`split_by_classes`).
+
+    x: inputs (tensor or numpy array, (N, C, H, W), (N, H, W) or (N, features)) with labels `y` (integers or
+    strings), a map-style Dataset of (input, label) pairs, or the path of an image folder (one sub-folder per
+    class, images resized to `size`). The test set: `x_test` (and `y_test`) in the same forms, or else
+    `test_fraction` of each class drawn from `x` with `seed`. Classes are ordered by their sorted labels (or
+    shuffled with `class_order_seed`); inputs are scaled and normalised as the built-in data sets are.
+    """
+    from .data.user import read_user_data
+
+    x, labels = read_user_data(x, y, size)
+    class_names = sorted({str(c) for c in labels.tolist()})
+    if x_test is None:
+        if not 0 < test_fraction < 1:
+            raise ConfigError(f"test_fraction must be in (0, 1) when no test set is given, got {test_fraction}")
+        targets = torch.tensor([class_names.index(str(c)) for c in labels.tolist()])
+        train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed))
+        x, x_test, labels, test_labels = x[train_idx], x[test_idx], labels[train_idx.numpy()], labels[test_idx.numpy()]
+    else:
+        x_test, test_labels = read_user_data(x_test, y_test, size)
+        unknown = sorted({str(c) for c in test_labels.tolist()} - set(class_names))
+        if unknown:
+            raise ConfigError(f"the test set has classes the training set lacks: {', '.join(unknown[:5])}")
+    x, x_test = (_as_images(t) for t in (x, x_test))
+    if x.shape[1:] != x_test.shape[1:]:
+        raise ConfigError(f"training inputs are {tuple(x.shape[1:])}, test inputs {tuple(x_test.shape[1:])}")
+    index = {c: k for k, c in enumerate(class_names)}
+    dataset = Dataset(name, x, torch.tensor([index[str(c)] for c in labels.tolist()]), x_test,
+                      torch.tensor([index[str(c)] for c in test_labels.tolist()]), class_names)
+    return split_by_classes(dataset, n_tasks, class_order_seed, validation_fraction=validation_fraction, seed=seed,
+                            name=name)
+
+
+def _as_images(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W): grey images gain a channel, feature vectors become 1 x 1 x features."""
+    if x.dim() == 2:
+        return x[:, None, None, :]
+    if x.dim() == 3:
+        return x[:, None]
+    if x.dim() != 4:
+        raise ConfigError(f"inputs must be (N, C, H, W), (N, H, W) or (N, features), got shape {tuple(x.shape)}")
+    return x
+
+
 # name -> (description, data set, builder keyword arguments, allowed numbers of tasks)
 BENCHMARKS = {
     "split-digits": ("scikit-learn digits (8x8, embedded, no download), 5 tasks of 2 classes",

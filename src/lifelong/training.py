@@ -83,6 +83,20 @@ class TrainConfig:
         check_device(self.device)
 
 
+def check_options_used(config: TrainConfig, given) -> None:
+    """An option given that `config` would never read is an error, not silence: momentum with Adam, a warm-up
+    learning rate without warm-up epochs, a milestone or gamma without the step schedule."""
+    unused = {"momentum": config.optimizer != "sgd", "warmup_lr": not config.warmup_epochs,
+              "milestones": config.schedule != "step", "gamma": config.schedule != "step"}
+    why = {"momentum": f"the optimizer is {config.optimizer} (momentum is SGD's)",
+           "warmup_lr": "there is no warm-up (give warmup_epochs too)",
+           "milestones": f"the schedule is {config.schedule!r}, not 'step'",
+           "gamma": f"the schedule is {config.schedule!r}, not 'step'"}
+    for name in given:
+        if unused.get(name):
+            raise ConfigError(f"{name} has no effect here: {why[name]}; leave it out or change what it depends on")
+
+
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     """The configured optimizer over `params`, fused where PyTorch has a fused kernel for their device.
 

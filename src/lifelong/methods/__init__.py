@@ -36,5 +36,20 @@ def method_options(cls: type[Method]) -> list[str]:
     return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "model", "setting")]
 
 
-__all__ = ["METHODS", "Method", "get_method", "method_options", "Finetune", "FinetuneFC", "FeatureExtraction", "Joint", "LwF",
+def describe_options(cls: type[Method]) -> str:
+    """A method's own options with their defaults, and its constructor's docstring that explains them."""
+    parameters = inspect.signature(cls.__init__).parameters
+    lines = ["options (--param KEY=VALUE; Learner(..., KEY=VALUE)):"]
+    for name in method_options(cls):
+        default = parameters[name].default
+        lines.append(f"  {name} = {'(required)' if default is inspect.Parameter.empty else repr(default)}")
+    if len(lines) == 1:
+        lines.append("  none")
+    doc = inspect.getdoc(cls.__init__)
+    if doc and cls.__init__ is not Method.__init__:
+        lines += ["", doc]
+    return "\n".join(lines)
+
+
+__all__ = ["METHODS", "Method", "describe_options", "get_method", "method_options", "Finetune", "FinetuneFC", "FeatureExtraction", "Joint", "LwF",
            "EWC", "OnlineEWC", "SI", "L2", "MAS", "LocalMAS", "Competitive", "NeuralGasMethod", "Replay", "ICaRL", "BiC"]

@@ -1,0 +1,94 @@
+"""Your own data: a map-style torch Dataset, labels of any kind, and image folders.
+
+An image folder has one sub-folder per class (the layout of torchvision's ImageFolder):
+
+    DATA/cat/001.png, DATA/cat/002.jpg, ..., DATA/dog/001.png, ...
+
+Class names are the sub-folders' names in sorted order; images are read with Pillow in sorted file order,
+converted to grey ("L") when every image is grey and to RGB otherwise, and resized to `size` x `size` when given
+(they must otherwise all have one size). Returned as uint8 (N, C, H, W) and int64 labels indexing the class names.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ConfigError, DataError
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def read_image_folder(path, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(images uint8 (N, C, H, W), labels int64 (N,), class names) of an image folder."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a folder: give a folder with one sub-folder of images per class")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = [(f, k) for k, name in enumerate(classes) for f in sorted((root / name).iterdir())
+             if f.suffix.lower() in EXTENSIONS]
+    if len(classes) < 2 or not files:
+        raise ConfigError(f"{root} must hold one sub-folder of images per class (at least two classes); found "
+                          f"{len(classes)} sub-folder(s) and {len(files)} image(s)")
+    images = []
+    for file, _ in files:
+        try:
+            with Image.open(file) as image:
+                image.load()
+                images.append(image.copy())
+        except (UnidentifiedImageError, OSError) as error:
+            raise DataError(f"{file} is not a readable image ({error}): remove or replace it") from None
+    mode = "L" if all(image.mode in ("L", "1", "I;16", "I") for image in images) else "RGB"
+    arrays = []
+    for image, (file, _) in zip(images, files):
+        image = image.convert(mode)
+        if size is not None:
+            image = image.resize((size, size), Image.BILINEAR)
+        elif image.size != images[0].size:
+            raise ConfigError(f"{file} is {image.size[0]}x{image.size[1]}, {files[0][0]} is "
+                              f"{images[0].size[0]}x{images[0].size[1]}: give a size to resize them all to")
+        array = np.asarray(image, dtype=np.uint8)
+        arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+    x = torch.from_numpy(np.stack(arrays))
+    y = torch.tensor([k for _, k in files], dtype=torch.long)
+    return x, y, classes
+
+
+def from_dataset(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, labels) of a map-style `torch.utils.data.Dataset` whose items are (input, label) pairs."""
+    if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise ConfigError("a data set must be map-style (len() and [i]), with (input, label) items")
+    items = [dataset[i] for i in range(len(dataset))]
+    if not items or not all(isinstance(item, (tuple, list)) and len(item) == 2 for item in items[:1]):
+        raise ConfigError("a data set's items must be (input, label) pairs, and it must not be empty")
+    x = torch.stack([torch.as_tensor(np.asarray(item[0]) if not isinstance(item[0], torch.Tensor) else item[0])
+                     for item in items])
+    return x, np.asarray([int(item[1]) if isinstance(item[1], torch.Tensor) else item[1] for item in items])
+
+
+def as_labels(y, n: int) -> np.ndarray:
+    """Labels as a 1-d numpy array of `n` ints or strings."""
+    y = y.cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise ConfigError(f"labels must be one per input: {n} inputs, labels of shape {y.shape}")
+    if y.dtype.kind not in "iuUO":
+        raise ConfigError(f"labels must be integers or strings, got {y.dtype}")
+    return y
+
+
+def read_user_data(source, y=None, size: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """(inputs, labels) of an image folder (a path; its labels are the class folders' names), a map-style
+    Dataset of (input, label) pairs, or inputs (tensor or numpy array) with their labels `y`."""
+    if isinstance(source, (str, Path)):
+        if y is not None:
+            raise ConfigError("an image folder's labels are its sub-folders' names: give no labels with it")
+        x, targets, names = read_image_folder(source, size)
+        return x, np.asarray(names)[targets.numpy()]
+    if y is None:
+        return from_dataset(source)
+    x = torch.from_numpy(np.ascontiguousarray(source)) if isinstance(source, np.ndarray) else source
+    if not isinstance(x, torch.Tensor):
+        raise ConfigError(f"inputs must be a tensor, a numpy array, a map-style Dataset or an image folder's path, "
+                          f"got {type(source).__name__}")
+    return x, as_labels(y, len(x))
