@@ -333,3 +333,11 @@ def test_each_methods_options_are_listed_with_defaults_and_meaning(capsys):
     assert main(["list", "--method", "bic"]) == 0
     out = capsys.readouterr().out
     assert "validation_share = 0.1" in out and "9:1" in out and "settings: class" in out
+
+
+@pytest.mark.parametrize("content, message", [('{"method": "lwf", "accu', "is damaged (not valid JSON"),
+                                              ('{"method": "lwf"}', "is not a results file"),
+                                              ('[1, 2]', "is not a results file")])
+def test_report_on_a_damaged_or_foreign_results_file_is_one_line(tmp_path, capsys, content, message):
+    (tmp_path / "results.json").write_text(content)
+    assert message in one_line_error(capsys, ["report", str(tmp_path)])

@@ -1,10 +1,11 @@
 """Reports: a comparison table for the terminal and plots a person would rather look at than read."""
 
+import json
 import math
 import re
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .results import read_json, write_json
 
 
@@ -45,11 +46,31 @@ def load_results(path) -> list[dict]:
     """The results.json at `path`, or every results.json below it."""
     path = Path(path)
     if path.is_file():
-        return [read_json(path)]
+        return [_read_results(path)]
     files = sorted(path.glob("**/results.json")) if path.is_dir() else []
     if not files:
         raise ConfigError(f"no results.json found in {path}: give the --out directory of a `lifelong run`")
-    return [read_json(f) for f in files]
+    return [_read_results(f) for f in files]
+
+
+REQUIRED = ("method", "setting", "scenario", "seed", "accuracy_matrix", "average_accuracy", "final_average_accuracy",
+            "final_forgetting", "backward_transfer", "wall_time_s")
+
+
+def _read_results(path) -> dict:
+    """A results.json, or one clear error when it is damaged or is not one."""
+    try:
+        document = read_json(path)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path} is damaged (not valid JSON: {error.msg}, line {error.lineno}): rerun that run, "
+                        "or resume it (lifelong run ... --out DIR --resume) to rewrite it") from None
+    except OSError as error:
+        raise DataError(f"{path} cannot be read ({error.strerror or error})") from None
+    missing = [key for key in REQUIRED if not isinstance(document, dict) or key not in document]
+    if missing:
+        raise DataError(f"{path} is not a results file of lifelong run (no {', '.join(missing[:4])}"
+                        f"{' ...' if len(missing) > 4 else ''}): give the --out folder of a run")
+    return document
 
 
 def plot(results: list[dict], path) -> None:
