@@ -313,7 +313,7 @@ def test_learn_then_predict_from_the_command_line_as_in_python(digits, tmp_path,
 
 @pytest.mark.parametrize("argv, message", [
     (["run", "--method", "finetune", "--optimizer", "adam", "--momentum", "0.5"], "momentum has no effect"),
-    (["run", "--method", "finetune", "--warmup-lr", "0.1"], "warmup_lr has no effect"),
+    (["run", "--method", "finetune", "--warmup-lr", "0.1"], "--warmup-lr has no effect"),
     (["learn", "x.pt", "--data", "nothing.npz"], "give an image folder"),
 ])
 def test_options_without_effect_and_bad_data_are_one_line(capsys, argv, message):

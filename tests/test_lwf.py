@@ -220,3 +220,44 @@ def test_all_classes_distillation_is_only_for_the_class_setting(scenario):
             lwf(scenario, setting, class_distillation="all-classes")
     with pytest.raises(ConfigError, match="class_distillation"):
         lwf(scenario, "class", class_distillation="new")
+
+
+def snapshot(parameters):
+    return [p.detach().clone() for p in parameters]
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_the_papers_warm_up_moves_the_new_head_alone_before_joint_training(scenario, warmup):
+    """Li & Hoiem: theta_n is trained first with theta_s and theta_o frozen (on by default); `warmup=False` skips it.
+    Seen from inside: at the first step of joint training the new head has moved and nothing else has."""
+    method = lwf(scenario, warmup=warmup)
+    learn(method, scenario.tasks[0], scenario)
+    shared_before = snapshot(method.model.backbone.parameters())
+    method.before_task(scenario.tasks[1])
+    head_initial = snapshot(method.new_head_parameters())
+    at_joint_start = {}
+    loss = method.loss
+
+    def spy(*batch):
+        if not at_joint_start:
+            at_joint_start["head"] = snapshot(method.new_head_parameters())
+            at_joint_start["shared"] = snapshot(method.model.backbone.parameters())
+        return loss(*batch)
+
+    method.loss = spy
+    train_task(method, scenario.tasks[1], scenario, TrainConfig(**FAST), torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(at_joint_start["shared"], shared_before))
+    head_moved = any(not torch.equal(a, b) for a, b in zip(at_joint_start["head"], head_initial))
+    assert head_moved == warmup
+
+
+def test_old_responses_are_recorded_in_evaluation_mode_even_with_dropout(scenario):
+    """Y_o is what the old network answers, not one random dropout mask of it."""
+    torch.manual_seed(0)
+    method = build_method("lwf", build_model(scenario, hidden=(64,), dropout=0.5), "task", {})
+    learn(method, scenario.tasks[0], scenario)
+    second = scenario.tasks[1]
+    expected = method.model.eval()(second.x_train).detach()
+    method.train_mode()  # as the engine leaves the model after training
+    method.before_task(second)
+    assert torch.equal(method.recorded, expected)

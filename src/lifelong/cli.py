@@ -201,6 +201,7 @@ def _positive_int_list(text: str) -> tuple[int, ...]:
 
 def command_run(args) -> int:
     from .experiment import build_method, build_model, run_experiment, train_config
+    from .training import warmup_epochs
     from .methods import METHODS, get_method
     from .report import comparison_table, write_summary
     from .scenarios import SETTINGS, make_scenario
@@ -246,10 +247,13 @@ def command_run(args) -> int:
                              validation_fraction=args.validation_fraction, class_order_seed=args.class_order_seed,
                              download=not args.no_download)
     out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
-    check_writable(out)
     single = len(runs) == 1
     for setting, name in runs:  # every method's options, and its fit to the scenario, before any training
-        build_method(name, build_model(scenario, args.backbone, hidden), setting, method_options[name]).check(scenario)
+        method = build_method(name, build_model(scenario, args.backbone, hidden), setting, method_options[name])
+        method.check(scenario)
+        if config.warmup_lr is not None and not warmup_epochs(method, config):
+            raise ConfigError(f"--warmup-lr has no effect: {name} has no head warm-up here (add --warmup-epochs)")
+    check_writable(out)
     if args.method == "all" and not memory:
         print(f"{', '.join(skipped)} skipped: they keep exemplars; add --memory N to run them too", file=sys.stderr)
     print(f"{scenario.name}: {len(scenario)} tasks, {sum(len(t.x_train) for t in scenario)} training samples; "

@@ -9,7 +9,7 @@ from dataclasses import replace
 import torch
 
 from .engine import TrainConfig, run
-from .training import check_options_used
+from .training import check_options_used, warmup_epochs
 from .errors import ConfigError
 from .learner import DEFAULTS as LEARNER_DEFAULTS
 from .learner import BACKBONES, Learner, build_backbone, build_method  # noqa: F401 (also imported from here)
@@ -93,15 +93,15 @@ def run_experiment(
                       augment=scenario.augment, **(method_options or {}))
     head_outputs = 0
     if preallocate_head:
-        warm_up = config.warmup_epochs or method == FeatureExtraction.name
         if setting != "class" or getattr(get_method(method), "local_learning", False):
             raise ConfigError("preallocate_head is for gradient-trained methods in the class-incremental setting "
                               f"(one head for every class); got {method} in the {setting!r} setting")
-        if warm_up:
-            # the new task's outputs share the one head part with the old classes' outputs
-            raise ConfigError("preallocate_head puts every class in one head part, so there is no new part to train "
-                              "alone: feature extraction and the head warm-up (warmup_epochs) cannot run with it")
         head_outputs = sum(task.n_classes for task in scenario.tasks)
     learner.build(scenario.tasks[0].x_train, head_outputs)
+    if preallocate_head and (warmup_epochs(learner.method, config) or isinstance(learner.method, FeatureExtraction)):
+        # the new task's outputs share the one head part with the old classes' outputs
+        raise ConfigError("preallocate_head puts every class in one head part, so there is no new part to train "
+                          "alone: feature extraction and the head warm-up (warmup_epochs; LwF's own: "
+                          "--param warmup=false) cannot run with it")
     results = run(learner, scenario, out_dir=out_dir, resume=resume)
     return (results, learner) if return_learner else results

@@ -35,7 +35,8 @@ from .methods import Method, get_method, method_options
 from .models import MLP, ContinualModel, resnet20, resnet32
 from .results import load_checkpoint, save_checkpoint
 from .scenarios import SETTINGS
-from .training import TrainConfig, check_options_used, evaluate, optimizer_state, restore_optimizer, train_task
+from .training import (TrainConfig, check_options_used, evaluate, optimizer_state, restore_optimizer, train_task,
+                       warmup_epochs)
 
 BACKBONES = ("mlp", "resnet20", "resnet32")
 FORMAT = "lifelong.Learner"
@@ -219,6 +220,9 @@ class Learner:
             self.method = build_method(spec["method"], model, spec["setting"], spec["options"])
             if head_outputs:
                 model.head.add(head_outputs)
+        if self.config.warmup_lr is not None and not warmup_epochs(self.method, self.config):
+            raise ConfigError(f"warmup_lr has no effect: {spec['method']} has no head warm-up here (give "
+                              "warmup_epochs too)")
         self.spec = {**spec, "input_shape": list(x.shape[1:])}
         self.method.model.to(self.config.device)
         self._own_random_state()

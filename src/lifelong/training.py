@@ -47,7 +47,9 @@ class TrainConfig:
     schedule: str = "none"  # "step": lr * gamma at each of `milestones` (fractions of the epochs); "cosine"
     milestones: tuple[float, ...] = (0.5, 0.75)
     gamma: float = 0.1
-    warmup_epochs: int = 0  # train the new head alone first, on frozen features (Li & Hoiem); 0: no warm-up
+    # train the new head alone first, on frozen features (Li & Hoiem); None: the method's own (LwF: the paper's
+    # warm-up, the others none); 0: no warm-up
+    warmup_epochs: int | None = None
     warmup_lr: float | None = None  # default: lr
     seed: int = 0
     eval_batch_size: int = 1024
@@ -65,7 +67,8 @@ class TrainConfig:
             (self.eval_batch_size >= 1, f"eval batch size must be at least 1, got {self.eval_batch_size}"),
             (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be a positive number, got {self.lr}"),
             (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose {' or '.join(OPTIMIZERS)}"),
-            (self.warmup_epochs >= 0, f"warm-up epochs must be >= 0, got {self.warmup_epochs}"),
+            (self.warmup_epochs is None or self.warmup_epochs >= 0,
+             f"warm-up epochs must be >= 0, got {self.warmup_epochs}"),
             (self.warmup_lr is None or self.warmup_lr > 0, f"warm-up lr must be positive, got {self.warmup_lr}"),
             (self.momentum >= 0, f"momentum must be >= 0, got {self.momentum}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
@@ -86,7 +89,7 @@ class TrainConfig:
 def check_options_used(config: TrainConfig, given) -> None:
     """An option given that `config` would never read is an error, not silence: momentum with Adam, a warm-up
     learning rate without warm-up epochs, a milestone or gamma without the step schedule."""
-    unused = {"momentum": config.optimizer != "sgd", "warmup_lr": not config.warmup_epochs,
+    unused = {"momentum": config.optimizer != "sgd", "warmup_lr": config.warmup_epochs == 0,
               "milestones": config.schedule != "step", "gamma": config.schedule != "step"}
     why = {"momentum": f"the optimizer is {config.optimizer} (momentum is SGD's)",
            "warmup_lr": "there is no warm-up (give warmup_epochs too)",
@@ -95,6 +98,13 @@ def check_options_used(config: TrainConfig, given) -> None:
     for name in given:
         if unused.get(name):
             raise ConfigError(f"{name} has no effect here: {why[name]}; leave it out or change what it depends on")
+
+
+def warmup_epochs(method: Method, config: TrainConfig) -> int:
+    """The head warm-up's epochs: the configuration's, else the method's own (`Method.warmup_epochs`)."""
+    if config.warmup_epochs is not None:
+        return config.warmup_epochs
+    return 0 if getattr(method, "local_learning", False) else method.warmup_epochs(config)
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
@@ -165,13 +175,13 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
     are sliced with the same batch indices and handed to `method.loss` after the task ids.
     Gradient methods: loss, backward, optimizer step per batch. Local learners (`method.local_learning`, the
     Hebbian and competitive methods) are given each batch through `method.local_update` instead.
-    With `config.warmup_epochs`, the new head part is first trained alone on frozen features (Li & Hoiem's warm-up).
+    With a warm-up (`warmup_epochs`), the new head part is first trained alone on frozen features (Li & Hoiem).
     `scenario` (or None) gives whether batches are augmented (`scenario.augment`) and the task count shown.
     """
     device = torch.device(config.device)
     data = [t.to(device) for t in method.training_data(task)]
     local = getattr(method, "local_learning", False)
-    if config.warmup_epochs and not local:
+    if warmup_epochs(method, config):
         warm_up_head(method, task, data, scenario, config, generator)
     if local:
         step = method.local_update
@@ -199,22 +209,31 @@ def _label(task: Task, scenario) -> str:
 
 def warm_up_head(method: Method, task: Task, data, scenario, config, generator) -> None:
     """Train only the new task's head part (theta_n) with the classification loss, the shared layers and old
-    heads frozen (Li & Hoiem's warm-up). Frozen means fixed features: the backbone runs in evaluation mode
-    without gradients, so only the head's small linear layer costs anything."""
+    heads frozen (Li & Hoiem's warm-up). Frozen means fixed features: without augmentation they are computed once
+    (the backbone in evaluation mode), and each warm-up epoch costs only the head's small linear layer."""
     params = method.new_head_parameters()
     if not params:
         return  # nothing new to warm up (the first task, or the domain setting's shared head)
+    epochs = warmup_epochs(method, config)
     config = replace(config, lr=config.warmup_lr or config.lr)  # the warm-up's learning rate, also in its errors
     optimizer = make_optimizer(params, config)
     model = method.model
-
-    def step(x, targets, task_ids, *extras):
+    augmented = getattr(scenario, "augment", False)
+    x, targets, task_ids = data[:3]
+    if not augmented:
+        model.eval()
         with torch.no_grad():
-            features = model.backbone(x)
-        return _descend(optimizer, method.classification_loss(model.head(features), targets, task_ids))
+            x = torch.cat([model.backbone(x[i:i + config.eval_batch_size])
+                           for i in range(0, len(x), config.eval_batch_size)])
 
-    _run_epochs(step, lambda epoch: model.eval(), data, config.warmup_epochs, None, scenario, config, generator,
-                f"{_label(task, scenario)} warm-up")
+    def step(inputs, targets, task_ids):
+        if augmented:
+            with torch.no_grad():
+                inputs = model.backbone(inputs)
+        return _descend(optimizer, method.classification_loss(model.head(inputs), targets, task_ids))
+
+    _run_epochs(step, lambda epoch: model.eval(), [x, targets, task_ids], epochs, None, scenario, config,
+                generator, f"{_label(task, scenario)} warm-up", augment=augmented)
 
 
 def _descend(optimizer, loss: torch.Tensor) -> torch.Tensor:
@@ -225,7 +244,8 @@ def _descend(optimizer, loss: torch.Tensor) -> torch.Tensor:
     return loss.detach()
 
 
-def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator, description) -> None:
+def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator, description,
+                augment: bool | None = None) -> None:
     """`epochs` shuffled passes over the tensors in `data` (sliced together): `start_epoch(epoch)` before each,
     then `step(*batch)` per batch."""
     n = len(data[0])
@@ -240,7 +260,7 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
             for start in range(0, n, config.batch_size):
                 idx = order[start:start + config.batch_size]
                 x, *rest = (t[idx] for t in data)
-                if getattr(scenario, "augment", False):
+                if getattr(scenario, "augment", False) if augment is None else augment:
                     x = crop_and_flip(x, generator)
                 loss = step(x, *rest)
                 if loss is not None:

@@ -125,6 +125,11 @@ class Method:
                 if params and not any(p.requires_grad for p in params):
                     module.eval()
 
+    def warmup_epochs(self, config) -> int:
+        """Epochs of the new head alone on frozen features before each task, unless the training configuration
+        sets them (`warmup_epochs`). Fine-tuning has no warm-up."""
+        return 0
+
     def before_epoch(self, epoch: int, n_epochs: int) -> None:
         """Called at the start of each training epoch (0 .. n_epochs - 1), after `train_mode`. Nothing here."""
 

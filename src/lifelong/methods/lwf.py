@@ -4,7 +4,8 @@ The algorithm box:
     Start with theta_s (shared), theta_o (old task heads); new task data X_n, Y_n.
     Initialise: Y_o <- CNN(X_n; theta_s, theta_o)        # old heads' responses to the new data, recorded once
                 theta_n <- random                         # a new head
-    Warm-up:    train theta_n alone, theta_s and theta_o frozen   (`--warmup-epochs`, the engine's warm-up)
+    Warm-up:    train theta_n alone, theta_s and theta_o frozen   ("to convergence"; `warmup`, on by default: as
+                many epochs as the task's training, on features computed once; `--warmup-epochs N` sets N)
     Train:      minimise lambda_o * L_old(Y_o, Y_o_hat) + L_new(Y_n, Y_n_hat) + R(theta_s, theta_o, theta_n)
                 over theta_s, theta_o and theta_n, with L_old the distillation loss at T = 2 and R weight decay.
 
@@ -44,7 +45,7 @@ class LwF(Method):
     description = "Learning without Forgetting: distil the old heads' recorded responses on the new data (T=2)"
 
     def __init__(self, model: ContinualModel, setting: str = "task", lamb: float = 1.0, temperature: float = 2.0,
-                 weighting: str = "li-hoiem", class_distillation: str = "old-classes"):
+                 weighting: str = "li-hoiem", class_distillation: str = "old-classes", warmup: bool = True):
         """lamb: lambda_o, the weight of L_old ("set to 1 for most our experiments", Li & Hoiem section 4.1).
         temperature: T of the distillation ("T = 2 ... as suggested by Hinton et al.", section 3).
         weighting: "li-hoiem" (the paper): L_new + lamb * L_old, L_old summed over old heads. "van-de-ven": the
@@ -54,8 +55,15 @@ class LwF(Method):
         class_distillation (class setting only): "old-classes" distils softmax(old logits / T) towards the recorded
         old outputs; "all-classes" (van de Ven & Tolias's code) distils softmax(all logits / T) towards the recorded
         outputs with probability 0 for the new classes, which also pulls the new classes' logits down on the new
-        task's images and so offsets the bias of a growing head towards the newest classes."""
+        task's images and so offsets the bias of a growing head towards the newest classes.
+        warmup: Li & Hoiem's warm-up ("we first freeze theta_s and theta_o and train theta_n to convergence, and
+        then jointly train all weights", section 3): the new head alone for as many epochs as the task's own
+        training (the engine's `warmup_epochs` overrides the count). False: none, as in van de Ven's and Hsu et
+        al.'s code, which our Hsu reproduction follows."""
         super().__init__(model, setting)
+        if not isinstance(warmup, bool):
+            raise ConfigError(f"warmup must be true or false, got {warmup!r}")
+        self.warmup = warmup
         check_weight("lamb (LwF's lambda_o)", lamb)
         check_temperature(temperature)
         self.lamb = lamb
@@ -73,6 +81,9 @@ class LwF(Method):
         self.old_targets: torch.Tensor | None = None  # their soft targets softmax(Y_o / T), made once with Y_o
         self.per_head = False  # whether training_data gives `head_targets` (task setting, heads of one size)
         self.head_temperatures: torch.Tensor | None = None  # (heads, 1): T for each old head, 1 for the new one
+
+    def warmup_epochs(self, config) -> int:
+        return config.epochs if self.warmup else 0
 
     def before_task(self, task):
         self.old_model, self.recorded, self.old_targets = None, None, None
