@@ -247,13 +247,23 @@ def command_run(args) -> int:
                              validation_fraction=args.validation_fraction, class_order_seed=args.class_order_seed,
                              download=not args.no_download)
     out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
-    single = len(runs) == 1
-    for setting, name in runs:  # every method's options, and its fit to the scenario, before any training
-        method = build_method(name, build_model(scenario, args.backbone, hidden), setting, method_options[name])
+    unfit = []
+    for setting, name in list(runs):  # every method's options, and its fit to the scenario, before any training
+        try:
+            method = build_method(name, build_model(scenario, args.backbone, hidden), setting, method_options[name])
+        except ConfigError as error:
+            if args.method != "all":
+                raise
+            runs.remove((setting, name))  # `all`: every method that can run this model (l-mas: Linear layers only)
+            unfit.append(f"{name} ({error})")
+            continue
         method.check(scenario)
         if config.warmup_lr is not None and not warmup_epochs(method, config):
             raise ConfigError(f"--warmup-lr has no effect: {name} has no head warm-up here (add --warmup-epochs)")
     check_writable(out)
+    single = len(runs) == 1
+    for note in dict.fromkeys(unfit):
+        print(f"skipped: {note}", file=sys.stderr)
     if args.method == "all" and not memory:
         print(f"{', '.join(skipped)} skipped: they keep exemplars; add --memory N to run them too", file=sys.stderr)
     print(f"{scenario.name}: {len(scenario)} tasks, {sum(len(t.x_train) for t in scenario)} training samples; "

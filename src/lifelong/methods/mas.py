@@ -275,6 +275,14 @@ class LocalMAS(MAS):
     def __init__(self, model, setting: str = "class", strength: float = 1.0, accumulate: str = "sum",
                  activations: str = "after-training"):
         super().__init__(model, setting, strength, "per-sample", accumulate)
+        uncovered = [name for name, module in model.named_modules()
+                     if not isinstance(module, (nn.Linear, IncrementalHead)) and any(
+                         True for _ in module.parameters(recurse=False))]
+        if uncovered:  # a weight's co-activation is defined between a Linear layer's input and output only
+            raise ConfigError(f"l-mas protects Linear layers only (a weight's importance is the co-activation of the "
+                              f"two units it connects), and this model has other parameters ({', '.join(uncovered[:3])}"
+                              f"{' ...' if len(uncovered) > 3 else ''}: convolutions, batch norm) it would leave "
+                              "unprotected: use mas, whose importance is exact on any network")
         self.estimate = "local-hebbian"
         self.activations = check_choice("activations", activations, ACTIVATIONS)
         self._recorder = CoactivationRecorder(model)

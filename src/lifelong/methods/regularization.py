@@ -68,7 +68,8 @@ def per_sample_statistic(model: nn.Module, objective, x: torch.Tensor, *args, tr
         calls: dict[nn.Linear, list] = {}
 
         def keep(module, inputs, output):
-            calls.setdefault(module, []).append((inputs[0].detach(), output))
+            # with the tensors' versions: an in-place op after the layer (ReLU(inplace=True)) would change them
+            calls.setdefault(module, []).append((inputs[0].detach(), output, inputs[0]._version, output._version))
 
         hooks = [m.register_forward_hook(keep) for m in linear_maps(model)]
         try:
@@ -76,8 +77,11 @@ def per_sample_statistic(model: nn.Module, objective, x: torch.Tensor, *args, tr
         finally:
             for hook in hooks:
                 hook.remove()
-        # a layer used twice, or on a sequence, is not one outer product per sample: torch.func handles it
-        linear = {m: c[0] for m, c in calls.items() if len(c) == 1 and c[0][0].dim() == 2}
+        # one outer product per sample only for a layer used once, on one row per sample, whose input and output
+        # were not changed in place afterwards; any other layer (used twice, on a (batch x tokens) reshape,
+        # followed by an in-place op) goes to torch.func below
+        linear = {m: c[0][:2] for m, c in calls.items() if len(c) == 1 and c[0][0].dim() == 2
+                  and len(c[0][0]) == len(x) and (c[0][0]._version, c[0][1]._version) == c[0][2:]}
         deltas = torch.autograd.grad(total, [out for _, out in linear.values()], allow_unused=True) if linear else []
         names = {p: n for n, p in model.named_parameters()}
         result = {}
@@ -99,7 +103,11 @@ def per_sample_statistic(model: nn.Module, objective, x: torch.Tensor, *args, tr
                 out = functional_call(model, ({**params, **free}, buffers), (xk.unsqueeze(0),))
                 return objective(out, *(a.unsqueeze(0) for a in ak)).sum()
 
-            grads = vmap(grad(one_sample), in_dims=(None, 0) + (0,) * len(args))(others, x, *args)
+            try:
+                grads = vmap(grad(one_sample), in_dims=(None, 0) + (0,) * len(args))(others, x, *args)
+            except RuntimeError as error:  # an operation torch.func cannot take per sample (say, a cuDNN LSTM)
+                raise ConfigError(f"per-sample importance cannot be computed for this model ({str(error).splitlines()[0]}"
+                                  "): use estimate=batch (MAS) or fisher estimate=batch (EWC)") from None
             result.update({n: square_or_abs(g).sum(0) for n, g in grads.items()})
     return {n: result[n] for n in params}
 
