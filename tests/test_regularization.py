@@ -363,7 +363,7 @@ def test_ewc_batch_fisher_is_the_per_sample_one_for_batches_of_one(digits):
     task = replace_train(digits.tasks[0], 24)
     fishers = {}
     for fisher, batch_size in (("per-sample", 128), ("batch", 1), ("batch", 8)):
-        method = fresh("ewc", digits, "task", fisher=fisher)
+        method = fresh("ewc", digits, "task", fisher="predicted", estimate=fisher)
         method.importance_batch_size = batch_size
         method.before_task(task)
         fishers[fisher, batch_size] = method.task_importance(task)
@@ -520,3 +520,39 @@ def test_si_path_and_distance_start_after_a_warm_up_of_the_head(digits):
             expected = method._path[name] / ((theta[name] - after_warm_up[name]).square() + method.damping)
             torch.testing.assert_close(omega[name], expected)
         method.after_task(task)
+
+
+@pytest.mark.parametrize("setting", ["task", "class"])
+@pytest.mark.parametrize("fisher", ["true", "empirical", "predicted"])
+def test_ewc_fisher_is_the_papers_the_empirical_or_hsus_written_as_a_loop(digits, setting, fisher):
+    """F = (1/N) sum_k E_y g_y^2 with y ~ p(y | x_k) (Kirkpatrick et al.), at the true label (empirical), or at the
+    argmax (Hsu et al.), each against a loop over samples (and, for the true Fisher, over every output)."""
+    first, second = digits.tasks[0], replace_train(digits.tasks[1], 12)
+    method = fresh("ewc", digits, setting, fisher=fisher)
+    method.before_task(first)
+    method.before_task(second)  # two tasks seen: in the class setting 4 outputs are read, 2 in the task setting
+    ours = method.task_importance(second)
+    model = method.model.eval()
+    params = dict(model.named_parameters())
+    expected = {n: torch.zeros_like(p) for n, p in params.items()}
+    columns = method.read_columns(second.id)
+    for x, y in zip(second.x_train, second.y_train):
+        logits = model(x[None])[:, columns]
+        p = torch.softmax(logits, 1)[0].detach()
+        true_label = int(y) if setting == "task" else int(y) + method.offsets[second.id]
+        labels = {"true": range(logits.shape[1]), "empirical": [true_label],
+                  "predicted": [int(logits.argmax())]}[fisher]
+        for label in labels:
+            weight = float(p[label]) if fisher == "true" else 1.0
+            log_p = torch.log_softmax(model(x[None])[:, columns], 1)[0, label]
+            free = {n: q for n, q in params.items() if q.requires_grad}  # old heads frozen in the task setting
+            for name, g in zip(free, torch.autograd.grad(log_p, list(free.values()), allow_unused=True)):
+                if g is not None:
+                    expected[name] += weight * g**2 / len(second.x_train)
+    for name in expected:
+        torch.testing.assert_close(ours[name], expected[name], rtol=1e-4, atol=1e-8, msg=name)
+
+
+def test_the_true_fisher_has_no_batch_estimate(digits):
+    with pytest.raises(ConfigError, match="estimate=batch"):
+        fresh("ewc", digits, "class", fisher="true", estimate="batch")

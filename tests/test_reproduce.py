@@ -18,7 +18,7 @@ def test_summary_flags_two_paper_stds_or_one_and_a_half_points():
 
 
 def test_rows_run_with_the_papers_coefficients_and_estimators():
-    assert method_options("ewc", "class") == ("ewc", {"fisher": "batch", "strength": 600})
+    assert method_options("ewc", "class") == ("ewc", {"fisher": "predicted", "estimate": "batch", "strength": 600})
     # Hsu et al.'s MAS: the mean over the outputs read (2 per task seen in the class setting), the paper's lambda
     assert method_options("mas", "domain") == ("mas", {"estimate": "batch", "reduction": "mean", "strength": 10000})
     assert method_options("l2", "task") == ("l2", {"strength": 0.01})

@@ -80,7 +80,8 @@ COEFFICIENTS = {
 }
 # How each row runs: (registered method, options); a row not listed is the method of that name with its defaults.
 # The paper's rows use the estimators of the code that produced the paper's numbers, which its coefficients were
-# tuned with: EWC's Fisher from batch gradients (`fisher=batch`), and MAS's Omega as the mean over batches of
+# tuned with: EWC's Fisher from batch gradients at the predicted label (`fisher=predicted`, `estimate=batch`), and
+# MAS's Omega as the mean over batches of
 # |gradient of the batch-and-output mean of F^2| (`estimate=batch`, `reduction=mean`: divided by the outputs read,
 # 2 in the task and domain settings and every class seen so far in the class setting, Hsu's `valid_out_dim`).
 # The "exact" rows use our defaults (the papers' definitions) with the same coefficients.
@@ -95,11 +96,11 @@ VARIANTS = {
     "finetune-1adam": ("finetune", {}),
     "joint-1adam": ("joint", {}),
     "l2-fullhead": ("l2", {}),
-    "ewc": ("ewc", {"fisher": "batch"}),
-    "online-ewc": ("online-ewc", {"fisher": "batch"}),
+    "ewc": ("ewc", {"fisher": "predicted", "estimate": "batch"}),
+    "online-ewc": ("online-ewc", {"fisher": "predicted", "estimate": "batch"}),
     "mas": ("mas", {"estimate": "batch", "reduction": "mean"}),
     "mas-exact": ("mas", {"estimate": "per-sample"}),
-    "ewc-exact": ("ewc", {"fisher": "per-sample"}),
+    "ewc-exact": ("ewc", {"fisher": "predicted", "estimate": "per-sample"}),
     # Hsu et al.'s Naive_Rehearsal_1100 / _4400: random samples, the memory repeated to about 1:1 with new data
     "replay-1100": ("replay", {"memory": 1100, "selection": "random", "mix": "repeat"}),
     "replay-4400": ("replay", {"memory": 4400, "selection": "random", "mix": "repeat"}),
@@ -183,7 +184,7 @@ def render(document: dict, notes: str = "") -> str:
         "domain-IL (one shared 2-way head), class-IL (one growing 10-way head). The paper's regularisation "
         f"coefficients (task / domain / class), passed as `--param strength=...`: {coefficients}. Estimators: the "
         "paper's rows use those of Hsu et al.'s code, which the coefficients were tuned with: EWC and online EWC "
-        "`fisher=batch` (B * squared gradient of a batch's mean loss, predicted labels); MAS `estimate=batch`, "
+        "`fisher=predicted`, `estimate=batch` (B * squared gradient of a batch's mean loss, predicted labels); MAS `estimate=batch`, "
         "`reduction=mean` (their Omega: mean over batches of |gradient of the batch-and-output mean of F^2|, over "
         "the outputs read: 2 per task seen in class-IL). A cell of runs with other epochs per task says so. "
         "The 'exact' rows use our defaults, the papers' definitions (per-sample mean of |g| for MAS, "

@@ -1,15 +1,19 @@
 """Elastic Weight Consolidation (Kirkpatrick et al., PNAS 2017) and online EWC (Schwarz et al., ICML 2018):
 `ewc` and `online-ewc`. Importance is the diagonal of the Fisher information, i.e. how sensitive the loss is:
 
-    F_i = (1/N) sum_k ( d log p(y_k | x_k; theta) / d theta_i )^2,  y_k = the model's most probable label
+    F_i = (1/N) sum_k E_{y ~ p(y | x_k)} ( d log p(y | x_k; theta) / d theta_i )^2
     EWC:         L(theta) = L_B(theta) + sum_{old tasks A} lambda * F_A,i (theta_i - theta*_A,i)^2      (eq. 3)
     online EWC:  F* = gamma F*_old + F_new, one penalty around the latest theta*                         (Schwarz)
 
 (`strength` = lambda is Kirkpatrick's lambda / 2, Hsu et al.'s reg_coef.) F is measured over the task's whole
-training set, in evaluation mode, with the predicted label (as in Hsu et al.'s code; the true Fisher samples y from
-the model, the "empirical" one uses the true label): exactly per sample by default (`fisher="per-sample"`), or as
-Hsu et al.'s code does (`fisher="batch"`): the mean over batches of B * (gradient of the batch's mean loss)^2, which
-is what their coefficients were tuned with (on split-MNIST it is about 100 times smaller than the per-sample F).
+training set, in evaluation mode. Which y (`fisher`):
+    "true"       (default) the paper's Fisher: the expectation over the model's own predictive distribution,
+                 sum_y p(y | x_k) g_y^2, computed exactly (one per-sample pass per output the task is read through);
+    "empirical"  the true label y_k of each sample (the "empirical Fisher");
+    "predicted"  the model's most probable label, as Hsu et al.'s code does (its coefficients were tuned with it).
+How (`estimate`): exactly per sample ("per-sample", default), or as Hsu et al.'s code does ("batch"): the mean
+over batches of B * (gradient of the batch's mean loss)^2 (on split-MNIST about 100 times smaller than the
+per-sample F), with the predicted or the empirical label only.
 
 EWC's one penalty per old task costs memory that grows with the tasks; summed, those quadratics are one quadratic
 with the same gradient: sum_A F_A (theta - a_A)^2 = Omega (theta - theta*)^2 + const, Omega = sum_A F_A and
@@ -20,40 +24,65 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import check_choice, check_weight
+from ..errors import ConfigError
 from .regularization import Regularizer, batch_gradient_statistic, measuring_mode, per_sample_statistic
 
-FISHER_ESTIMATES = ("per-sample", "batch")
+FISHERS = ("true", "empirical", "predicted")
+ESTIMATES = ("per-sample", "batch")
 
 
 class EWC(Regularizer):
     """Options: `strength` (lambda; default 100, Hsu et al.'s task-IL split-MNIST value; 100 / 100 / 600 for
-    task / domain / class-IL), `fisher` ("per-sample", default, or "batch": Hsu et al.'s estimate)."""
+    task / domain / class-IL), `fisher` ("true", default, "empirical" or "predicted"), `estimate` ("per-sample",
+    default, or "batch": Hsu et al.'s estimate)."""
 
     name = "ewc"
     description = "EWC: quadratic penalty weighted by the Fisher information of each old task (Kirkpatrick 2017)"
 
-    def __init__(self, model, setting: str = "class", strength: float = 100.0, fisher: str = "per-sample"):
+    def __init__(self, model, setting: str = "class", strength: float = 100.0, fisher: str = "true",
+                 estimate: str = "per-sample"):
+        """fisher: which label the Fisher is taken at: "true" (the paper: expectation over the model's predictive
+        distribution), "empirical" (the true labels) or "predicted" (the argmax, Hsu et al.'s code); estimate:
+        "per-sample" (exact) or "batch" (Hsu et al.'s B * squared gradient of each batch's mean)."""
         super().__init__(model, setting, strength)
-        self.fisher = check_choice("Fisher estimate", fisher, FISHER_ESTIMATES)
+        self.fisher = check_choice("fisher", fisher, FISHERS)
+        self.fisher_estimate = check_choice("Fisher estimate", estimate, ESTIMATES)
+        if fisher == "true" and estimate == "batch":
+            raise ConfigError("estimate=batch (Hsu et al.'s) squares a batch's summed gradient at one label per "
+                              "sample: use it with fisher=predicted (theirs) or fisher=empirical")
 
     def log_likelihood_loss(self, out: torch.Tensor, labels: torch.Tensor, task_id: int) -> torch.Tensor:
         """-log p(y_k | x_k) per sample, over the outputs the task is read through."""
         return F.cross_entropy(self.outputs(out, task_id), labels, reduction="none")
 
+    def label_passes(self, read: torch.Tensor, y: torch.Tensor):
+        """(labels, weights) of each pass: the Fisher is sum over passes of weights^2 * g(labels)^2."""
+        if self.fisher == "true":  # sum_c p_c g_c^2: g scaled by sqrt(p_c), squared
+            p = torch.softmax(read, 1)
+            return [(torch.full_like(y, c), p[:, c].sqrt()) for c in range(read.shape[1])]
+        labels = read.argmax(1) if self.fisher == "predicted" else y
+        return [(labels, torch.ones(len(y), device=read.device))]
+
     def task_importance(self, task):
         fisher, n, n_batches = {}, 0, 0
-        for x in self.importance_batches(task.x_train):
+        # empirical labels as indices into the outputs read: within the task's part (task setting), else all seen
+        labels = task.y_train if self.setting == "task" else self.targets(task, task.y_train)
+        size = self.importance_batch_size
+        for start in range(0, len(task.x_train), size):
+            x = task.x_train[start:start + size].to(self._device)
+            y = labels[start:start + size].to(self._device)
             with measuring_mode(self.model), torch.no_grad():  # evaluation mode, restored afterwards
-                labels = self.outputs(self.model(x), task.id).argmax(1)
-            loss = lambda out, y: self.log_likelihood_loss(out, y, task.id)  # noqa: E731
-            if self.fisher == "per-sample":  # sum_k g_k^2
-                batch = per_sample_statistic(self.model, loss, x, labels, transform="square")
-            else:  # (sum_k g_k)^2 / B = B * (gradient of the batch mean)^2
-                batch = {k: v / len(x) for k, v in
-                         batch_gradient_statistic(self.model, loss, x, labels, transform="square").items()}
-            fisher = {k: fisher[k] + v for k, v in batch.items()} if fisher else batch
+                read = self.outputs(self.model(x), task.id)
+            loss = lambda out, y, w: w * self.log_likelihood_loss(out, y, task.id)  # noqa: E731
+            for pass_labels, weights in self.label_passes(read, y):
+                if self.fisher_estimate == "per-sample":  # sum_k g_k^2
+                    batch = per_sample_statistic(self.model, loss, x, pass_labels, weights, transform="square")
+                else:  # (sum_k g_k)^2 / B = B * (gradient of the batch mean)^2
+                    batch = {k: v / len(x) for k, v in batch_gradient_statistic(
+                        self.model, loss, x, pass_labels, weights, transform="square").items()}
+                fisher = {k: fisher[k] + v for k, v in batch.items()} if fisher else batch
             n, n_batches = n + len(x), n_batches + 1
-        return {k: v / (n if self.fisher == "per-sample" else n_batches) for k, v in fisher.items()}
+        return {k: v / (n if self.fisher_estimate == "per-sample" else n_batches) for k, v in fisher.items()}
 
     def combine(self, new):
         """Omega = Omega_old + F; theta* = (Omega_old theta*_old + F theta) / Omega: the sum of every task's penalty."""
@@ -71,14 +100,15 @@ class EWC(Regularizer):
 
 class OnlineEWC(EWC):
     """Options: `strength` (default 400, Hsu et al.'s task-IL value; 400 / 700 / 100), `gamma` (the decay of the
-    old Fisher, default 1.0 as in Hsu et al. and van de Ven et al.; Schwarz et al. tune gamma < 1), `fisher`."""
+    old Fisher, default 1.0 as in Hsu et al. and van de Ven et al.; Schwarz et al. tune gamma < 1), `fisher`,
+    `estimate`."""
 
     name = "online-ewc"
     description = "online EWC: one running Fisher (old one decayed by gamma), one penalty around the latest weights"
 
     def __init__(self, model, setting: str = "class", strength: float = 400.0, gamma: float = 1.0,
-                 fisher: str = "per-sample"):
-        super().__init__(model, setting, strength, fisher)
+                 fisher: str = "true", estimate: str = "per-sample"):
+        super().__init__(model, setting, strength, fisher, estimate)
         self.gamma = check_weight("gamma", gamma)
 
     def combine(self, new):
