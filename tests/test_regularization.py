@@ -556,3 +556,43 @@ def test_ewc_fisher_is_the_papers_the_empirical_or_hsus_written_as_a_loop(digits
 def test_the_true_fisher_has_no_batch_estimate(digits):
     with pytest.raises(ConfigError, match="estimate=batch"):
         fresh("ewc", digits, "class", fisher="true", estimate="batch")
+
+
+def penalty_value(terms, model):
+    params = dict(model.named_parameters())
+    return float(sum((omega * (params[n] - anchor).square()).sum() for n, (omega, anchor) in terms.items()))
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_the_penalty_in_closed_form_takes_the_step_of_the_penalty_in_the_loss(digits, name):
+    """The penalty's gradient 2 lambda Omega (theta - theta*) is added by hooks instead of through the loss's graph:
+    one SGD step lands where a step on task loss + lambda * penalty, differentiated by autograd, lands."""
+    from torch.func import functional_call
+
+    method = fresh(name, digits, "class", strength=50.0)
+    first, second = digits.tasks[:2]
+    method.before_task(first)
+    train_task(method, first, digits, TrainConfig(**FAST), torch.Generator().manual_seed(0))
+    method.after_task(first)
+    method.before_task(second)
+    x, targets, task_ids = (t[:32] for t in method.training_data(second)[:3])
+    model = method.model
+    with torch.no_grad():  # away from theta*, where the penalty's gradient is zero
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    free = {n: p.detach().clone().requires_grad_(True) for n, p in model.named_parameters() if p.requires_grad}
+    fixed = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
+    terms = {n: (omega, anchor) for n, p in model.named_parameters() for q, omega, anchor in method._terms if q is p}
+    assert terms and method.strength * penalty_value(terms, model) > 1e-3  # the old parameters are penalised
+    out = functional_call(model, ({**free, **fixed}, dict(model.named_buffers())), (x,))
+    penalty = sum((omega * (free[n] - anchor).square()).sum() for n, (omega, anchor) in terms.items())
+    reference = method.classification_loss(out, targets, task_ids) + method.strength * penalty
+    expected = {n: p - 0.1 * g for (n, p), g in zip(free.items(), torch.autograd.grad(reference, list(free.values())))}
+
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    optimizer.zero_grad()
+    method.loss(x, targets, task_ids).backward()
+    optimizer.step()
+    for n, p in model.named_parameters():
+        if n in expected:
+            torch.testing.assert_close(p.detach(), expected[n].detach(), rtol=1e-5, atol=1e-6, msg=n)
