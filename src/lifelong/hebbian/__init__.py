@@ -12,11 +12,22 @@
 The continual-learning methods `competitive` and `neural-gas` (lifelong.methods) are built on these pieces.
 """
 
-from .competitive import CompetitiveClassifier, CompetitiveLearning, quantization_error, squared_distances, winner_update
-from .krotov import KrotovHopfield, krotov_update
-from .memory import HebbianMemory, accumulate_coactivation, coactivation
-from .neural_gas import NeuralGas, annealed, neural_gas_step
-from .online import Hebb, Oja, Sanger
+# the estimators import scikit-learn (a second or more): loaded on first use, so that the methods, which need only
+# the rules, start fast
+_WHERE = {"CompetitiveClassifier": "competitive", "CompetitiveLearning": "competitive", "quantization_error":
+          "competitive", "KrotovHopfield": "krotov", "krotov_update": "krotov", "HebbianMemory": "memory",
+          "NeuralGas": "neural_gas", "Hebb": "online", "Oja": "online", "Sanger": "online",
+          "coactivation": "rules", "accumulate_coactivation": "rules", "squared_distances": "rules",
+          "winner_update": "rules", "annealed": "rules", "neural_gas_step": "rules"}
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'lifelong.hebbian' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+
 
 __all__ = ["HebbianMemory", "coactivation", "accumulate_coactivation", "Hebb", "Oja", "Sanger", "CompetitiveLearning",
            "CompetitiveClassifier",

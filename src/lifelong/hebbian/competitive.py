@@ -26,23 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..checks import as_tensor, check_float, check_int, check_n_units
-
-
-def squared_distances(x: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
-    """|x_k - w_j|^2 for every input row k and unit j, (B, K), through one matrix product."""
-    d = (x * x).sum(1, keepdim=True) - 2 * x @ units.T + (units * units).sum(1)
-    return d.clamp_min_(0)
-
-
-def winner_update(units: torch.Tensor, x: torch.Tensor, winners: torch.Tensor, learning_rate: float) -> torch.Tensor:
-    """In place: each unit moves toward the inputs it won, w_c += (1 - (1 - eta)^n_c) (mean_c - w_c); returns
-    the number of inputs each unit won."""
-    counts = torch.bincount(winners, minlength=len(units)).to(units.dtype)
-    sums = torch.zeros_like(units).index_add_(0, winners, x.to(units.dtype))
-    won = counts > 0
-    step = 1 - (1 - learning_rate) ** counts[won]
-    units[won] += step[:, None] * (sums[won] / counts[won, None] - units[won])
-    return counts
+from .rules import squared_distances, winner_update  # noqa: F401 (re-exported)
 
 
 def quantization_error(X, units) -> float:

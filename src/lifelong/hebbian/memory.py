@@ -17,30 +17,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..checks import check_choice, check_int
+from .rules import accumulate_coactivation, coactivation  # noqa: F401 (re-exported)
 
 UPDATES = ("synchronous", "asynchronous")
-
-
-def coactivation(pre, post=None):
-    """The Hebbian co-activation statistic: the averaged outer product over N samples,
-
-        C_ij = (1/N) sum_k pre_i^k post_j^k,   i.e.  C = pre^T post / N,
-
-    of `pre` (N, n_pre) and `post` (N, n_post), numpy arrays or torch tensors (the result has the same type);
-    `post` defaults to `pre` (Hebb's w_ij = (1/p) sum_k x_i^k x_j^k). `HebbianMemory` stores patterns with it;
-    the local MAS variant reads synapse importance from it.
-    """
-    post = pre if post is None else post
-    if pre.ndim != 2 or post.ndim != 2 or pre.shape[0] != post.shape[0] or pre.shape[0] == 0:
-        raise ValueError(f"coactivation needs two 2-D arrays with the same number (> 0) of rows (samples), got "
-                         f"shapes {tuple(pre.shape)} and {tuple(post.shape)}")
-    return pre.T @ post / pre.shape[0]
-
-
-def accumulate_coactivation(total, pre, post, weight: float = 1.0):
-    """total += weight * sum_k pre_k^T post_k, in place (torch tensors): the running, unnormalised form of
-    `coactivation` for statistics gathered batch by batch (the local MAS importance); returns `total`."""
-    return total.addmm_(pre.T, post, alpha=weight)
 
 
 def _check_bipolar(X) -> None:

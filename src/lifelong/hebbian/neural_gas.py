@@ -25,30 +25,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..checks import check_float, check_int, check_n_units
-
-
-def annealed(initial: float, final: float, t: int, t_max: int) -> float:
-    """p_i (p_f / p_i)^(t / t_max), held at p_f after t_max."""
-    return initial * (final / initial) ** min(t / t_max, 1.0)
-
-
-def neural_gas_step(units, ages, x, eps: float, lam: float, max_age: float) -> None:
-    """One neural-gas step on input x (1-D), in place. `units` (K, D) and `ages` (K, K) are numpy arrays or
-    torch tensors; ages[i, j] is the age of the edge i-j, inf where there is none."""
-    xp = torch if isinstance(units, torch.Tensor) else np
-    diff = x - units
-    order = (diff * diff).sum(1).argsort()
-    rank = xp.empty_like(order)
-    rank[order] = xp.arange(len(order)) if xp is np else torch.arange(len(order), device=order.device)
-    units += eps * xp.exp(-rank / lam)[:, None] * diff
-    if len(order) < 2:
-        return
-    winner, runner_up = order[0], order[1]
-    ages[winner] += 1  # only the winner's edges age (inf + 1 = inf: no edge stays no edge)
-    ages[:, winner] += 1
-    ages[winner, runner_up] = ages[runner_up, winner] = 0
-    old = ages[winner] > max_age
-    ages[winner, old] = ages[old, winner] = float("inf")
+from .rules import annealed, neural_gas_step  # noqa: F401 (re-exported)
 
 
 class NeuralGas(TransformerMixin, BaseEstimator):

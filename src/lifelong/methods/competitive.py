@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..checks import check_float, check_int
-from ..hebbian.competitive import squared_distances, winner_update
+from ..hebbian.rules import squared_distances, winner_update
 from .base import Method
 
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..checks import check_choice
 from ..errors import ConfigError, TrainingError
-from ..hebbian import accumulate_coactivation  # the library's Hebbian statistic, summed batch by batch
+from ..hebbian.rules import accumulate_coactivation  # the library's Hebbian statistic, summed batch by batch
 from ..models import IncrementalHead, linear_maps, linear_parts
 from .regularization import Regularizer, batch_gradient_statistic, measuring_mode, per_sample_statistic
 

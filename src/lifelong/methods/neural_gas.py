@@ -14,7 +14,7 @@ ranking is sequential: one step per sample, each a distance, a sort and a few ro
 import torch
 
 from ..checks import check_float
-from ..hebbian.neural_gas import annealed, neural_gas_step
+from ..hebbian.rules import annealed, neural_gas_step
 from .competitive import Competitive
 
 
