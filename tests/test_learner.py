@@ -341,3 +341,32 @@ def test_each_methods_options_are_listed_with_defaults_and_meaning(capsys):
 def test_report_on_a_damaged_or_foreign_results_file_is_one_line(tmp_path, capsys, content, message):
     (tmp_path / "results.json").write_text(content)
     assert message in one_line_error(capsys, ["report", str(tmp_path)])
+
+
+def test_a_saved_joint_learner_is_refused_because_it_keeps_no_data(digits, tmp_path):
+    learner = Learner("joint", hidden=(32,), **FAST).learn(*labelled(digits.tasks[0]))
+    learner.save(tmp_path / "joint.pt")
+    with pytest.raises(ConfigError, match="keeps every old task's data"):
+        Learner.load(tmp_path / "joint.pt")
+
+
+def test_threads_are_chosen_recorded_and_checked(tmp_path, capsys):
+    from lifelong.cli import main
+
+    assert "at least 1" in one_line_error(capsys, ["run", "--method", "finetune", "--threads", "0"])
+    threads = torch.get_num_threads()
+    try:
+        assert main(["run", "--method", "finetune", "--setting", "class", "--epochs", "1", "--threads", "1",
+                     "--quiet", "--out", str(tmp_path / "r")]) == 0
+        assert json.loads((tmp_path / "r" / "results.json").read_text())["threads"] == 1
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_version(capsys):
+    from lifelong import __version__
+    from lifelong.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"lifelong {__version__}"

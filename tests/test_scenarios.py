@@ -177,3 +177,25 @@ def test_omniglot_split_partitions_each_characters_drawings_whatever_their_store
     assert small.x_train.mean() < 0.2  # inverted: the strokes are 1, the paper 0
     with pytest.raises(ConfigError, match="20 drawings"):
         omniglot_split(few, n_train=20)
+
+
+def test_permuted_tasks_make_their_images_when_read_and_share_one_copy():
+    """The memory of a permuted scenario does not grow with its tasks: each keeps a permutation, not images;
+    the images read are exactly the permuted originals (so the numbers are those of materialised tasks)."""
+    import torch
+
+    from lifelong.data import load_dataset
+    from lifelong.scenarios import permuted
+
+    digits = load_dataset("digits")
+    scenario = permuted(digits, n_tasks=4, seed=3, validation_fraction=0.1)
+    first, third = scenario.tasks[0], scenario.tasks[2]
+    assert first._train is third._train and first._test is third._test  # one copy of the images for all tasks
+    base = first.x_train  # task 1 keeps the original pixel order
+    flat = third.x_train.flatten(1)
+    assert torch.equal(flat, base.flatten(1)[:, third.perm])
+    assert torch.equal(third.x_test.flatten(1), first.x_test.flatten(1)[:, third.perm])
+    assert torch.equal(third.x_val.flatten(1), first.x_val.flatten(1)[:, third.perm])
+    assert len(third.y_train) + len(third.y_val) == len(digits.y_train)
+    again = permuted(digits, n_tasks=4, seed=3, validation_fraction=0.1)
+    assert torch.equal(again.tasks[2].perm, third.perm)  # seeded

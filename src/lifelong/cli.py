@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import __version__
 from .errors import LifelongError
 
 EXAMPLES = """examples:
@@ -49,6 +50,7 @@ class OneLineErrors(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrors(prog="lifelong", description="Continual (lifelong) learning on PyTorch.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"lifelong {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser("run", help="train methods on a scenario and print the comparison",
@@ -99,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output directory (default: a new folder under runs/)")
     run.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                        "run fastest on one, and a busy machine slows many threads far more)")
 
     listing = commands.add_parser("list", help="list the methods and scenarios; --method NAME: its options")
     listing.add_argument("--method", help="show this method's own options (--param KEY=VALUE): defaults, meaning")
@@ -125,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--lr", type=float, help="a new learner's learning rate (default 0.001, Adam)")
     learn.add_argument("--seed", type=int, help="a new learner's seed (default 0)")
     learn.add_argument("--quiet", action="store_true", help="no progress bars")
+    learn.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                        "run fastest on one, and a busy machine slows many threads far more)")
 
     predict = commands.add_parser("predict", help="labels of new inputs from a saved learner (and accuracy)",
                                   description="Predict the label of every input in DATA (an image folder or an .npz "
@@ -135,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--size", type=int, help="resize an image folder's images to SIZE x SIZE")
     predict.add_argument("--task", type=int, help="the task id (task setting only)")
     predict.add_argument("--out", help="a CSV file for the predictions")
+    predict.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                        "run fastest on one, and a busy machine slows many threads far more)")
 
     distill = commands.add_parser(
         "distill", help="knowledge distillation: teacher-to-student compression on MNIST (Hinton et al. 2015)",
@@ -159,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only plot class probabilities against T for these comma-separated logits "
                               "(e.g. 3,10) into OUT/temperature.png; no training")
     distill.add_argument("--quiet", action="store_true", help="no progress lines")
+    distill.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                        "run fastest on one, and a busy machine slows many threads far more)")
 
     reproduce = commands.add_parser(
         "reproduce", help="rerun a paper's table: the paper's mean +- std and ours side by side",
@@ -182,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--device", default="cpu", help="torch device (default cpu)")
     reproduce.add_argument("--out", help="output directory (default runs/NAME)")
     reproduce.add_argument("--quiet", action="store_true", help="no progress lines")
+    reproduce.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                        "run fastest on one, and a busy machine slows many threads far more)")
 
     report = commands.add_parser("report", help="summarise finished runs: a table, and plots saved beside them")
     report.add_argument("path", help="a run's output directory (or a results.json)")
@@ -266,7 +278,7 @@ def command_run(args) -> int:
         print(f"skipped: {note}", file=sys.stderr)
     if args.method == "all" and not memory:
         print(f"{', '.join(skipped)} skipped: they keep exemplars; add --memory N to run them too", file=sys.stderr)
-    print(f"{scenario.name}: {len(scenario)} tasks, {sum(len(t.x_train) for t in scenario)} training samples; "
+    print(f"{scenario.name}: {len(scenario)} tasks, {sum(len(t.y_train) for t in scenario)} training samples; "
           f"results in {out}", file=sys.stderr)
     all_results = []
     for setting, name in runs:
@@ -295,6 +307,25 @@ def command_run(args) -> int:
     if not single:
         write_summary(out, all_results)
     return 0
+
+
+def set_threads(threads: int | None) -> int:
+    """torch's intra-op threads: --threads, else $OMP_NUM_THREADS, else 1 (on a shared 2-core machine a
+    split-MNIST run took 12.5 s on one thread and 99 s on two beside another busy process)."""
+    from .errors import ConfigError
+
+    if threads is None:
+        threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+    if threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    cores = os.cpu_count() or 1
+    if threads > cores:
+        print(f"lifelong: warning: {threads} threads on {cores} cores: they will take turns, which is slower than "
+              f"--threads {cores}", file=sys.stderr)
+    import torch
+
+    torch.set_num_threads(threads)
+    return threads
 
 
 def check_writable(out: Path) -> None:
@@ -524,6 +555,8 @@ def main(argv=None) -> int:
     handler = {"run": command_run, "list": command_list, "report": command_report, "learn": command_learn,
                "predict": command_predict, "distill": command_distill, "reproduce": command_reproduce}[args.command]
     try:
+        if hasattr(args, "threads"):  # the commands that compute
+            set_threads(args.threads)
         return handler(args)
     except LifelongError as error:
         print(f"lifelong: error: {error}", file=sys.stderr)

@@ -64,7 +64,7 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
         raise ConfigError("a Learner brings its own training configuration: pass config=None with it")
     config = learner.config
     n_tasks = len(scenario)
-    empty = [task.id + 1 for task in scenario.tasks if len(task.x_train) == 0]
+    empty = [task.id + 1 for task in scenario.tasks if len(task.y_train) == 0]
     if empty:  # found before any training, not hours into a sequence
         raise ConfigError(f"task(s) {', '.join(map(str, empty))} of {scenario.name} have no training samples: "
                           "nothing to learn (a validation_fraction that takes them all?)")
@@ -115,7 +115,7 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
         history["correct_aware"].append(test["aware"])
         history["correct_agnostic"].append(test["agnostic"])
         history["counts"] = test["counts"]
-        if task.x_val is not None:
+        if task.y_val is not None:
             val = evaluate(method, seen, config, "val")
             history["val_aware"].append(val["aware"])
             history["val_agnostic"].append(val["agnostic"])
@@ -161,6 +161,7 @@ def build_results(history: dict, scenario: Scenario, method: Method, config: Tra
         "task_classes": [task.classes for task in scenario.tasks],
         "config": asdict(config),
         "versions": versions(),
+        "threads": torch.get_num_threads(),  # results differ (in the last digits) with the thread count
         "accuracy_matrix": main,
         "task_aware_accuracy_matrix": aware,
         "task_agnostic_accuracy_matrix": agnostic,

@@ -35,8 +35,8 @@ from .methods import Method, get_method, method_options
 from .models import MLP, ContinualModel, resnet20, resnet32
 from .results import load_checkpoint, save_checkpoint
 from .scenarios import SETTINGS
-from .training import (TrainConfig, check_options_used, evaluate, optimizer_state, restore_optimizer, train_task,
-                       warmup_epochs)
+from .training import (TrainConfig, check_options_used, evaluate, import_optimizers, optimizer_state,
+                       restore_optimizer, train_task, warmup_epochs)
 
 BACKBONES = ("mlp", "resnet20", "resnet32")
 FORMAT = "lifelong.Learner"
@@ -168,6 +168,7 @@ class Learner:
             self.spec = {"method": method.name, "setting": method.setting, "backbone": "built"}
             method.model.to(config.device)
             self._own_random_state()
+            import_optimizers(config)
             return
         if setting not in SETTINGS:
             raise ConfigError(f"unknown setting {setting!r}; choose one of: {', '.join(SETTINGS)}")
@@ -226,6 +227,7 @@ class Learner:
         self.spec = {**spec, "input_shape": list(x.shape[1:])}
         self.method.model.to(self.config.device)
         self._own_random_state()
+        import_optimizers(self.config)
 
     # ------------------------------------------------------------------ learning
     def learn(self, x, y=None) -> "Learner":
@@ -239,7 +241,7 @@ class Learner:
         if task.id != len(self.tasks):
             raise ConfigError(f"tasks must arrive in order: this learner has learned {len(self.tasks)} task(s), "
                               f"so the next is task {len(self.tasks)}, got task {task.id}")
-        if len(task.x_train) == 0:
+        if len(task.y_train) == 0:
             raise ConfigError(f"task {task.id + 1} has no training samples: nothing to learn")
         self.build(task.x_train)
         self.method.check(_Seen(self.tasks + [task]))

@@ -111,6 +111,42 @@ def _make_task(task_id, classes, x_train, y_train, x_test, y_test, validation_fr
     return task
 
 
+class PermutedTask:
+    """A task of permuted pixels whose images are made when read: every task shares one copy of the images and
+    keeps only its permutation, so a scenario's memory does not grow with its number of tasks (20 materialised
+    tasks of padded MNIST held 6.1 GB). Reading `x_train` costs one gather over the images (about 0.2 s for
+    60,000): read it once per use. Otherwise a `Task` (same attributes)."""
+
+    def __init__(self, task_id, classes, x_train, y_train, x_test, y_test, perm, split=None):
+        self.id, self.classes, self.perm = task_id, classes, perm
+        self._train, self._test, self._split = x_train, x_test, split
+        self.y_train = y_train[split[0]] if split is not None else y_train
+        self.y_val = y_train[split[1]] if split is not None else None
+        self.y_test = y_test
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def _permuted(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.perm is None else x.flatten(1)[:, self.perm].reshape(x.shape)  # task 1: the original order
+
+    @property
+    def x_train(self) -> torch.Tensor:
+        return self._permuted(self._train[self._split[0]] if self._split is not None else self._train)
+
+    @property
+    def x_val(self) -> torch.Tensor | None:
+        return self._permuted(self._train[self._split[1]]) if self._split is not None else None
+
+    @property
+    def x_test(self) -> torch.Tensor:
+        return self._permuted(self._test)
+
+    def __repr__(self) -> str:
+        return f"PermutedTask(id={self.id}, {len(self.y_train)} training samples)"
+
+
 def _check_fraction(validation_fraction: float) -> None:
     if not 0.0 <= validation_fraction < 1.0:
         raise ConfigError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
@@ -182,13 +218,9 @@ def permuted(
              if validation_fraction > 0 else None)
     tasks = []
     for t in range(n_tasks):
-        perm = torch.arange(n_pixels) if t == 0 else torch.randperm(n_pixels, generator=generator)
-        tasks.append(_make_task(
-            t, list(range(dataset.n_classes)),
-            x_train.flatten(1)[:, perm].reshape(-1, *shape), dataset.y_train,
-            x_test.flatten(1)[:, perm].reshape(-1, *shape), dataset.y_test,
-            validation_fraction, None, split,
-        ))
+        perm = None if t == 0 else torch.randperm(n_pixels, generator=generator)
+        tasks.append(PermutedTask(t, list(range(dataset.n_classes)), x_train, dataset.y_train, x_test, dataset.y_test,
+                                  perm, split))
     return Scenario(
         name=name or f"permuted-{dataset.name}", tasks=tasks, class_order=list(range(dataset.n_classes)),
         class_names=dataset.class_names, input_shape=tuple(shape),

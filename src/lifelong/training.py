@@ -107,6 +107,12 @@ def warmup_epochs(method: Method, config: TrainConfig) -> int:
     return 0 if getattr(method, "local_learning", False) else method.warmup_epochs(config)
 
 
+def import_optimizers(config: TrainConfig) -> None:
+    """Pay for what the first optimizer of a process imports (torch._dynamo: 1.6 s here) now, not inside the
+    first task's measured training time."""
+    make_optimizer([torch.nn.Parameter(torch.zeros(1, device=config.device))], config)
+
+
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     """The configured optimizer over `params`, fused where PyTorch has a fused kernel for their device.
 

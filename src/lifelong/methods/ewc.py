@@ -68,8 +68,9 @@ class EWC(Regularizer):
         # empirical labels as indices into the outputs read: within the task's part (task setting), else all seen
         labels = task.y_train if self.setting == "task" else self.targets(task, task.y_train)
         size = self.importance_batch_size
-        for start in range(0, len(task.x_train), size):
-            x = task.x_train[start:start + size].to(self._device)
+        inputs = task.x_train  # read once (a permuted task makes its images when read)
+        for start in range(0, len(inputs), size):
+            x = inputs[start:start + size].to(self._device)
             y = labels[start:start + size].to(self._device)
             with measuring_mode(self.model), torch.no_grad():  # evaluation mode, restored afterwards
                 read = self.outputs(self.model(x), task.id)

@@ -22,7 +22,7 @@ class Joint(Method):
         self.seen_tasks.append(task)
 
     def _restore_tasks(self, tasks):
-        if any(len(t.x_train) == 0 for t in tasks):
+        if any(len(t.y_train) == 0 for t in tasks):  # records of learned tasks, without their data
             raise ConfigError("joint training keeps every old task's data, which a saved learner does not hold: "
                               "resume a joint run with its scenario (lifelong run --resume) instead")
         super()._restore_tasks(tasks)
