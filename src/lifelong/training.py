@@ -200,7 +200,7 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
         schedule = make_schedule(optimizer, config)
 
         def step(*batch):
-            return _descend(optimizer, method.loss(*batch))
+            return _descend(optimizer, method.loss(*batch), method.before_step)
 
     def start_epoch(epoch):
         method.train_mode()
@@ -242,10 +242,12 @@ def warm_up_head(method: Method, task: Task, data, scenario, config, generator) 
                 generator, f"{_label(task, scenario)} warm-up", augment=augmented)
 
 
-def _descend(optimizer, loss: torch.Tensor) -> torch.Tensor:
-    """One gradient step on `loss`; returns it, detached."""
+def _descend(optimizer, loss: torch.Tensor, before_step=None) -> torch.Tensor:
+    """One gradient step on `loss` (`before_step()` between the backward pass and the step); returns it, detached."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if before_step is not None:
+        before_step()
     optimizer.step()
     return loss.detach()
 

@@ -8,7 +8,8 @@ The engine calls, for each task:
         method.train_mode()
         method.before_epoch(epoch, n_epochs)  # a method may start gathering statistics...
         for each batch:
-            loss = method.loss(x, targets, task_ids)   # a method adds distillation, a penalty...
+            loss = method.loss(x, targets, task_ids)   # a method adds distillation...
+            method.before_step()                       # after backward: a penalty's gradient in closed form
     method.after_task(task)                   # a method may compute importance, update exemplars...
     method.predict(x)                         # logits over every output, for evaluation
 
@@ -149,6 +150,10 @@ class Method:
     def loss(self, x: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
         """The training loss of one batch. Fine-tuning: the classification loss alone."""
         return self.classification_loss(self.model(x), targets, task_ids)
+
+    def before_step(self) -> None:
+        """Called after each training batch's backward pass, before the optimizer's step: a method may change the
+        gradients here (the importance penalties add theirs in closed form). Fine-tuning changes nothing."""
 
     def after_task(self, task: Task) -> None:
         """Called once after training on `task`. Fine-tuning has nothing to do here."""

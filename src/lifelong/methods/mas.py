@@ -83,7 +83,7 @@ class MAS(Regularizer):
         the current Omega. `task_id` picks the head part in the task setting (default: the latest task)."""
         if task_id is None and self.offsets:
             task_id = len(self.offsets) - 1
-        for batch in self.importance_batches(x):
+        for batch in self.importance_batches(x, exact=self.estimate != "batch"):
             for name, value in self.statistic(batch, task_id).items():
                 self._running[name] = self._running[name] + value if name in self._running else value
             self._count += len(batch)

@@ -5,8 +5,10 @@ drop in the loss along the training trajectory, collected online while the task 
     Omega_k = Omega_k + w_k / (Delta_k^2 + xi),  Delta_k = theta_k(end of task) - theta_k(start of task)   (eq. 5)
     L(theta) = L_task(theta) + c * sum_k Omega_k (theta_k - theta*_k)^2                                  (eq. 4)
 
-g is the gradient of the task's own loss without the penalty (as in Hsu et al.'s code): the engine's gradient of
-the total loss minus the penalty's, 2 c Omega (theta - theta*), known in closed form, so no second backward pass.
+g is the gradient of the task's own loss without the penalty (as in Hsu et al.'s code): each parameter's gradient
+is copied as the backward pass accumulates it, before `before_step` adds the penalty's (so no second backward
+pass). The path integral is kept with fused operations over all parameters at once (one per step, not one per
+parameter), in buffers made once per task.
 """
 
 import torch
@@ -31,10 +33,17 @@ class SI(Regularizer):
 
     def before_task(self, task):
         super().before_task(task)
+        self._params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self._grad_copies = [torch.zeros_like(p) for _, p in self._params]  # g(t) of the task's loss alone
+        self._step_start = [torch.zeros_like(p) for _, p in self._params]  # theta(t)
+        def keeper(copy):
+            def keep(p):
+                copy.copy_(p.grad)
+            return keep
+
+        self._hooks = [p.register_post_accumulate_grad_hook(keeper(copy))
+                       for (_, p), copy in zip(self._params, self._grad_copies)]
         self._start_path()
-        names = {p: n for n, p in self.model.named_parameters()}
-        self._hooks = [p.register_post_accumulate_grad_hook(lambda p: self._grads.__setitem__(names[p], p.grad.clone()))
-                       for p in self.model.parameters() if p.requires_grad]
 
     def before_epoch(self, epoch, n_epochs):
         super().before_epoch(epoch, n_epochs)
@@ -45,34 +54,30 @@ class SI(Regularizer):
         """w = 0 and theta(start) = theta: the path integral and the distance it is divided by start here."""
         self._start = self.snapshot()
         self._path = {n: torch.zeros_like(p) for n, p in self.model.named_parameters()}
-        self._step_start: dict | None = None  # theta(t) and g(t) of the last step, until theta(t+1) is known
-        self._grads: dict[str, torch.Tensor] = {}
+        self._stepping = False  # whether theta(t) and g(t) of a step wait for theta(t+1)
 
+    @torch.no_grad()
     def _integrate_last_step(self) -> None:
-        """w -= g(t) * (theta(t+1) - theta(t)) for the step that has just been taken."""
-        if self._step_start is not None:
-            names = {p: n for n, p in self.model.named_parameters()}
-            terms = {names[p]: (omega, anchor) for p, omega, anchor in self._terms}
-            for name, p in self.model.named_parameters():
-                if name not in self._grads:
-                    continue
-                g = self._grads[name]
-                if name in terms:  # remove the penalty's gradient: g of the task's loss alone
-                    omega, anchor = terms[name]
-                    g = g - 2 * self.strength * omega * (self._step_start[name] - anchor)
-                self._path[name] -= g * (p.detach() - self._step_start[name])
-        self._grads = {}
+        """w -= g(t) * (theta(t+1) - theta(t)) for the step that has just been taken. A parameter that got no
+        gradient did not move (theta(t+1) = theta(t)), whatever its stale copy of g holds."""
+        if self._stepping:
+            moved = torch._foreach_sub([p.detach() for _, p in self._params], self._step_start)
+            torch._foreach_mul_(moved, self._grad_copies)
+            torch._foreach_sub_([self._path[n] for n, _ in self._params], moved)
+        self._stepping = False
 
     def loss(self, x, targets, task_ids, *extras):
         self._integrate_last_step()
-        self._step_start = self.snapshot()
+        with torch.no_grad():
+            torch._foreach_copy_(self._step_start, [p.detach() for _, p in self._params])
+        self._stepping = True
         return super().loss(x, targets, task_ids, *extras)
 
     def after_task(self, task):
         self._integrate_last_step()
         for hook in self._hooks:
             hook.remove()
-        self._hooks, self._step_start = [], None
+        self._hooks, self._stepping = [], False
         super().after_task(task)
 
     def task_importance(self, task):
