@@ -225,7 +225,7 @@ def full_batch_sgd(lr=0.02, epochs=60):
 
 def test_si_path_integral_is_the_drop_of_the_task_loss(digits):
     """Zenke et al. eq. 3: with small full-batch steps, sum_k w_k = L(start) - L(end) of the task's own loss, also
-    on the second task, where the engine's gradient includes the penalty's (removed in closed form)."""
+    on the second task, where the penalty acts too (g is copied before before_step adds the penalty's gradient)."""
     from lifelong.training import train_task
 
     method = fresh("si", digits, "domain", strength=0.1)

@@ -73,3 +73,11 @@ def test_reproduce_command_writes_the_table_and_continues_where_it_stopped(share
     # deleting a run's file removes the run (the table's JSON is derived from the run files)
     (tmp_path / "hsu2018_split_mnist_runs" / "finetune_task_1.json").unlink()
     assert set(load(tmp_path)["runs"]) == {"finetune/task/0"}
+
+
+def test_tables_say_how_many_threads_their_runs_used():
+    from lifelong.results import thread_note
+
+    assert thread_note([{"threads": 1}, {"threads": 1}]) == "Torch threads: 1 (every run)."
+    mixed = thread_note([{"threads": 1}, {"threads": 2}, {}])
+    assert mixed.startswith("Torch threads: MIXED") and "1: 1 run(s), 2: 1 run(s), not recorded: 1 run(s)" in mixed

@@ -28,7 +28,7 @@ import torch
 from .errors import ConfigError
 from .experiment import run_experiment
 from .methods import get_method
-from .results import versions, write_json
+from .results import thread_note, versions, write_json
 from .scenarios import SETTINGS, make_scenario
 
 REPRODUCTIONS = {"hsu2018-split-mnist": "Hsu et al. 2018, Table 2: split-MNIST, task-, domain- and class-IL"}
@@ -209,7 +209,7 @@ def render(document: dict, notes: str = "") -> str:
             lines.append(f"| {label} (`{row}`) | " + " | ".join(cells) + " |")
     times = [r["wall_time_s"] for r in runs.values()]
     if times:
-        lines += ["", f"{len(runs)} runs, {statistics.mean(times):.0f} s each on average."]
+        lines += ["", f"{len(runs)} runs, {statistics.mean(times):.0f} s each on average. {thread_note(runs.values())}"]
     lines += ["", "## Where ours differs, and why", "", notes or "What we found for each flagged row: "
               "benchmarks/results/hsu2018_split_mnist.md in lifelong's source repository."]
     return "\n".join(lines) + "\n"
@@ -242,7 +242,8 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
         results = run_experiment(method_options(row, setting)[0], scenario, setting, seed=seed, device=device,
                                  progress=False, **how)
         run = {"final_average_accuracy": results["final_average_accuracy"],
-               "accuracy_matrix": results["accuracy_matrix"], **how, "wall_time_s": time.perf_counter() - started}
+               "accuracy_matrix": results["accuracy_matrix"], **how, "threads": results["threads"],
+               "wall_time_s": time.perf_counter() - started}
         write_json(run_file(out, key), {"key": key, **run})
         save_table(out, notes)
         if log:

@@ -21,7 +21,7 @@ from typing import Callable
 
 from .errors import ConfigError
 from .experiment import run_experiment
-from .results import versions, write_json
+from .results import thread_note, versions, write_json
 from .scenarios import make_scenario
 
 ROWS = {  # row -> (label, bic's options)
@@ -119,7 +119,7 @@ def reproduce_bic(name: str, rows: list[str], seeds, out, data_dir=None, downloa
                "classes_seen": [sum(len(c) for c in results["task_classes"][:k + 1])
                                 for k in range(len(results["task_classes"]))],
                "method_options": options, "train": results["config"], "method_details": results["method_details"],
-               "wall_time_s": time.perf_counter() - started}
+               "threads": results["threads"], "wall_time_s": time.perf_counter() - started}
         write_json(run_file(out, name, row, seed), run)
         document = save_table(out, name)
         if log:
@@ -160,7 +160,7 @@ def render(name: str, runs: dict, notes: str = "") -> str:
     if times:
         epochs = sorted({r["train"]["epochs"] for r in runs.values()})
         lines += ["", f"{len(runs)} runs, {statistics.mean(times):.0f} s each on average; "
-                      f"{'/'.join(map(str, epochs))} epochs per step."]
+                      f"{'/'.join(map(str, epochs))} epochs per step. {thread_note(runs.values())}"]
     if notes:
         lines += ["", notes]
     return "\n".join(lines) + "\n"

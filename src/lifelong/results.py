@@ -62,3 +62,16 @@ def load_checkpoint(path) -> dict:
     run code when it is read (a pickle can name any function to call; this loader refuses every such name and
     raises `pickle.UnpicklingError`). Loaded onto the CPU; the caller moves what it needs."""
     return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def thread_note(runs) -> str:
+    """How many torch threads the runs of a table used (results differ in the last digits with the count): one
+    line, which says so when they were mixed."""
+    counts = {}
+    for run in runs:
+        key = run.get("threads", "not recorded")
+        counts[key] = counts.get(key, 0) + 1
+    if len(counts) == 1:
+        return f"Torch threads: {next(iter(counts))} (every run)."
+    return "Torch threads: MIXED, " + ", ".join(f"{k}: {n} run(s)" for k, n in counts.items()) + \
+        " (numbers differ in their last digits with the thread count)."
