@@ -112,3 +112,41 @@ def test_the_comparison_table_marks_a_run_that_has_not_finished():
            "final_average_accuracy": 0.9, "final_forgetting": None, "backward_transfer": None}
     assert "finetune (1/2 tasks)" in comparison_table([{**run, "status": "running: 1 of 2 tasks done"}])
     assert "(1/2 tasks)" not in comparison_table([{**run, "status": "complete"}])
+
+
+def test_seeds_run_each_method_per_seed_and_report_mean_and_std(tmp_path, capsys):
+    """--seeds 2: every run kept; the table and summary.json give mean +- std over the seeds, with n, computed by
+    hand here from the runs' own results; reports of several invocations keep different configurations apart."""
+    import json
+    import statistics
+
+    from lifelong.cli import main
+
+    assert main(["run", "--method", "finetune", "--setting", "class", "--seeds", "2", "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "a")]) == 0
+    table = capsys.readouterr().out
+    finals = [json.loads((tmp_path / "a" / "class-finetune" / f"seed-{s}" / "results.json").read_text())
+              ["final_average_accuracy"] for s in (0, 1)]
+    mean, std = 100 * statistics.mean(finals), 100 * statistics.stdev(finals)
+    assert f"{mean:.1f} +- {std:.1f}" in table and " 2 " in table and "0,1" in table
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())["over_seeds"][0]
+    assert summary["n"] == 2 and summary["final_average_accuracy"]["mean"] == pytest.approx(mean / 100)
+    assert main(["run", "--method", "finetune", "--setting", "class", "--epochs", "2", "--quiet",
+                 "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    report = capsys.readouterr().out
+    assert "finetune [epochs=1]" in report and "finetune [epochs=2]" in report  # never averaged together
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--seeds", "0,0"], "distinct seeds"),
+    (["run", "--seeds", "x"], "--seeds takes a list"),
+    (["run", "--seed", "1", "--seeds", "2"], "not both"),
+])
+def test_bad_seeds_are_one_line(capsys, argv, message):
+    from lifelong.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]

@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="methods that keep exemplars: M stored samples per class instead of a total budget")
     run.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
                      help="a method option, e.g. --param lower_blocks=1 (repeatable)")
-    run.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same numbers")
+    run.add_argument("--seed", type=int, help="random seed (default 0): same seed, same numbers")
+    run.add_argument("--seeds", help="several seeds: a list (0,1,2) or a count (3: seeds 0, 1, 2); each run is kept "
+                                     "and the table gives mean +- std over them")
     run.add_argument("--data-dir", help="data directory (default: $LIFELONG_DATA, else ~/.cache/lifelong)")
     run.add_argument("--no-download", action="store_true", help="never download missing data files")
     run.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -196,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "run fastest on one, and a busy machine slows many threads far more)")
 
     report = commands.add_parser("report", help="summarise finished runs: a table, and plots saved beside them")
-    report.add_argument("path", help="a run's output directory (or a results.json)")
+    report.add_argument("path", nargs="+", help="runs' output directories (or results.json files): several invocations "
+                                                "compare together, each scenario in its own table")
     return parser
 
 
@@ -212,6 +215,8 @@ def _positive_int_list(text: str) -> tuple[int, ...]:
 
 
 def command_run(args) -> int:
+    from dataclasses import replace
+
     from .experiment import build_method, build_model, run_experiment, train_config
     from .training import warmup_epochs
     from .methods import METHODS, get_method
@@ -253,11 +258,16 @@ def command_run(args) -> int:
     config = train_config(args.scenario, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                           schedule=args.schedule, warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr,
-                          seed=args.seed, device=args.device, progress=not args.quiet,
+                          device=args.device, progress=not args.quiet,
                           reset_optimizer=not args.one_optimizer)
-    scenario = make_scenario(args.scenario, data_dir=args.data_dir, n_tasks=args.n_tasks, seed=args.seed,
+    seeds = parse_seeds(args.seeds, args.seed)
+
+    def scenario_for(seed):
+        return make_scenario(args.scenario, data_dir=args.data_dir, n_tasks=args.n_tasks, seed=seed,
                              validation_fraction=args.validation_fraction, class_order_seed=args.class_order_seed,
                              download=not args.no_download)
+
+    scenario = scenario_for(seeds[0])
     out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
     unfit = []
     for setting, name in list(runs):  # every method's options, and its fit to the scenario, before any training
@@ -273,40 +283,67 @@ def command_run(args) -> int:
         if config.warmup_lr is not None and not warmup_epochs(method, config):
             raise ConfigError(f"--warmup-lr has no effect: {name} has no head warm-up here (add --warmup-epochs)")
     check_writable(out)
-    single = len(runs) == 1
+    single = len(runs) == 1 and len(seeds) == 1
     for note in dict.fromkeys(unfit):
         print(f"skipped: {note}", file=sys.stderr)
     if args.method == "all" and not memory:
         print(f"{', '.join(skipped)} skipped: they keep exemplars; add --memory N to run them too", file=sys.stderr)
     print(f"{scenario.name}: {len(scenario)} tasks, {sum(len(t.y_train) for t in scenario)} training samples; "
-          f"results in {out}", file=sys.stderr)
+          f"{len(runs) * len(seeds)} run(s); results in {out}", file=sys.stderr)
     all_results = []
-    for setting, name in runs:
-        run_dir = out if single else out / f"{setting}-{name}"
-        # an interrupted comparison: the runs it never reached start now
-        resume = args.resume and (single or (run_dir / "checkpoint.pt").exists())
-        if not args.quiet:
-            print(f"{name} ({setting}-incremental){' resumed' if resume else ''}", file=sys.stderr)
-        try:
-            results, learner = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
-                                              backbone=args.backbone, hidden=hidden, config=config,
-                                              method_options=method_options[name],
-                                              preallocate_head=args.preallocate_head, return_learner=True)
-        except KeyboardInterrupt:
-            saved = (f"the tasks already finished are saved in {run_dir}" if (run_dir / "checkpoint.pt").exists()
-                     else f"no task of {name} had finished")
-            print(f"interrupted: {saved}; add --resume --out {out} to the same command to continue",
-                  file=sys.stderr)
-            return 130
-        learner.save(run_dir / "learner.pt")  # lifelong learn/predict go on from it
-        all_results.append(results)
+    for seed in seeds:
+        if seed != seeds[0]:
+            scenario = scenario_for(seed)  # the seed also draws validation splits and permutations
+        for setting, name in runs:
+            run_dir = out if single else out / f"{setting}-{name}"
+            run_dir = run_dir / f"seed-{seed}" if len(seeds) > 1 else run_dir
+            # an interrupted comparison: the runs it never reached start now
+            resume = args.resume and (single or (run_dir / "checkpoint.pt").exists())
+            if not args.quiet:
+                print(f"{name} ({setting}-incremental{f', seed {seed}' if len(seeds) > 1 else ''})"
+                      f"{' resumed' if resume else ''}", file=sys.stderr)
+            try:
+                results, learner = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
+                                                  backbone=args.backbone, hidden=hidden,
+                                                  config=replace(config, seed=seed),
+                                                  method_options=method_options[name],
+                                                  preallocate_head=args.preallocate_head, return_learner=True)
+            except KeyboardInterrupt:
+                saved = (f"the tasks already finished are saved in {run_dir}" if (run_dir / "checkpoint.pt").exists()
+                         else f"no task of {name} had finished")
+                print(f"interrupted: {saved}; add --resume --out {out} to the same command to continue",
+                      file=sys.stderr)
+                return 130
+            learner.save(run_dir / "learner.pt")  # lifelong learn/predict go on from it
+            all_results.append(results)
     print(comparison_table(all_results))
-    print(f"learners saved as {out}/{'' if single else '*/'}learner.pt: continue with `lifelong learn "
-          f"{out}/{'' if single else '<run>/'}learner.pt --data NEW_DATA`, predict with `lifelong predict`",
-          file=sys.stderr)
+    where = f"{out}/learner.pt" if single else f"{out}/<run>/learner.pt"
+    print(f"learners saved as {where}: continue with `lifelong learn {where} --data NEW_DATA`, predict with "
+          "`lifelong predict`", file=sys.stderr)
     if not single:
         write_summary(out, all_results)
     return 0
+
+
+def parse_seeds(seeds: str | None, seed: int | None) -> list[int]:
+    """--seeds as a list (0,1,2) or a count (3: 0, 1, 2); else [--seed] (default 0)."""
+    from .errors import ConfigError
+
+    if seeds is None:
+        return [0 if seed is None else seed]
+    if seed is not None:
+        raise ConfigError("give --seed (one run) or --seeds (several), not both")
+    try:
+        values = [int(v) for v in _csv(seeds)]
+    except ValueError:
+        raise ConfigError(f"--seeds takes a list like 0,1,2 or a count like 3, got {seeds!r}") from None
+    if len(values) == 1:
+        if values[0] < 1:
+            raise ConfigError(f"--seeds {values[0]}: a count of seeds must be at least 1")
+        values = list(range(values[0]))
+    if len(set(values)) != len(values) or min(values) < 0:
+        raise ConfigError(f"--seeds must be distinct seeds >= 0, got {seeds!r}")
+    return values
 
 
 def set_threads(threads: int | None) -> int:
@@ -469,7 +506,7 @@ def command_predict(args) -> int:
 def command_report(args) -> int:
     from .report import report
 
-    print(report(args.path))
+    print(report(*args.path))
     return 0
 
 

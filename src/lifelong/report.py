@@ -14,9 +14,66 @@ def _pct(value) -> str:
 
 
 def comparison_table(results: list[dict]) -> str:
-    """One row per run: average accuracy after each task, then final accuracy, forgetting and BWT (in %)."""
+    """One table per scenario. One row per run (average accuracy after each task, then final accuracy, forgetting
+    and BWT, in %), or, where a method ran with several seeds in a setting, one row per (setting, method) with
+    mean +- std over the seeds and their number n."""
     if not results:
         return "(no results)"
+    scenarios = list(dict.fromkeys(r["scenario"] for r in results))
+    if len(scenarios) > 1:  # different scenarios are never averaged together
+        return "\n\n".join(comparison_table([r for r in results if r["scenario"] == s]) for s in scenarios)
+    groups = _by_method(results)
+    if any(len(runs) > 1 for runs in groups.values()):
+        return seed_table(groups)
+    return _run_table(results)
+
+
+IGNORED = ("seed", "progress", "eval_batch_size", "device")  # what may differ between runs averaged together
+
+
+def _how(run: dict) -> dict:
+    """How a run was trained, but for its seed: runs are averaged only when this is equal."""
+    config = run.get("config", {})
+    return {k: v for k, v in config.items() if k not in IGNORED}
+
+
+def _by_method(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Runs grouped by (setting, method), and by training configuration where one method ran with several (the
+    method's label then names what differs, say `finetune [epochs=2]`)."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["setting"], r["method"], repr(sorted(_how(r).items(), key=str))), []).append(r)
+    labelled = {}
+    for (setting, method, _), runs in groups.items():
+        others = [g[0] for (s, m, _), g in groups.items() if (s, m) == (setting, method) and g[0] is not runs[0]]
+        differing = sorted({k for other in others for k, v in _how(runs[0]).items() if _how(other).get(k) != v})
+        label = f"{method} [{', '.join(f'{k}={_how(runs[0])[k]}' for k in differing)}]" if differing else method
+        labelled[(setting, label)] = runs
+    return labelled
+
+
+def _mean_std(values: list) -> str:
+    stats = _stats(values)
+    return "-" if not stats["n"] else f"{100 * stats['mean']:.1f} +- {100 * stats['std']:.1f}"
+
+
+def seed_table(groups: dict[tuple[str, str], list[dict]]) -> str:
+    """Mean +- std (sample std) over the seeds of each (setting, method), with n and the seeds."""
+    first = next(iter(groups.values()))[0]
+    width = max(20, *(len(method) for _, method in groups))
+    lines = [f"{first['scenario']}: mean +- std over seeds, in % (task-aware in the task setting, over all seen "
+             "outputs otherwise)",
+             f"{'setting':<8} {'method':<{width}} {'n':>2} {'final':>12} {'forgetting':>12} {'BWT':>12}  seeds"]
+    for (setting, method), runs in groups.items():
+        seeds = ",".join(str(r["seed"]) for r in runs)
+        lines.append(f"{setting:<8} {method:<{width}} {len(runs):>2} "
+                     f"{_mean_std([r['final_average_accuracy'] for r in runs]):>12} "
+                     f"{_mean_std([r['final_forgetting'] for r in runs]):>12} "
+                     f"{_mean_std([r['backward_transfer'] for r in runs]):>12}  {seeds}")
+    return "\n".join(lines)
+
+
+def _run_table(results: list[dict]) -> str:
     first = results[0]
     n_tasks = len(first["accuracy_matrix"])
     curve_width = 6 * n_tasks
@@ -34,12 +91,32 @@ def comparison_table(results: list[dict]) -> str:
 
 
 def write_summary(out_dir, results: list[dict]) -> None:
-    """summary.json (the headline numbers of every run) and summary.txt (the table) in `out_dir`."""
+    """summary.json (the headline numbers of every run, and their mean and std over seeds per scenario, setting
+    and method) and summary.txt (the table) in `out_dir`."""
     out_dir = Path(out_dir)
     keys = ("method", "setting", "scenario", "seed", "average_accuracy", "final_average_accuracy",
             "final_forgetting", "backward_transfer", "wall_time_s")
-    write_json(out_dir / "summary.json", {"runs": [{k: r[k] for k in keys} for r in results]})
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["scenario"], r["setting"], r["method"]), []).append(r)
+    aggregated = [{"scenario": scenario, "setting": setting, "method": method, "n": len(runs),
+                   "seeds": [r["seed"] for r in runs],
+                   **{key: _stats([r[key] for r in runs]) for key in ("final_average_accuracy", "final_forgetting",
+                                                                     "backward_transfer")}}
+                  for (scenario, setting, method), runs in groups.items()]
+    write_json(out_dir / "summary.json", {"runs": [{k: r[k] for k in keys} for r in results],
+                                          "over_seeds": aggregated})
     (out_dir / "summary.txt").write_text(comparison_table(results) + "\n")
+
+
+def _stats(values: list) -> dict:
+    """{"mean", "std" (sample), "n"} of the finite values (fractions, as in results.json)."""
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return {"mean": None, "std": None, "n": 0}
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std, "n": len(values)}
 
 
 def load_results(path) -> list[dict]:
@@ -111,13 +188,18 @@ def plot(results: list[dict], path) -> None:
     plt.close(fig)
 
 
-def report(path) -> str:
-    """The comparison table of the runs at `path`, and `report.png` saved beside them; returns the text."""
-    results = load_results(path)
-    folder = Path(path) if Path(path).is_dir() else Path(path).parent
-    figure = folder / "report.png"
-    plot(results, figure)
-    return comparison_table(results) + f"\n\nplots: {figure}"
+def report(*paths) -> str:
+    """The comparison of the runs at `paths` (run folders or results.json files; several invocations together,
+    each scenario apart), with a plot per scenario saved beside the first path; returns the text."""
+    results = [r for path in paths for r in load_results(path)]
+    folder = Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
+    scenarios = list(dict.fromkeys(r["scenario"] for r in results))
+    figures = []
+    for scenario in scenarios:
+        figure = folder / ("report.png" if len(scenarios) == 1 else f"report-{scenario}.png")
+        plot([r for r in results if r["scenario"] == scenario], figure)
+        figures.append(str(figure))
+    return comparison_table(results) + f"\n\nplots: {', '.join(figures)}"
 
 
 def plot_temperature(logits, path, temperatures=None, class_names=None, marked=(1.0, 20.0)) -> None:
