@@ -150,3 +150,33 @@ def test_bad_seeds_are_one_line(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_run_logs_one_line_per_task_and_writes_metrics_csv(tmp_path, capsys):
+    """Without a terminal (here: captured), a line per finished task; metrics.csv holds the accuracy matrix."""
+    import csv
+    import json
+
+    from lifelong.cli import main
+
+    assert main(["run", "--method", "finetune", "--setting", "class", "--epochs", "1",
+                 "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    for k in range(5):
+        assert f"task {k + 1}/5: average accuracy {100 * results['average_accuracy'][k]:.1f}%" in err
+    rows = list(csv.DictReader(open(tmp_path / "r" / "metrics.csv")))
+    assert len(rows) == 5
+    for i, row in enumerate(rows):
+        assert float(row["average_accuracy"]) == pytest.approx(results["average_accuracy"][i])
+        for j in range(i + 1):
+            assert float(row[f"accuracy_task_{j + 1}"]) == pytest.approx(results["accuracy_matrix"][i][j])
+        assert row[f"accuracy_task_{min(i + 2, 5)}"] == "" or i == 4
+
+
+def test_time_left_is_the_mean_of_the_runs_done():
+    from lifelong.results import time_left
+
+    assert time_left(60.0, 2, 5) == ", about 2 min left"  # 30 s a run, 3 left: 90 s
+    assert time_left(20.0, 2, 4) == ", about 20 s left"
+    assert time_left(20.0, 4, 4) == ""

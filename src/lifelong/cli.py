@@ -217,6 +217,7 @@ def _positive_int_list(text: str) -> tuple[int, ...]:
 def command_run(args) -> int:
     from dataclasses import replace
 
+    from .loggers import csv_file, progress_line
     from .experiment import build_method, build_model, run_experiment, train_config
     from .training import warmup_epochs
     from .methods import METHODS, get_method
@@ -303,11 +304,13 @@ def command_run(args) -> int:
                 print(f"{name} ({setting}-incremental{f', seed {seed}' if len(seeds) > 1 else ''})"
                       f"{' resumed' if resume else ''}", file=sys.stderr)
             try:
+                loggers = [csv_file(run_dir / "metrics.csv")] + ([] if args.quiet else [progress_line(prefix="  ")])
                 results, learner = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
                                                   backbone=args.backbone, hidden=hidden,
                                                   config=replace(config, seed=seed),
                                                   method_options=method_options[name],
-                                                  preallocate_head=args.preallocate_head, return_learner=True)
+                                                  preallocate_head=args.preallocate_head, return_learner=True,
+                                                  loggers=loggers)
             except KeyboardInterrupt:
                 saved = (f"the tasks already finished are saved in {run_dir}" if (run_dir / "checkpoint.pt").exists()
                          else f"no task of {name} had finished")
@@ -322,6 +325,7 @@ def command_run(args) -> int:
           "`lifelong predict`", file=sys.stderr)
     if not single:
         write_summary(out, all_results)
+    print(f"results, metrics.csv and learner.pt in {out}; plots: lifelong report {out}", file=sys.stderr)
     return 0
 
 

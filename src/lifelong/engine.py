@@ -50,13 +50,16 @@ def _nan_matrix(n: int) -> list[list[float]]:
 
 
 def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | None = None, out_dir=None,
-        resume: bool = False) -> dict:
+        resume: bool = False, loggers=()) -> dict:
     """Learn the tasks of `scenario` in order with `learner` (a `Learner`, or a built `Method` with its `config`);
     return (and write, when `out_dir` is given) the results.
 
     The results hold the accuracy matrix R[i][j] (fractions, NaN/null for tasks not yet seen) of the setting
     (task-aware accuracy in the task setting, task-agnostic otherwise) and both matrices, plus the metrics
     derived from it (see `lifelong.metrics`) and the wall time of each task.
+
+    `loggers`: callables given the results document after each task (once it is saved): a progress line, a CSV
+    file, TensorBoard, Weights & Biases... (`lifelong.loggers`).
     """
     if isinstance(learner, Method):
         learner = Learner(learner, config=config)
@@ -128,6 +131,8 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
             save_checkpoint(checkpoint_path, {"completed_tasks": task.id + 1, **learner.state_dict(),
                                               "history": history, "fingerprint": fingerprint})
             write_json(out_dir / "results.json", results)
+        for log in loggers:
+            log(results)
     if results is None:  # resumed a run that had already finished
         results = build_results(history, scenario, method, config, complete=True)
     return results

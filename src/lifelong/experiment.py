@@ -66,6 +66,7 @@ def run_experiment(
     config: TrainConfig | None = None,
     preallocate_head: bool = False,
     return_learner: bool = False,
+    loggers=(),
     **train_options,
 ) -> dict | tuple[dict, Learner]:
     """Run one method on one scenario in one setting; returns the results document (see the README).
@@ -75,7 +76,8 @@ def run_experiment(
     difference shows in a penalty on the head: rows of unseen classes exist at the first snapshot and are held
     there (L2 pins them to their initial values).
 
-    `return_learner`: return (results, learner), the trained `Learner`, which predicts, saves, and learns more."""
+    `return_learner`: return (results, learner), the trained `Learner`, which predicts, saves, and learns more.
+    `loggers`: callables given the results after each task (`lifelong.loggers`)."""
     scenario_name = scenario if isinstance(scenario, str) else scenario.name
     if config is None:
         config = train_config(scenario_name, **train_options)
@@ -103,5 +105,5 @@ def run_experiment(
         raise ConfigError("preallocate_head puts every class in one head part, so there is no new part to train "
                           "alone: feature extraction and the head warm-up (warmup_epochs; LwF's own: "
                           "--param warmup=false) cannot run with it")
-    results = run(learner, scenario, out_dir=out_dir, resume=resume)
+    results = run(learner, scenario, out_dir=out_dir, resume=resume, loggers=loggers)
     return (results, learner) if return_learner else results

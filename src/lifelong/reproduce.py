@@ -28,7 +28,7 @@ import torch
 from .errors import ConfigError
 from .experiment import run_experiment
 from .methods import get_method
-from .results import thread_note, versions, write_json
+from .results import thread_note, time_left, versions, write_json
 from .scenarios import SETTINGS, make_scenario
 
 REPRODUCTIONS = {"hsu2018-split-mnist": "Hsu et al. 2018, Table 2: split-MNIST, task-, domain- and class-IL"}
@@ -234,9 +234,9 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
                               f"{run_file(out, key)} (and the row's other runs) to run it again")
     scenario = make_scenario("split-mnist", data_dir=data_dir, download=download)
     # seeds outermost: a reproduction stopped early leaves every row with the same number of seeds
-    for key, row, setting, seed in planned:
-        if key in done:
-            continue
+    todo = [p for p in planned if p[0] not in done]
+    began = time.perf_counter()
+    for i, (key, row, setting, seed) in enumerate(todo):
         started = time.perf_counter()
         how = protocol(row, setting, epochs)
         results = run_experiment(method_options(row, setting)[0], scenario, setting, seed=seed, device=device,
@@ -247,8 +247,8 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
         write_json(run_file(out, key), {"key": key, **run})
         save_table(out, notes)
         if log:
-            log(f"{row} {setting}-IL seed {seed}: {100 * run['final_average_accuracy']:.2f}% "
-                f"({run['wall_time_s']:.0f} s)")
+            log(f"[{i + 1}/{len(todo)}] {row} {setting}-IL seed {seed}: {100 * run['final_average_accuracy']:.2f}% "
+                f"({run['wall_time_s']:.0f} s{time_left(time.perf_counter() - began, i + 1, len(todo))})")
     return save_table(out, notes)
 
 

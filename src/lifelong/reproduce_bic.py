@@ -21,7 +21,7 @@ from typing import Callable
 
 from .errors import ConfigError
 from .experiment import run_experiment
-from .results import thread_note, versions, write_json
+from .results import thread_note, time_left, versions, write_json
 from .scenarios import make_scenario
 
 ROWS = {  # row -> (label, bic's options)
@@ -107,6 +107,7 @@ def reproduce_bic(name: str, rows: list[str], seeds, out, data_dir=None, downloa
                               f"{train['epochs']}: use another --out, or delete it to run it again")
     planned = [(row, seed) for seed in seeds for row in rows if (row, seed) not in done]
     scenario = None
+    began = time.perf_counter()
     for i, (row, seed) in enumerate(planned):
         if scenario is None:  # the data are read only when there is something to run
             scenario = make_scenario(protocol["scenario"], data_dir=data_dir, download=download,
@@ -124,7 +125,8 @@ def reproduce_bic(name: str, rows: list[str], seeds, out, data_dir=None, downloa
         document = save_table(out, name)
         if log:
             curve = " ".join(f"{100 * a:.1f}" for a in run["accuracy_seen_classes"])
-            log(f"[{i + 1}/{len(planned)}] {row} seed {seed}: {curve} ({run['wall_time_s']:.0f} s)")
+            log(f"[{i + 1}/{len(planned)}] {row} seed {seed}: {curve} ({run['wall_time_s']:.0f} s"
+                f"{time_left(time.perf_counter() - began, i + 1, len(planned))})")
     return save_table(out, name)
 
 

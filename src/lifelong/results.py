@@ -75,3 +75,11 @@ def thread_note(runs) -> str:
         return f"Torch threads: {next(iter(counts))} (every run)."
     return "Torch threads: MIXED, " + ", ".join(f"{k}: {n} run(s)" for k, n in counts.items()) + \
         " (numbers differ in their last digits with the thread count)."
+
+
+def time_left(elapsed_s: float, done: int, total: int) -> str:
+    """", about M min left" from the mean time of the runs done so far (empty when nothing is left)."""
+    if done >= total or done == 0:
+        return ""
+    left = elapsed_s / done * (total - done)
+    return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"

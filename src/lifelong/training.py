@@ -6,6 +6,8 @@ and the engine (`lifelong.engine`) drives a learner over a whole scenario.
 """
 
 import math
+import sys
+import time
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -17,6 +19,7 @@ from .scenarios import Task
 from .transforms import crop_and_flip
 
 OPTIMIZERS = ("sgd", "adam")
+LINE_EVERY_S = 5.0  # without a terminal: at most one epoch line every this many seconds
 SCHEDULES = ("none", "step", "cosine")
 
 
@@ -260,6 +263,7 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
     n_batches = math.ceil(n / config.batch_size)
     bar = tqdm(total=epochs * n_batches, desc=description, unit="batch", leave=False,
                disable=None if config.progress else True)  # None: off when not a terminal
+    last_line = time.monotonic()
     try:
         for epoch in range(epochs):
             start_epoch(epoch)
@@ -284,6 +288,11 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
                 schedule.step()
             if loss is not None:  # local learners have no loss to show
                 bar.set_postfix(loss=f"{epoch_loss.item() / n_batches:.3f}", refresh=False)
+            if config.progress and not sys.stderr.isatty() and time.monotonic() - last_line >= LINE_EVERY_S:
+                # no terminal (a log file, CI, nohup): no bar, but a line at most every few seconds
+                last_line = time.monotonic()
+                shown = "" if loss is None else f": loss {epoch_loss.item() / n_batches:.3f}"
+                print(f"  {description} epoch {epoch + 1}/{epochs}{shown}", file=sys.stderr, flush=True)
     finally:
         bar.close()
 

@@ -1,0 +1,55 @@
+"""Loggers: what happens after each task, beyond results.json. A logger is any callable taking the results document
+(the same dict as results.json, after `k` tasks: `len(results["train_time_s"])`); `run_experiment(...,
+loggers=[...])` and `engine.run` call each one after every task. Plug your own (Weights & Biases, MLflow...) in
+a few lines: see the README.
+"""
+
+import csv
+import math
+import sys
+from pathlib import Path
+
+
+def tasks_done(results: dict) -> int:
+    return len(results["train_time_s"])
+
+
+def progress_line(stream=None, prefix: str = ""):
+    """One line per finished task: its number, the average accuracy on the tasks seen, the accuracy on the newest
+    task, and the time, for a terminal and a log file alike (to `stream`, default the standard error of the moment)."""
+
+    def log(results: dict) -> None:
+        k = tasks_done(results)
+        n = len(results["accuracy_matrix"])
+        newest = results["accuracy_matrix"][k - 1][k - 1]
+        print(f"{prefix}task {k}/{n}: average accuracy {100 * results['average_accuracy'][-1]:.1f}% "
+              f"(newest task {100 * newest:.1f}%), {results['train_time_s'][-1]:.1f} s training, "
+              f"{results['eval_time_s'][-1]:.1f} s evaluation", file=stream or sys.stderr, flush=True)
+
+    return log
+
+
+def csv_file(path):
+    """metrics.csv: a row per finished task with every per-task metric and the accuracy on each task seen; the
+    file is rewritten after each task (a resumed run rewrites the rows it already had)."""
+    path = Path(path)
+
+    def log(results: dict) -> None:
+        k = tasks_done(results)
+        n = len(results["accuracy_matrix"])
+        header = ["task", "average_accuracy", "accuracy_seen_classes", "forgetting", "train_time_s", "eval_time_s",
+                  *(f"accuracy_task_{j + 1}" for j in range(n))]
+        rows = []
+        for i in range(k):
+            forgetting = results["forgetting"][i - 1] if i >= 1 and len(results["forgetting"]) >= i else ""
+            accuracy = [results["accuracy_matrix"][i][j] for j in range(n)]
+            rows.append([i + 1, results["average_accuracy"][i], results["accuracy_seen_classes"][i], forgetting,
+                         results["train_time_s"][i], results["eval_time_s"][i],
+                         *("" if a is None or (isinstance(a, float) and math.isnan(a)) else a for a in accuracy)])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+
+    return log
