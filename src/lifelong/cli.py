@@ -219,7 +219,7 @@ def command_run(args) -> int:
 
     from .loggers import csv_file, progress_line
     from .experiment import build_method, build_model, run_experiment, train_config
-    from .training import warmup_epochs
+    from .training import check_warmup_used
     from .methods import METHODS, get_method
     from .report import comparison_table, write_summary
     from .scenarios import SETTINGS, make_scenario
@@ -281,8 +281,7 @@ def command_run(args) -> int:
             unfit.append(f"{name} ({error})")
             continue
         method.check(scenario)
-        if config.warmup_lr is not None and not warmup_epochs(method, config):
-            raise ConfigError(f"--warmup-lr has no effect: {name} has no head warm-up here (add --warmup-epochs)")
+        check_warmup_used(method, config, "--warmup-lr", "--warmup-epochs")
     check_writable(out)
     single = len(runs) == 1 and len(seeds) == 1
     for note in dict.fromkeys(unfit):
@@ -473,8 +472,7 @@ def command_learn(args) -> int:
         options = {**dict(args.param), **{k: v for k, v in new.items() if k in ("memory", "memory_per_class",
                                                                                    "epochs", "lr")}}
         learner = Learner(args.method or "finetune", args.backbone, args.setting or "class",
-                          hidden=_positive_int_list(args.hidden or "400,400"), seed=args.seed or 0,
-                          progress=not args.quiet, **options)
+                          hidden=_positive_int_list(args.hidden or "400,400"), seed=args.seed or 0, **options)
     x, y = read_cli_data(args.data, args.size)
     learner.config.progress = not args.quiet
     learner.learn(x, y)
@@ -489,6 +487,7 @@ def command_learn(args) -> int:
 def command_predict(args) -> int:
     import csv
 
+    from .data.user import as_labels
     from .learner import Learner
 
     learner = Learner.load(args.learner)
@@ -502,8 +501,9 @@ def command_predict(args) -> int:
                 writer.writerow([i, p] + ([y[i]] if y is not None else []))
     else:
         print("\n".join(str(p) for p in predictions))
-    if y is not None:
-        print(f"accuracy: {100 * learner.evaluate(x, y, args.task):.2f}% on {len(x)} inputs", file=sys.stderr)
+    if y is not None:  # from the predictions made above, not a second pass
+        accuracy = (predictions == as_labels(y, len(x))).mean()
+        print(f"accuracy: {100 * accuracy:.2f}% on {len(x)} inputs", file=sys.stderr)
     return 0
 
 

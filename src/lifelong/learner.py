@@ -20,9 +20,9 @@ learner continues with exactly the numbers an uninterrupted one would give. The 
 drives a learner over a whole scenario; `run_experiment(..., return_learner=True)` hands it back.
 """
 
-import math
 from contextlib import contextmanager
 from dataclasses import asdict
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -35,8 +35,8 @@ from .methods import Method, get_method, method_options
 from .models import MLP, ContinualModel, resnet20, resnet32
 from .results import load_checkpoint, save_checkpoint
 from .scenarios import SETTINGS
-from .training import (TrainConfig, check_options_used, evaluate, import_optimizers, optimizer_state,
-                       restore_optimizer, train_task, warmup_epochs)
+from .training import (TrainConfig, check_options_used, check_warmup_used, import_optimizers, optimizer_state,
+                       restore_optimizer, train_task)
 
 BACKBONES = ("mlp", "resnet20", "resnet32")
 FORMAT = "lifelong.Learner"
@@ -221,9 +221,7 @@ class Learner:
             self.method = build_method(spec["method"], model, spec["setting"], spec["options"])
             if head_outputs:
                 model.head.add(head_outputs)
-        if self.config.warmup_lr is not None and not warmup_epochs(self.method, self.config):
-            raise ConfigError(f"warmup_lr has no effect: {spec['method']} has no head warm-up here (give "
-                              "warmup_epochs too)")
+        check_warmup_used(self.method, self.config)
         self.spec = {**spec, "input_shape": list(x.shape[1:])}
         self.method.model.to(self.config.device)
         self._own_random_state()
@@ -244,11 +242,11 @@ class Learner:
         if len(task.y_train) == 0:
             raise ConfigError(f"task {task.id + 1} has no training samples: nothing to learn")
         self.build(task.x_train)
-        self.method.check(_Seen(self.tasks + [task]))
+        self.method.check(SimpleNamespace(tasks=self.tasks + [task]))  # what check reads of a scenario
         self.method.augmented_inputs = bool(getattr(scenario, "augment", self.augment))
         with self._random_state():
             self.method.before_task(task)
-            train_task(self.method, task, scenario if scenario is not None else _Augment(self.augment),
+            train_task(self.method, task, scenario if scenario is not None else SimpleNamespace(augment=self.augment),
                        self.config, self.generator)
             self.method.after_task(task)
         self.tasks.append(_TaskRecord(task.id, [_plain(c) for c in task.classes]))
@@ -257,11 +255,8 @@ class Learner:
     def _make_task(self, x, y) -> _Task:
         if y is None:
             x, y = from_dataset(x)
-        x = as_inputs(x)
+        x = self._inputs(x)
         y = as_labels(y, len(x))
-        if self.tasks and tuple(x.shape[1:]) != tuple(self.spec.get("input_shape", x.shape[1:])):
-            raise ConfigError(f"inputs of shape {tuple(x.shape[1:])}, but this learner learned inputs of shape "
-                              f"{tuple(self.spec['input_shape'])}")
         classes = sorted(set(y.tolist()), key=lambda c: (str(type(c)), c))
         setting = self.spec["setting"]
         if setting == "class":
@@ -276,6 +271,14 @@ class Learner:
         index = {c: k for k, c in enumerate(classes)}
         targets = torch.tensor([index[c] for c in y.tolist()], dtype=torch.long)
         return _Task(len(self.tasks), classes, x, targets)
+
+    def _inputs(self, x) -> torch.Tensor:
+        """`as_inputs`, and of the shape the learner was built for (once it is built)."""
+        x = as_inputs(x)
+        if "input_shape" in self.spec and tuple(x.shape[1:]) != tuple(self.spec["input_shape"]):
+            raise ConfigError(f"inputs of shape {tuple(x.shape[1:])}, but this learner learned inputs of shape "
+                              f"{tuple(self.spec['input_shape'])}")
+        return x
 
     # ------------------------------------------------------------------ prediction
     @property
@@ -294,10 +297,7 @@ class Learner:
         """The scores of every output (logits; minus squared distances for a nearest-mean classifier), on the
         CPU; with `task` (the task setting), that task's outputs only."""
         self._check_fitted()
-        x = as_inputs(x)
-        if "input_shape" in self.spec and tuple(x.shape[1:]) != tuple(self.spec["input_shape"]):
-            raise ConfigError(f"inputs of shape {tuple(x.shape[1:])}, but this learner learned inputs of shape "
-                              f"{tuple(self.spec['input_shape'])}")
+        x = self._inputs(x)
         setting = self.spec["setting"]
         if setting == "task" and task is None:
             raise ConfigError("in the task setting a prediction needs the task id: predict(x, task=k)")
@@ -324,10 +324,6 @@ class Learner:
             x, y = from_dataset(x)
         y = as_labels(y, len(x))
         return float((self.predict(x, task) == y).mean())
-
-    def evaluate_tasks(self, tasks, split: str = "test") -> dict:
-        """Correct counts on each of a scenario's `tasks` (see `lifelong.training.evaluate`)."""
-        return evaluate(self.method, tasks, self.config, split)
 
     # ------------------------------------------------------------------ saving
     def state_dict(self) -> dict:
@@ -388,14 +384,3 @@ class Learner:
         return (f"Learner({self.spec['method']!r}, setting={self.spec['setting']!r}, tasks learned: "
                 f"{len(self.tasks)}, classes: {len(self.classes_)})")
 
-
-class _Seen:
-    """The tasks seen so far and the next one, as `Method.check` reads a scenario."""
-
-    def __init__(self, tasks):
-        self.tasks = tasks
-
-
-class _Augment:
-    def __init__(self, augment: bool):
-        self.augment = augment

@@ -248,23 +248,23 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
 
     x, labels = read_user_data(x, y, size)
     class_names = sorted({str(c) for c in labels.tolist()})
+    index = {c: k for k, c in enumerate(class_names)}
+    targets = torch.tensor([index[str(c)] for c in labels.tolist()])
     if x_test is None:
         if not 0 < test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1) when no test set is given, got {test_fraction}")
-        targets = torch.tensor([class_names.index(str(c)) for c in labels.tolist()])
         train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed))
-        x, x_test, labels, test_labels = x[train_idx], x[test_idx], labels[train_idx.numpy()], labels[test_idx.numpy()]
+        x, x_test, targets, test_targets = x[train_idx], x[test_idx], targets[train_idx], targets[test_idx]
     else:
         x_test, test_labels = read_user_data(x_test, y_test, size)
         unknown = sorted({str(c) for c in test_labels.tolist()} - set(class_names))
         if unknown:
             raise ConfigError(f"the test set has classes the training set lacks: {', '.join(unknown[:5])}")
+        test_targets = torch.tensor([index[str(c)] for c in test_labels.tolist()])
     x, x_test = (_as_images(t) for t in (x, x_test))
     if x.shape[1:] != x_test.shape[1:]:
         raise ConfigError(f"training inputs are {tuple(x.shape[1:])}, test inputs {tuple(x_test.shape[1:])}")
-    index = {c: k for k, c in enumerate(class_names)}
-    dataset = Dataset(name, x, torch.tensor([index[str(c)] for c in labels.tolist()]), x_test,
-                      torch.tensor([index[str(c)] for c in test_labels.tolist()]), class_names)
+    dataset = Dataset(name, x, targets, x_test, test_targets, class_names)
     return split_by_classes(dataset, n_tasks, class_order_seed, validation_fraction=validation_fraction, seed=seed,
                             name=name)
 

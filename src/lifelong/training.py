@@ -110,6 +110,13 @@ def warmup_epochs(method: Method, config: TrainConfig) -> int:
     return 0 if getattr(method, "local_learning", False) else method.warmup_epochs(config)
 
 
+def check_warmup_used(method: Method, config: TrainConfig, option: str = "warmup_lr",
+                      needs: str = "warmup_epochs") -> None:
+    """A warm-up learning rate for a method that, in this configuration, has no warm-up is an error."""
+    if config.warmup_lr is not None and not warmup_epochs(method, config):
+        raise ConfigError(f"{option} has no effect: {method.name} has no head warm-up here (give {needs} too)")
+
+
 def import_optimizers(config: TrainConfig) -> None:
     """Pay for what the first optimizer of a process imports (torch._dynamo: 1.6 s here) now, not inside the
     first task's measured training time."""
@@ -242,7 +249,7 @@ def warm_up_head(method: Method, task: Task, data, scenario, config, generator) 
         return _descend(optimizer, method.classification_loss(model.head(inputs), targets, task_ids))
 
     _run_epochs(step, lambda epoch: model.eval(), [x, targets, task_ids], epochs, None, scenario, config,
-                generator, f"{_label(task, scenario)} warm-up", augment=augmented)
+                generator, f"{_label(task, scenario)} warm-up")
 
 
 def _descend(optimizer, loss: torch.Tensor, before_step=None) -> torch.Tensor:
@@ -255,8 +262,7 @@ def _descend(optimizer, loss: torch.Tensor, before_step=None) -> torch.Tensor:
     return loss.detach()
 
 
-def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator, description,
-                augment: bool | None = None) -> None:
+def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator, description) -> None:
     """`epochs` shuffled passes over the tensors in `data` (sliced together): `start_epoch(epoch)` before each,
     then `step(*batch)` per batch."""
     n = len(data[0])
@@ -272,7 +278,7 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
             for start in range(0, n, config.batch_size):
                 idx = order[start:start + config.batch_size]
                 x, *rest = (t[idx] for t in data)
-                if getattr(scenario, "augment", False) if augment is None else augment:
+                if getattr(scenario, "augment", False):
                     x = crop_and_flip(x, generator)
                 loss = step(x, *rest)
                 if loss is not None:

@@ -68,8 +68,7 @@ class EWC(Regularizer):
         # empirical labels as indices into the outputs read: within the task's part (task setting), else all seen
         labels = task.y_train if self.setting == "task" else self.targets(task, task.y_train)
         inputs = task.x_train  # read once (a permuted task makes its images when read)
-        exact = self.fisher_estimate == "per-sample"
-        size = max(self.importance_batch_size, self.exact_batch_size) if exact else self.importance_batch_size
+        size = self.importance_batch(exact=self.fisher_estimate == "per-sample")
         for start in range(0, len(inputs), size):
             x = inputs[start:start + size].to(self._device)
             y = labels[start:start + size].to(self._device)

@@ -219,10 +219,14 @@ class Regularizer(Method):
     def snapshot(self) -> dict[str, torch.Tensor]:
         return {n: p.detach().clone() for n, p in self.model.named_parameters()}
 
+    def importance_batch(self, exact: bool) -> int:
+        """Samples per importance batch: `importance_batch_size`, or at least `exact_batch_size` for estimates
+        exact per sample, which the batch size does not change."""
+        return max(self.importance_batch_size, self.exact_batch_size) if exact else self.importance_batch_size
+
     def importance_batches(self, x: torch.Tensor, exact: bool = False):
-        """Batches of `x` on the model's device: of `importance_batch_size` (`exact`: of at least
-        `exact_batch_size`, for estimates exact per sample, which the batch size does not change)."""
-        size = max(self.importance_batch_size, self.exact_batch_size) if exact else self.importance_batch_size
+        """Batches of `x` on the model's device, of `importance_batch(exact)` samples."""
+        size = self.importance_batch(exact)
         for start in range(0, len(x), size):
             yield x[start:start + size].to(self._device)
 
