@@ -4,7 +4,8 @@ Protocol (issue 14): Hsu et al.'s split-MNIST, class-incremental (one growing he
 task, batch 128, Adam 0.001, one torch thread. Each repetition runs every row once, in a rotated order; a row's time
 is the sum over tasks of `train_time_s` (training, importance, memory: everything but evaluation), and its figure
 the minimum over repetitions, divided by fine-tuning's. Targets: mas, l-mas, ewc, online-ewc, si, l2 at most 1.4x
-fine-tuning; LwF at most 1.15x. The bare loop is `overhead.py`'s, with 4 epochs and no evaluation.
+fine-tuning; LwF at most 1.15x. Hsu et al.'s LwF has no warm-up (`lwf-no-warmup`); Li & Hoiem's warm-up (`lwf`,
+the default) is extra training the paper asks for. The bare loop is `overhead.py`'s, with 4 epochs and no evaluation.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/strategy_cost.py [--repeats 3]
 """
@@ -27,6 +28,7 @@ ROWS = {  # row -> (method, options); the defaults unless said
     "mas": ("mas", {}),  # exact per-sample importance
     "l-mas": ("l-mas", {}),
     "ewc": ("ewc", {}),  # the true Fisher: one per-sample pass per output read (2 to 10 here)
+    "ewc-sampled": ("ewc", {"fisher": "sampled"}),  # the true Fisher's Monte Carlo estimate: one per-sample pass
     "ewc-predicted": ("ewc", {"fisher": "predicted"}),  # one per-sample pass
     "online-ewc": ("online-ewc", {"fisher": "predicted"}),
     "si": ("si", {}),

@@ -553,6 +553,28 @@ def test_ewc_fisher_is_the_papers_the_empirical_or_hsus_written_as_a_loop(digits
         torch.testing.assert_close(ours[name], expected[name], rtol=1e-4, atol=1e-8, msg=name)
 
 
+def test_the_sampled_fisher_is_the_true_one_in_expectation(digits):
+    """fisher=sampled draws one label per sample from p(y | x): averaged over many draws it is the true Fisher
+    (within the Monte Carlo error of 300 draws), and one draw is not (it is an estimate, not the expectation)."""
+    first, second = digits.tasks[0], replace_train(digits.tasks[1], 12)
+    true_method, sampled = (fresh("ewc", digits, "class", fisher=f) for f in ("true", "sampled"))
+    for method in (true_method, sampled):
+        torch.manual_seed(1)  # the same new head parts in both
+        method.before_task(first)
+        method.before_task(second)
+    true = true_method.task_importance(second)
+    draws = []
+    for seed in range(300):
+        torch.manual_seed(seed)
+        draws.append(sampled.task_importance(second))
+    for name in true:
+        mean = torch.stack([d[name] for d in draws]).mean(0)
+        relative = float((mean - true[name]).norm() / true[name].norm())
+        assert relative < 0.1, (name, relative)
+    name = "backbone.blocks.0.0.weight"
+    assert float((draws[0][name] - true[name]).norm() / true[name].norm()) > 0.1
+
+
 def test_the_true_fisher_has_no_batch_estimate(digits):
     with pytest.raises(ConfigError, match="estimate=batch"):
         fresh("ewc", digits, "class", fisher="true", estimate="batch")

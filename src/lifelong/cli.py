@@ -400,30 +400,49 @@ def options_by_method(methods: list[str], options: dict) -> dict[str, dict]:
 
 
 def command_list(args) -> int:
-    from .methods import METHODS, describe_options, get_method
-    from .reproduce import REPRODUCTIONS
-    from .reproduce_bic import PROTOCOLS
-    from .scenarios import BENCHMARKS, SETTINGS
+    from . import catalog
 
     if args.method:
+        from .methods import describe_options, get_method
+
         cls = get_method(args.method)
-        print(f"{cls.name}: {cls.description}")
+        print(f"{cls.name}: {catalog.METHODS[cls.name][0]}")
         print(f"settings: {', '.join(cls.settings)}")
         print(describe_options(cls))
         return 0
     print("methods:")
-    for name, cls in METHODS.items():
-        print(f"  {name:<20} {cls.description}")
-    print("scenarios:")
-    for name, (description, *_rest) in BENCHMARKS.items():
+    for name, (description, *_) in catalog.METHODS.items():
         print(f"  {name:<20} {description}")
-    print(f"settings: {', '.join(SETTINGS)} (task-, domain-, class-incremental)")
+    print("scenarios:")
+    for name, description in catalog.SCENARIOS.items():
+        print(f"  {name:<20} {description}")
+    print(f"settings: {', '.join(catalog.SETTINGS)} (task-, domain-, class-incremental)")
     print("reproductions (lifelong reproduce NAME):")
-    for name, description in REPRODUCTIONS.items():
+    for name, description in catalog.REPRODUCTIONS.items():
         print(f"  {name:<26} {description}")
-    for name, protocol in PROTOCOLS.items():
-        print(f"  {name:<26} {protocol['description']}")
     return 0
+
+
+def check_names(args) -> None:
+    """Every method, scenario, setting and reproduction the command line names, checked against the catalogue
+    before torch is imported (3 s) or data read: a misspelt name answers at once."""
+    from . import catalog
+    from .errors import ConfigError
+
+    if args.command == "run":
+        methods = list(catalog.METHODS) if args.method == "all" else _csv(args.method)
+        names = [("method", name, catalog.METHODS) for name in methods]
+        names += [("setting", setting, catalog.SETTINGS) for setting in _csv(args.setting or "")]
+        names.append(("scenario", args.scenario, catalog.SCENARIOS))
+    elif args.command in ("learn", "list") and getattr(args, "method", None):
+        names = [("method", args.method, catalog.METHODS)]
+    elif args.command == "reproduce":
+        names = [("reproduction", args.name, catalog.REPRODUCTIONS)]
+    else:
+        names = []
+    for kind, name, known in names:
+        if name not in known:
+            raise ConfigError(catalog.unknown(kind, name, known))
 
 
 def read_cli_data(path: str, size: int | None, need_labels: bool = True):
@@ -596,12 +615,16 @@ def main(argv=None) -> int:
     handler = {"run": command_run, "list": command_list, "report": command_report, "learn": command_learn,
                "predict": command_predict, "distill": command_distill, "reproduce": command_reproduce}[args.command]
     try:
+        check_names(args)
         if hasattr(args, "threads"):  # the commands that compute
             set_threads(args.threads)
         return handler(args)
     except LifelongError as error:
         print(f"lifelong: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # piped into `head`, which has read what it wanted: no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from .methods import get_method
 from .results import thread_note, time_left, versions, write_json
 from .scenarios import SETTINGS, make_scenario
 
-REPRODUCTIONS = {"hsu2018-split-mnist": "Hsu et al. 2018, Table 2: split-MNIST, task-, domain- and class-IL"}
+REPRODUCTIONS = ("hsu2018-split-mnist",)  # described in catalog.REPRODUCTIONS
 NAME = "hsu2018_split_mnist"  # the files' stem
 
 # Table 2 of Hsu et al. 2018: average accuracy (%) after the last task, mean +- std over 10 runs, per setting

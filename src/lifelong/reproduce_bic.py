@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .catalog import REPRODUCTIONS
 from .errors import ConfigError
 from .experiment import run_experiment
 from .results import thread_note, time_left, versions, write_json
@@ -35,7 +36,6 @@ ROWS = {  # row -> (label, bic's options)
 # name -> protocol. `paper`: the paper's accuracy (%) on all classes seen after each step, per row.
 PROTOCOLS = {
     "wu2019-bic-cifar100": dict(
-        description="Wu et al. 2019, Table 6: CIFAR-100, 5 steps of 20 classes, ResNet-32, 2,000 exemplars",
         scenario="split-cifar100", n_tasks=5, class_order_seed=1993, backbone="resnet32", memory=2000,
         # 250 epochs, lr 0.1 divided by 10 at 100, 150 and 200; weight decay 2e-4; batch 128; T = 2
         train=dict(epochs=250, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=2e-4, batch_size=128,
@@ -43,15 +43,10 @@ PROTOCOLS = {
         paper={"baseline-1": (84.40, 68.30, 55.10, 48.52, 39.83), "baseline-2": (85.05, 72.22, 59.41, 50.43, 40.34),
                "bic": (84.00, 74.69, 67.93, 61.25, 56.69), "upper-bound": (84.39, 76.15, 69.51, 64.03, 60.93)}),
     "wu2019-bic-split-mnist": dict(
-        description="BiC's ablation on class-incremental split-MNIST: 5 steps of 2 digits, MLP 400-400, 200 exemplars",
         scenario="split-mnist", memory=200, train=dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)),
     "wu2019-bic-split-fashion": dict(
-        description="BiC's ablation on class-incremental split-Fashion-MNIST: 5 steps of 2 classes, MLP 400-400, "
-                    "200 exemplars",
         scenario="split-fashion", memory=200, train=dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)),
     "wu2019-bic-split-omniglot": dict(
-        description="BiC's ablation on class-incremental Omniglot: 200 characters in 10 steps of 20, MLP 400-400, "
-                    "2 exemplars per character (1 for training, 1 for validation)",
         # 15 training drawings per character: a total budget would ask more of each than there are at first, and
         # 9 stored against 14 new would leave no imbalance to correct. 1 stored against 14 new is the paper's
         # imbalance (20 exemplars against 500 new images per class on CIFAR-100 at the end, 25:1); its validation
@@ -144,7 +139,7 @@ def aggregate(runs: dict, row: str) -> tuple[list[float], list[float], int, list
 def render(name: str, runs: dict, notes: str = "") -> str:
     protocol = PROTOCOLS[name]
     paper = protocol.get("paper", {})
-    lines = [f"# {protocol['description']}", "",
+    lines = [f"# {REPRODUCTIONS[name]}", "",
              f"Protocol: `lifelong reproduce {name}`; scenario `{protocol['scenario']}`, method `bic` with the "
              f"ablation switches of each row, `{memory_flag(protocol)}`, training {protocol['train'] or 'the scenario defaults'}. "
              "Accuracy (%) on all classes seen after each step; ours: mean +- std over the seeds (n).", ""]

@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from .data import Dataset, load_dataset, load_omniglot, omniglot_split
+from .catalog import SETTINGS  # task, domain, class
 from .errors import ConfigError
-
-SETTINGS = ("task", "domain", "class")
 
 
 @dataclass
@@ -280,22 +279,15 @@ def _as_images(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-# name -> (description, data set, builder keyword arguments, allowed numbers of tasks)
+# name -> (data set, builder keyword arguments, allowed numbers of tasks); descriptions in catalog.SCENARIOS
 BENCHMARKS = {
-    "split-digits": ("scikit-learn digits (8x8, embedded, no download), 5 tasks of 2 classes",
-                     "digits", dict(kind="split", n_tasks=5), None),
-    "split-mnist": ("MNIST padded to 32x32 (Hsu et al. 2018), 5 tasks {0,1},{2,3},{4,5},{6,7},{8,9}",
-                    "mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
-    "split-fashion": ("Fashion-MNIST padded to 32x32, 5 tasks of 2 classes",
-                      "fashion-mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
-    "permuted-mnist": ("MNIST padded to 32x32, 10 tasks of permuted pixels (domain-incremental by nature)",
-                       "mnist", dict(kind="permuted", n_tasks=10, pad_to=32), None),
-    "split-cifar100": ("CIFAR-100, 5 or 10 tasks in iCaRL's class order (seed 1993), ResNet-32, crop+flip",
-                       "cifar100", dict(kind="split", n_tasks=10, class_order_seed=1993,
+    "split-digits": ("digits", dict(kind="split", n_tasks=5), None),
+    "split-mnist": ("mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
+    "split-fashion": ("fashion-mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
+    "permuted-mnist": ("mnist", dict(kind="permuted", n_tasks=10, pad_to=32), None),
+    "split-cifar100": ("cifar100", dict(kind="split", n_tasks=10, class_order_seed=1993,
                                         augment=True, backbone="resnet32"), (5, 10)),
-    "split-omniglot": ("Omniglot, the first 200 background characters, 28x28, ink 1; of each one's 20 drawings in SHA-1 "
-                       "order, 15 train / 5 test; 10 tasks of 20",
-                       "omniglot", dict(kind="split", n_tasks=10,
+    "split-omniglot": ("omniglot", dict(kind="split", n_tasks=10,
                                         omniglot=dict(subset="background", characters=200, train_drawings=15,
                                                       side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
                        None),
@@ -314,7 +306,7 @@ def make_scenario(
     """Build a named benchmark (see `BENCHMARKS`); `n_tasks` and `class_order_seed` override its defaults."""
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown scenario {name!r}; choose one of: {', '.join(BENCHMARKS)}")
-    _, dataset_name, spec, allowed_tasks = BENCHMARKS[name]
+    dataset_name, spec, allowed_tasks = BENCHMARKS[name]
     spec = dict(spec)
     kind = spec.pop("kind")
     augment, backbone = spec.pop("augment", False), spec.pop("backbone", "mlp")

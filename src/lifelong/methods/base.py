@@ -38,7 +38,6 @@ class Method:
     """
 
     name = "finetune"
-    description = "fine-tuning: train all shared parameters and the new head on each new task (the lower bound)"
     settings = SETTINGS  # the settings the method runs in
     keeps_exemplars = False  # whether it takes a memory budget (--memory, --memory-per-class)
     augmented_inputs = False  # set by the engine: True when training batches are augmented (crop, flip)

@@ -66,7 +66,6 @@ class BiasLayer(nn.Module):
 
 class BiC(Replay):
     name = "bic"
-    description = "BiC: exemplars (--memory N), distillation weighted n/(n+m), then a bias correction on the newest logits"
     distills = True
     settings = ("class",)
 

@@ -54,7 +54,6 @@ class Prototypes(nn.Module):
 
 class Competitive(Method):
     name = "competitive"
-    description = "winner-take-all competitive learning: each class adds its own units, only they learn (no gradient)"
     local_learning = True  # the engine calls local_update instead of loss / backward / step
 
     def __init__(self, model, setting: str = "class", units_per_class: int = 20, learning_rate: float = 0.05):

@@ -6,7 +6,6 @@ from .base import Method
 
 class FeatureExtraction(Method):
     name = "feature-extraction"
-    description = "feature extraction: freeze everything after the first task, train only the new task's head"
 
     def before_task(self, task):
         super().before_task(task)

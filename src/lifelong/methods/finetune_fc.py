@@ -19,7 +19,6 @@ def default_lower_blocks(backbone) -> int:
 
 class FinetuneFC(Method):
     name = "finetune-fc"
-    description = "Finetune-FC: freeze the lower layers after the first task, train the upper (FC) layers and heads"
 
     def __init__(self, model: ContinualModel, setting: str = "class", lower_blocks: int | None = None):
         super().__init__(model, setting)

@@ -32,7 +32,6 @@ from .replay import Replay
 
 class ICaRL(Replay):
     name = "icarl"
-    description = "iCaRL: herding exemplars (--memory N), sigmoid distillation of old outputs, nearest-mean classifier"
     distills = True
     settings = ("class",)
     normalize_features = True

@@ -11,7 +11,6 @@ from .base import Method
 
 class Joint(Method):
     name = "joint"
-    description = "joint training on the union of all data seen so far (the upper bound, keeps all old data)"
 
     def __init__(self, model, setting: str = "class"):
         super().__init__(model, setting)

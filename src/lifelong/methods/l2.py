@@ -14,7 +14,6 @@ class L2(Regularizer):
     task / domain / class-IL)."""
 
     name = "l2"
-    description = "L2: penalty on the distance to the previous task's weights, every weight equally important"
 
     def __init__(self, model, setting: str = "class", strength: float = 0.01):
         super().__init__(model, setting, strength)

@@ -42,7 +42,6 @@ CLASS_DISTILLATIONS = ("old-classes", "all-classes")
 
 class LwF(Method):
     name = "lwf"
-    description = "Learning without Forgetting: distil the old heads' recorded responses on the new data (T=2)"
 
     def __init__(self, model: ContinualModel, setting: str = "task", lamb: float = 1.0, temperature: float = 2.0,
                  weighting: str = "li-hoiem", class_distillation: str = "old-classes", warmup: bool = True):

@@ -50,7 +50,6 @@ class MAS(Regularizer):
     """
 
     name = "mas"
-    description = "Memory Aware Synapses: importance = sensitivity of the learned function (no labels needed)"
 
     def __init__(self, model, setting: str = "class", strength: float = 1.0, estimate: str = "per-sample",
                  accumulate: str = "sum", reduction: str = "sum"):
@@ -269,7 +268,6 @@ class LocalMAS(MAS):
     """
 
     name = "l-mas"
-    description = "local MAS: importance = Hebbian co-activation of the two neurons a weight connects (closed form)"
     importance_batch_size = 1024  # the closed form does not depend on it: bigger batches, fewer passes
 
     def __init__(self, model, setting: str = "class", strength: float = 1.0, accumulate: str = "sum",

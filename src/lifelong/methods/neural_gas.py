@@ -20,7 +20,6 @@ from .competitive import Competitive
 
 class NeuralGasMethod(Competitive):
     name = "neural-gas"
-    description = "neural gas with competitive Hebbian edges, one gas per class; old gases never move (no gradient)"
 
     def __init__(self, model, setting: str = "class", units_per_class: int = 20, eps_initial: float = 0.5,
                  eps_final: float = 0.005, lambda_initial: float = 10.0, lambda_final: float = 0.01,

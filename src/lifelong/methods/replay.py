@@ -28,7 +28,6 @@ CLASSIFIERS = ("softmax", "ncm")
 
 class Replay(Method):
     name = "replay"
-    description = "naive rehearsal: the new task's data plus a memory of old samples (--memory N), cross-entropy"
     keeps_exemplars = True
     distills = False  # subclasses that distil from the old model get its outputs in `loss` (old_logits)
     normalize_features = False  # herding and class means on L2-normalised features (iCaRL)

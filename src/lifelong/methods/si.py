@@ -23,7 +23,6 @@ class SI(Regularizer):
     use 1e-3 on split MNIST)."""
 
     name = "si"
-    description = "Synaptic Intelligence: importance = each weight's contribution to the loss drop along training"
 
     def __init__(self, model, setting: str = "class", strength: float = 300.0, damping: float = 0.1):
         super().__init__(model, setting, strength)

@@ -1,0 +1,67 @@
+"""What `lifelong` offers, by name, readable without importing torch (3 s here): `lifelong list` and a misspelt
+name answer at once. The code behind each name lives in `methods/`, `scenarios.py` and the reproductions;
+tests/test_catalog.py checks that this catalogue and those registries name the same things."""
+
+SETTINGS = ("task", "domain", "class")
+CLASS_ONLY = ("class",)
+
+# name -> (one-line description, settings it runs in, whether it keeps exemplars (takes --memory))
+METHODS = {
+    "finetune": ("fine-tuning: train all shared parameters and the new head on each new task (the lower bound)",
+                 SETTINGS, False),
+    "finetune-fc": ("Finetune-FC: freeze the lower layers after the first task, train the upper (FC) layers and "
+                    "heads", SETTINGS, False),
+    "feature-extraction": ("feature extraction: freeze everything after the first task, train only the new task's "
+                           "head", SETTINGS, False),
+    "joint": ("joint training on the union of all data seen so far (the upper bound, keeps all old data)",
+              SETTINGS, False),
+    "lwf": ("Learning without Forgetting: distil the old heads' recorded responses on the new data (T=2)",
+            SETTINGS, False),
+    "ewc": ("EWC: quadratic penalty weighted by the Fisher information of each old task (Kirkpatrick 2017)",
+            SETTINGS, False),
+    "online-ewc": ("online EWC: one running Fisher (old one decayed by gamma), one penalty around the latest "
+                   "weights", SETTINGS, False),
+    "si": ("Synaptic Intelligence: importance = each weight's contribution to the loss drop along training",
+           SETTINGS, False),
+    "l2": ("L2: penalty on the distance to the previous task's weights, every weight equally important",
+           SETTINGS, False),
+    "mas": ("Memory Aware Synapses: importance = sensitivity of the learned function (no labels needed)",
+            SETTINGS, False),
+    "l-mas": ("local MAS: importance = Hebbian co-activation of the two neurons a weight connects (closed form)",
+              SETTINGS, False),
+    "replay": ("naive rehearsal: the new task's data plus a memory of old samples (--memory N), cross-entropy",
+               SETTINGS, True),
+    "icarl": ("iCaRL: herding exemplars (--memory N), sigmoid distillation of old outputs, nearest-mean classifier",
+              CLASS_ONLY, True),
+    "bic": ("BiC: exemplars (--memory N), distillation weighted n/(n+m), then a bias correction on the newest logits",
+            CLASS_ONLY, True),
+    "competitive": ("winner-take-all competitive learning: each class adds its own units, only they learn "
+                    "(no gradient)", SETTINGS, False),
+    "neural-gas": ("neural gas with competitive Hebbian edges, one gas per class; old gases never move "
+                   "(no gradient)", SETTINGS, False),
+}
+
+SCENARIOS = {
+    "split-digits": "scikit-learn digits (8x8, embedded, no download), 5 tasks of 2 classes",
+    "split-mnist": "MNIST padded to 32x32 (Hsu et al. 2018), 5 tasks {0,1},{2,3},{4,5},{6,7},{8,9}",
+    "split-fashion": "Fashion-MNIST padded to 32x32, 5 tasks of 2 classes",
+    "permuted-mnist": "MNIST padded to 32x32, 10 tasks of permuted pixels (domain-incremental by nature)",
+    "split-cifar100": "CIFAR-100, 5 or 10 tasks in iCaRL's class order (seed 1993), ResNet-32, crop+flip",
+    "split-omniglot": "Omniglot, the first 200 background characters, 28x28, ink 1; of each one's 20 drawings in "
+                      "SHA-1 order, 15 train / 5 test; 10 tasks of 20",
+}
+
+REPRODUCTIONS = {
+    "hsu2018-split-mnist": "Hsu et al. 2018, Table 2: split-MNIST, task-, domain- and class-IL",
+    "wu2019-bic-cifar100": "Wu et al. 2019, Table 6: CIFAR-100, 5 steps of 20 classes, ResNet-32, 2,000 exemplars",
+    "wu2019-bic-split-mnist": "BiC's ablation on class-incremental split-MNIST: 5 steps of 2 digits, MLP 400-400, "
+                              "200 exemplars",
+    "wu2019-bic-split-fashion": "BiC's ablation on class-incremental split-Fashion-MNIST: 5 steps of 2 classes, "
+                                "MLP 400-400, 200 exemplars",
+    "wu2019-bic-split-omniglot": "BiC's ablation on class-incremental Omniglot: 200 characters in 10 steps of 20, "
+                                 "MLP 400-400, 2 exemplars per character (1 for training, 1 for validation)",
+}
+
+
+def unknown(kind: str, name: str, known) -> str:
+    return f"unknown {kind} {name!r}; choose one of: {', '.join(known)} (see `lifelong list`)"
