@@ -7,7 +7,7 @@ import sys
 from lifelong import catalog
 from lifelong.methods import METHODS
 from lifelong.reproduce import REPRODUCTIONS
-from lifelong.reproduce_bic import PROTOCOLS
+from lifelong.reproduce_steps import PROTOCOLS
 from lifelong.scenarios import BENCHMARKS
 
 

@@ -39,6 +39,10 @@ METHODS = {
                     "(no gradient)", SETTINGS, False),
     "neural-gas": ("neural gas with competitive Hebbian edges, one gas per class; old gases never move "
                    "(no gradient)", SETTINGS, False),
+    "topic": ("TOPIC: a neural gas in feature space keeps the base session's topology (anchor loss); few-shot classes "
+              "get nodes (min-max loss); nearest-node prediction", CLASS_ONLY, False),
+    "prototype": ("cosine prototypes: after the base session the backbone is frozen, each class is the mean of its "
+                  "features (FSCIL baseline)", CLASS_ONLY, False),
 }
 
 SCENARIOS = {
@@ -49,6 +53,10 @@ SCENARIOS = {
     "split-cifar100": "CIFAR-100, 5 or 10 tasks in iCaRL's class order (seed 1993), ResNet-32, crop+flip",
     "split-omniglot": "Omniglot, the first 200 background characters, 28x28, ink 1; of each one's 20 drawings in "
                       "SHA-1 order, 15 train / 5 test; 10 tasks of 20",
+    "fscil-cifar100": "FSCIL (TOPIC, CEC): CIFAR-100, 60 base classes then 8 sessions of 5-way 5-shot, official lists, "
+                      "ResNet-20",
+    "fscil-omniglot": "FSCIL on Omniglot: 60 base characters (15 drawings each), then 8 sessions of 5-way 5-shot; "
+                      "tested on 5 held-out drawings per character",
 }
 
 REPRODUCTIONS = {
@@ -60,6 +68,9 @@ REPRODUCTIONS = {
                                 "MLP 400-400, 200 exemplars",
     "wu2019-bic-split-omniglot": "BiC's ablation on class-incremental Omniglot: 200 characters in 10 steps of 20, "
                                  "MLP 400-400, 2 exemplars per character (1 for training, 1 for validation)",
+    "tao2020-fscil-cifar100": "Tao et al. 2020 (TOPIC): FSCIL on CIFAR-100, 60 base classes + 8 sessions of 5-way "
+                              "5-shot, ResNet-20; TOPIC, Ft-CNN, Joint-CNN, iCaRL, NCM, cosine prototypes",
+    "fscil-omniglot": "the same FSCIL rows on Omniglot: 60 base characters + 8 sessions of 5-way 5-shot, MLP 400-400",
 }
 
 

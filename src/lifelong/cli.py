@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="hold out this fraction of each task's training data for validation (default 0)")
     run.add_argument("--epochs", type=int, help="epochs per task (default: the benchmark's)")
     run.add_argument("--lr", type=float, help="learning rate")
+    run.add_argument("--incremental-epochs", type=int,
+                     help="epochs of every task after the first (FSCIL's few-shot sessions; default: --epochs)")
+    run.add_argument("--incremental-lr", type=float, help="learning rate of every task after the first (default: --lr)")
     run.add_argument("--batch-size", type=int, help="mini-batch size")
     run.add_argument("--optimizer", choices=("sgd", "adam"),
                      help="optimizer (a new one per task, unless --one-optimizer)")
@@ -182,13 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "2,000 exemplars, 250 epochs per step: a GPU, or --epochs to scale down), writes "
                     "OUT/wu2019_bic_cifar100.md, .json and .png.")
     reproduce.add_argument("name", help="the table: hsu2018-split-mnist, wu2019-bic-cifar100 (or wu2019-bic-split-mnist, "
-                                        "-split-fashion, -split-omniglot: BiC's ablation on the data here)")
+                                        "-split-fashion, -split-omniglot: BiC's ablation on the data here), "
+                                        "tao2020-fscil-cifar100, fscil-omniglot (see `lifelong list`)")
     reproduce.add_argument("--methods", help="rows, comma-separated (default: the paper's; Hsu: finetune,lwf,joint,l2,"
-                                             "ewc,online-ewc,si,mas; BiC: baseline-1,baseline-2,bic,upper-bound)")
+                                             "ewc,online-ewc,si,mas; BiC: baseline-1,baseline-2,bic,upper-bound; "
+                                             "FSCIL: ft-cnn,joint-cnn,icarl,ncm,prototype,topic)")
     reproduce.add_argument("--setting", help="Hsu et al.'s settings (default task,domain,class)")
     reproduce.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5: 0 .. 4)")
     reproduce.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
-    reproduce.add_argument("--epochs", type=int, help="epochs per task (default 4, the paper's)")
+    reproduce.add_argument("--epochs", type=int, help="epochs per task (default: the protocol's; FSCIL: the base session's and every session's), to scale a run down")
     reproduce.add_argument("--data-dir", help="data directory (default: $LIFELONG_DATA, else ~/.cache/lifelong)")
     reproduce.add_argument("--no-download", action="store_true", help="never download missing data files")
     reproduce.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -259,6 +264,7 @@ def command_run(args) -> int:
     config = train_config(args.scenario, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                           schedule=args.schedule, warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr,
+                          incremental_epochs=args.incremental_epochs, incremental_lr=args.incremental_lr,
                           device=args.device, progress=not args.quiet,
                           reset_optimizer=not args.one_optimizer)
     seeds = parse_seeds(args.seeds, args.seed)
@@ -577,20 +583,21 @@ def command_reproduce(args) -> int:
     from .errors import ConfigError
     from .reproduce import NAME, PAPER_ROWS, reproduce
 
-    from .reproduce_bic import PROTOCOLS, ROWS, reproduce_bic, stem
+    from .reproduce_steps import PROTOCOLS, reproduce_steps, stem
 
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     out = Path(args.out or Path("runs") / args.name)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    if args.name in PROTOCOLS:  # BiC's ablation
+    if args.name in PROTOCOLS:  # BiC's ablation, FSCIL
         if args.setting is not None:
             raise ConfigError(f"{args.name} is class-incremental only: leave --setting out")
         table = out / f"{stem(args.name)}.md"
-        run_all = lambda: reproduce_bic(args.name, _csv(args.methods or ",".join(ROWS)), list(seeds), out,  # noqa: E731
-                                        args.data_dir, download=not args.no_download, epochs=args.epochs,
-                                        device=args.device, log=log)
+        rows = _csv(args.methods) if args.methods else None
+        run_all = lambda: reproduce_steps(args.name, rows, list(seeds), out,  # noqa: E731
+                                          args.data_dir, download=not args.no_download, epochs=args.epochs,
+                                          device=args.device, log=log)
     else:
         table = out / f"{NAME}.md"
         run_all = lambda: reproduce(args.name, _csv(args.methods or PAPER_ROWS),  # noqa: E731

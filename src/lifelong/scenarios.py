@@ -291,6 +291,12 @@ BENCHMARKS = {
                                         omniglot=dict(subset="background", characters=200, train_drawings=15,
                                                       side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
                        None),
+    # few-shot class-incremental (lifelong.few_shot): sessions from the shipped index lists; fixed session counts
+    "fscil-cifar100": ("cifar100", dict(kind="few-shot", lists="cifar100", augment=True, backbone="resnet20"), (9,)),
+    "fscil-omniglot": ("omniglot", dict(kind="few-shot", lists="omniglot",
+                                        omniglot=dict(subset="background", characters=964, train_drawings=15,
+                                                      side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
+                       (9,)),
 }
 
 
@@ -317,14 +323,20 @@ def make_scenario(
         spec["n_tasks"] = n_tasks
     if class_order_seed is not None:
         if kind != "split":
-            raise ConfigError(f"{name} has no class order to shuffle (every task holds every class)")
+            why = "its index lists fix the classes of each session" if kind == "few-shot" else "every task holds every class"
+            raise ConfigError(f"{name} has no class order to shuffle ({why})")
         spec["class_order_seed"] = class_order_seed
     if omniglot:
         characters = load_omniglot(data_dir, subset=omniglot["subset"], download=download)
         dataset = omniglot_split(characters, omniglot["characters"], omniglot["train_drawings"], omniglot["side"])
     else:
         dataset = load_dataset(dataset_name, data_dir=data_dir, download=download)
-    if kind == "split":
+    if kind == "few-shot":
+        from .few_shot import from_index_lists, read_index_lists
+
+        scenario = from_index_lists(dataset, read_index_lists(spec["lists"]), name,
+                                    validation_fraction=validation_fraction, seed=seed)
+    elif kind == "split":
         scenario = split_by_classes(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
     else:
         scenario = permuted(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)

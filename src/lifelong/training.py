@@ -54,6 +54,10 @@ class TrainConfig:
     # warm-up, the others none); 0: no warm-up
     warmup_epochs: int | None = None
     warmup_lr: float | None = None  # default: lr
+    # the tasks after the first (FSCIL's few-shot sessions: 25 images, not a base session's thousands); None: as the
+    # first task
+    incremental_epochs: int | None = None
+    incremental_lr: float | None = None
     seed: int = 0
     eval_batch_size: int = 1024
     progress: bool = True
@@ -73,6 +77,10 @@ class TrainConfig:
             (self.warmup_epochs is None or self.warmup_epochs >= 0,
              f"warm-up epochs must be >= 0, got {self.warmup_epochs}"),
             (self.warmup_lr is None or self.warmup_lr > 0, f"warm-up lr must be positive, got {self.warmup_lr}"),
+            (self.incremental_epochs is None or self.incremental_epochs >= 1,
+             f"incremental epochs must be at least 1, got {self.incremental_epochs}"),
+            (self.incremental_lr is None or (self.incremental_lr > 0 and math.isfinite(self.incremental_lr)),
+             f"the incremental learning rate must be a positive number, got {self.incremental_lr}"),
             (self.momentum >= 0, f"momentum must be >= 0, got {self.momentum}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}"),
@@ -184,6 +192,13 @@ def make_schedule(optimizer, config: TrainConfig):
     return None
 
 
+def task_config(config: TrainConfig, task: Task) -> TrainConfig:
+    """The configuration task `task` trains with: the first task's, or the incremental epochs and learning rate."""
+    if task.id == 0:
+        return config
+    return replace(config, epochs=config.incremental_epochs or config.epochs, lr=config.incremental_lr or config.lr)
+
+
 def train_task(method: Method, task: Task, scenario, config: TrainConfig, generator: torch.Generator):
     """Train `method` on `task`: `config.epochs` passes over `method.training_data(task)` in shuffled batches.
 
@@ -194,6 +209,7 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
     With a warm-up (`warmup_epochs`), the new head part is first trained alone on frozen features (Li & Hoiem).
     `scenario` (or None) gives whether batches are augmented (`scenario.augment`) and the task count shown.
     """
+    config = task_config(config, task)
     device = torch.device(config.device)
     data = [t.to(device) for t in method.training_data(task)]
     local = getattr(method, "local_learning", False)

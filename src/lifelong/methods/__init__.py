@@ -18,11 +18,14 @@ from .neural_gas import NeuralGasMethod
 from .replay import Replay
 from .icarl import ICaRL
 from .bic import BiC
+from .prototype import Prototype
+from .topic import TOPIC
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint, LwF)}
 METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)})
 METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC)})  # methods that keep exemplars
 METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
+METHODS.update({cls.name: cls for cls in (TOPIC, Prototype)})  # few-shot class-incremental learning
 
 
 def get_method(name: str) -> type[Method]:
@@ -52,4 +55,4 @@ def describe_options(cls: type[Method]) -> str:
 
 
 __all__ = ["METHODS", "Method", "describe_options", "get_method", "method_options", "Finetune", "FinetuneFC", "FeatureExtraction", "Joint", "LwF",
-           "EWC", "OnlineEWC", "SI", "L2", "MAS", "LocalMAS", "Competitive", "NeuralGasMethod", "Replay", "ICaRL", "BiC"]
+           "EWC", "OnlineEWC", "SI", "L2", "MAS", "LocalMAS", "Competitive", "NeuralGasMethod", "Replay", "ICaRL", "BiC", "Prototype", "TOPIC"]

@@ -1,0 +1,290 @@
+"""Reproductions whose figure is the accuracy on all classes seen after each step (`accuracy_seen_classes`), mean
++- std over seeds, beside the paper's numbers:
+
+BiC's ablation (Wu et al., CVPR 2019, "Large Scale Incremental Learning", Table 6) on CIFAR-100, and the same four
+rows on the data sets at hand. Rows: baseline-1 (classification loss with exemplars), baseline-2 (+ distillation),
+BiC (+ bias removal), upper bound (+ the last layer retrained on all data of old and new classes): `bic` with its
+ablation switches.
+
+    lifelong reproduce wu2019-bic-cifar100 --data-dir DATA --seeds 1                # the paper's protocol (a GPU)
+    lifelong reproduce wu2019-bic-cifar100 --data-dir DATA --epochs 2               # scaled down
+    lifelong reproduce wu2019-bic-split-mnist --data-dir DATA --seeds 3             # minutes on a CPU
+
+Few-shot class-incremental learning (Tao et al., CVPR 2020, TOPIC's table on CIFAR-100), and the same methods on
+Omniglot: Ft-CNN (finetune on the shots), Joint-CNN (joint: all data of every class seen), iCaRL, NCM (replay with
+the nearest-mean-of-exemplars classifier), the decoupled cosine prototypes, and TOPIC; besides each session's
+accuracy, their mean and the drop (first minus last), as FSCIL papers report them.
+
+    lifelong reproduce tao2020-fscil-cifar100 --data-dir DATA --seeds 1             # the paper's protocol (a GPU)
+    lifelong reproduce fscil-omniglot --data-dir DATA --seeds 3                     # minutes on a CPU
+
+Every run is written to OUT/<name>_runs/<row>_<seed>.json as soon as it ends; the same command continues an
+interrupted reproduction (finished runs are skipped); OUT/<name>.md, .json and .png are rewritten after each run.
+"""
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+from .catalog import REPRODUCTIONS
+from .errors import ConfigError
+from .experiment import run_experiment
+from .results import thread_note, time_left, versions, write_json
+from .scenarios import make_scenario
+
+BIC_ROWS = {  # row -> (label, method, its options)
+    "baseline-1": ("baseline-1: classification loss with exemplars", "bic",
+                   {"distill": False, "bias_correction": False}),
+    "baseline-2": ("baseline-2: + distillation", "bic", {"bias_correction": False}),
+    "bic": ("BiC: + bias removal", "bic", {}),
+    "upper-bound": ("upper bound: + last layer retrained on all data", "bic",
+                    {"bias_correction": False, "retrain_head": True}),
+}
+FSCIL_ROWS = {  # TOPIC's table's rows, and the decoupled baseline that later papers showed to beat it
+    "ft-cnn": ("Ft-CNN: fine-tuning on the shots", "finetune", {}),
+    "joint-cnn": ("Joint-CNN: all data of every class seen (upper bound)", "joint", {}),
+    "icarl": ("iCaRL: 5 exemplars per class, nearest mean of exemplars", "icarl", {"memory_per_class": 5}),
+    "ncm": ("NCM: replay of 5 exemplars per class, nearest mean of exemplars", "replay",
+            {"memory_per_class": 5, "classifier": "ncm"}),
+    "prototype": ("decoupled cosine prototypes (frozen base backbone)", "prototype", {}),
+    "topic": ("TOPIC: neural gas, anchor loss, min-max loss", "topic", {}),
+}
+
+# name -> protocol. `rows`: the table's rows; `paper`: the paper's accuracy (%) on all classes seen after each step,
+# per row; `fscil`: the table adds each row's mean over the sessions and its drop (first minus last).
+PROTOCOLS = {
+    "wu2019-bic-cifar100": dict(
+        rows=BIC_ROWS, scenario="split-cifar100", n_tasks=5, class_order_seed=1993, backbone="resnet32", memory=2000,
+        # 250 epochs, lr 0.1 divided by 10 at 100, 150 and 200; weight decay 2e-4; batch 128; T = 2
+        train=dict(epochs=250, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=2e-4, batch_size=128,
+                   schedule="step", milestones=(0.4, 0.6, 0.8), gamma=0.1),
+        paper={"baseline-1": (84.40, 68.30, 55.10, 48.52, 39.83), "baseline-2": (85.05, 72.22, 59.41, 50.43, 40.34),
+               "bic": (84.00, 74.69, 67.93, 61.25, 56.69), "upper-bound": (84.39, 76.15, 69.51, 64.03, 60.93)}),
+    "wu2019-bic-split-mnist": dict(
+        rows=BIC_ROWS, scenario="split-mnist", memory=200, train=dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)),
+    "wu2019-bic-split-fashion": dict(
+        rows=BIC_ROWS, scenario="split-fashion", memory=200, train=dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)),
+    "wu2019-bic-split-omniglot": dict(
+        # 15 training drawings per character: a total budget would ask more of each than there are at first, and
+        # 9 stored against 14 new would leave no imbalance to correct. 1 stored against 14 new is the paper's
+        # imbalance (20 exemplars against 500 new images per class on CIFAR-100 at the end, 25:1); its validation
+        # share is 1:1, not 9:1, to keep one validation drawing per character
+        rows=BIC_ROWS, scenario="split-omniglot", memory_per_class=2, method_options=dict(validation_share=0.5),
+        train=dict()),
+    "tao2020-fscil-cifar100": dict(
+        # TOPIC's protocol: ResNet-20, 60 base classes, 8 sessions of 5-way 5-shot (the official index lists); the
+        # base session as the scenario's defaults train it, the sessions at a tenth of the learning rate
+        rows=FSCIL_ROWS, scenario="fscil-cifar100", backbone="resnet20", fscil=True, train=dict(),
+        # Tao et al. 2020 (their repository's table, 10 runs): TOPIC, Ft-CNN, Joint-CNN, iCaRL*, NCM* (Hou et al.
+        # 2019's LUCIR, with its nearest-mean classifier; ours is replay with nearest means, not LUCIR)
+        paper={"topic": (64.10, 55.88, 47.07, 45.16, 40.11, 36.38, 33.96, 31.55, 29.37),
+               "ft-cnn": (64.10, 36.91, 15.37, 9.80, 6.67, 3.80, 3.70, 3.14, 2.65),
+               "joint-cnn": (64.10, 59.30, 54.90, 51.20, 48.10, 45.80, 42.80, 40.90, 38.90),
+               "icarl": (64.10, 53.28, 41.69, 34.13, 27.93, 25.06, 20.41, 15.48, 13.73),
+               "ncm": (64.10, 53.05, 43.96, 36.97, 31.61, 26.73, 21.23, 16.78, 13.54)},
+        # the modern bar, each paper's own CIFAR-100 table: CEC (Zhang et al. 2021), FACT (Zhou et al. 2022)
+        later={"CEC (Zhang et al. 2021)": (73.07, 68.88, 65.26, 61.19, 58.09, 55.57, 53.22, 51.34, 49.14),
+               "FACT (Zhou et al. 2022)": (74.60, 72.09, 67.56, 63.52, 61.38, 58.36, 56.28, 54.24, 52.10)}),
+    "fscil-omniglot": dict(rows=FSCIL_ROWS, scenario="fscil-omniglot", fscil=True, train=dict()),
+}
+
+
+def memory_options(protocol: dict) -> dict:
+    """The protocol's exemplar memory as bic's options: a total budget or a number per class."""
+    return {key: protocol[key] for key in ("memory", "memory_per_class") if key in protocol}
+
+
+def memory_flag(protocol: dict) -> str:
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in memory_options(protocol).items())
+
+
+def stem(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def run_file(out: Path, name: str, row: str, seed: int) -> Path:
+    return out / f"{stem(name)}_runs" / f"{row}_{seed}.json"
+
+
+def load_runs(out: Path, name: str) -> dict:
+    runs_dir = out / f"{stem(name)}_runs"
+    runs = {}
+    for path in sorted(runs_dir.glob("*.json")) if runs_dir.exists() else []:
+        try:
+            run = json.loads(path.read_text())
+            runs[(run["row"], run["seed"])] = run
+        except (json.JSONDecodeError, KeyError):
+            raise ConfigError(f"{path} is damaged: delete it and run the same command again to redo that run") from None
+    return runs
+
+
+def reproduce_steps(name: str, rows: list[str] | None, seeds, out, data_dir=None, download: bool = True,
+                    epochs: int | None = None, device: str = "cpu", log: Callable[[str], None] | None = None) -> dict:
+    """Run every (row, seed) of protocol `name` not already saved in `out`; returns the table's document."""
+    if name not in PROTOCOLS:
+        raise ConfigError(f"unknown reproduction {name!r}; choose from: {', '.join(PROTOCOLS)}")
+    protocol = PROTOCOLS[name]
+    rows = list(protocol["rows"]) if rows is None else rows
+    unknown = [row for row in rows if row not in protocol["rows"]]
+    if unknown:
+        raise ConfigError(f"no row {', '.join(unknown)} in {name}; rows: {', '.join(protocol['rows'])}")
+    scaled = {"epochs": epochs, **({"incremental_epochs": epochs} if protocol.get("fscil") else {})} if epochs else {}
+    train = {**protocol["train"], **scaled}  # --epochs: every step's (FSCIL: the base session's and the sessions')
+    out = Path(out)
+    done = load_runs(out, name)
+    for (row, seed), run in done.items():
+        if row in rows and seed in seeds and run["train"]["epochs"] != train.get("epochs", run["train"]["epochs"]):
+            raise ConfigError(f"{run_file(out, name, row, seed)} ran {run['train']['epochs']} epochs per step, not "
+                              f"{train['epochs']}: use another --out, or delete it to run it again")
+    planned = [(row, seed) for seed in seeds for row in rows if (row, seed) not in done]
+    scenario = None
+    began = time.perf_counter()
+    for i, (row, seed) in enumerate(planned):
+        if scenario is None:  # the data are read only when there is something to run
+            scenario = make_scenario(protocol["scenario"], data_dir=data_dir, download=download,
+                                     n_tasks=protocol.get("n_tasks"), class_order_seed=protocol.get("class_order_seed"))
+        started = time.perf_counter()
+        _, method, row_options = protocol["rows"][row]
+        options = {**memory_options(protocol), **protocol.get("method_options", {}), **row_options}
+        details = []  # what the method keeps, after each step (TOPIC: its nodes and anchors)
+        results = run_experiment(method, scenario, "class", seed=seed, device=device, progress=False,
+                                 backbone=protocol.get("backbone"), method_options=options,
+                                 loggers=[lambda r: details.append(r["method_details"])], **train)
+        run = {"row": row, "seed": seed, "accuracy_seen_classes": results["accuracy_seen_classes"],
+               "classes_seen": [sum(len(c) for c in results["task_classes"][:k + 1])
+                                for k in range(len(results["task_classes"]))],
+               "method_options": options, "train": results["config"], "method_details": results["method_details"],
+               "method_details_per_step": details, "train_time_s": results["train_time_s"],
+               "threads": results["threads"], "wall_time_s": time.perf_counter() - started}
+        write_json(run_file(out, name, row, seed), run)
+        document = save_table(out, name)
+        if log:
+            curve = " ".join(f"{100 * a:.1f}" for a in run["accuracy_seen_classes"])
+            log(f"[{i + 1}/{len(planned)}] {row} seed {seed}: {curve} ({run['wall_time_s']:.0f} s"
+                f"{time_left(time.perf_counter() - began, i + 1, len(planned))})")
+    return save_table(out, name)
+
+
+def aggregate(runs: dict, row: str) -> tuple[list[float], list[float], int, list[int]] | None:
+    curves = [r["accuracy_seen_classes"] for (r_row, _), r in sorted(runs.items()) if r_row == row]
+    if not curves:
+        return None
+    steps = list(zip(*curves))
+    means = [100 * statistics.mean(s) for s in steps]
+    stds = [100 * statistics.stdev(s) if len(s) > 1 else 0.0 for s in steps]
+    classes = next(r["classes_seen"] for (r_row, _), r in runs.items() if r_row == row)
+    return means, stds, len(curves), classes
+
+
+def render(name: str, runs: dict, notes: str = "") -> str:
+    protocol = PROTOCOLS[name]
+    paper, rows, fscil = protocol.get("paper", {}), protocol["rows"], protocol.get("fscil", False)
+    how = (f"`{memory_flag(protocol)}`, " if memory_options(protocol) else "") + \
+        f"training {protocol['train'] or 'the scenario defaults'}"
+    methods = ", ".join(dict.fromkeys(f"`{method}`" for _, method, _ in rows.values()))
+    lines = [f"# {REPRODUCTIONS[name]}", "",
+             f"Protocol: `lifelong reproduce {name}`; scenario `{protocol['scenario']}`, methods {methods} with the "
+             f"options of each row, {how}. Accuracy (%) on all classes seen after each step; ours: mean +- std over "
+             "the seeds (n)." + (" Mean: over the sessions; drop: first minus last." if fscil else ""), ""]
+    found = [aggregate(runs, row) for row in rows]
+    classes = next((stats[3] for stats in found if stats), [20, 40, 60, 80, 100])
+    extra = ["mean", "drop"] if fscil else []
+    lines += ["| variant | " + " | ".join(map(str, classes + extra)) + " |",
+              "|---|" + "---|" * (len(classes) + len(extra))]
+
+    def summary(curve):  # FSCIL's mean over the sessions and drop
+        return [statistics.mean(curve), curve[0] - curve[-1]] if fscil else []
+
+    for (row, (label, _, _)), stats in zip(rows.items(), found):
+        if stats is not None:
+            means, stds, n, _ = stats
+            curves = [[100 * a for a in r["accuracy_seen_classes"]] for (r_row, _), r in sorted(runs.items())
+                      if r_row == row]
+            summaries = [_mean_std([summary(c)[k] for c in curves]) for k in range(len(extra))]
+            lines.append(f"| {label} (ours, n={n}) | " + " | ".join(f"{m:.2f} +- {s:.2f}" for m, s in zip(means, stds))
+                         + "".join(f" | {text}" for text in summaries) + " |")
+        if row in paper:
+            lines.append(f"| {label} (paper) | " + " | ".join(f"{v:.2f}" for v in [*paper[row], *summary(paper[row])])
+                         + " |")
+    for label, curve in protocol.get("later", {}).items():
+        lines.append(f"| {label} (its paper) | " + " | ".join(f"{v:.2f}" for v in [*curve, *summary(curve)]) + " |")
+    times = [r["wall_time_s"] for r in runs.values()]
+    if times:
+        epochs = sorted({r["train"]["epochs"] for r in runs.values()})
+        lines += ["", f"{len(runs)} runs, {statistics.mean(times):.0f} s each on average; "
+                      f"{'/'.join(map(str, epochs))} epochs per step. {thread_note(runs.values())}"]
+    if fscil and runs:
+        lines += ["", *cost_table(runs, rows, classes)]
+    if notes:
+        lines += ["", notes]
+    return "\n".join(lines) + "\n"
+
+
+def cost_table(runs: dict, rows: dict, classes: list[int]) -> list[str]:
+    """Each row's training time per step (mean over seeds), and the memory of what a method keeps where it says
+    (TOPIC: its nodes and their anchor images)."""
+    lines = ["Training time per step (s, mean over the seeds; step 1 is the base session):", "",
+             "| variant | " + " | ".join(map(str, classes)) + " |", "|---|" + "---|" * len(classes)]
+    for row in rows:
+        times = [r["train_time_s"] for (r_row, _), r in sorted(runs.items()) if r_row == row and "train_time_s" in r]
+        if times:
+            lines.append(f"| {row} | " + " | ".join(f"{statistics.mean(t):.2f}" for t in zip(*times)) + " |")
+    kept = [(row, r["method_details_per_step"]) for (row, seed), r in sorted(runs.items())
+            if any("node_bytes" in d for d in r.get("method_details_per_step", []))]
+    if kept:
+        row, steps = kept[0]
+        lines += ["", f"What {row} keeps after each step (its first seed): nodes, and kB of nodes (centroid, "
+                      "variance, label) + anchor images:", "",
+                  "| | " + " | ".join(map(str, classes)) + " |", "|---|" + "---|" * len(classes),
+                  "| nodes | " + " | ".join(str(d.get("nodes", "")) for d in steps) + " |",
+                  "| kB | " + " | ".join(f"{(d['node_bytes'] + d['anchor_bytes']) / 1e3:.0f}" if d else ""
+                                         for d in steps) + " |"]
+    return lines
+
+
+def _mean_std(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} +- {std:.2f}"
+
+
+def plot(name: str, runs: dict, path: Path) -> None:
+    """Accuracy on the classes seen against their number, one curve per row with a band of +- one std (the
+    paper's figure), and the paper's curves dashed where it has them."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paper = PROTOCOLS[name].get("paper", {})
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    classes = None
+    for i, (row, (label, _, _)) in enumerate(PROTOCOLS[name]["rows"].items()):
+        color = f"C{i}"
+        stats = aggregate(runs, row)
+        if stats is not None:
+            means, stds, n, classes = stats
+            ax.plot(classes, means, "o-", color=color, label=f"{row} (ours, n={n})")
+            ax.fill_between(classes, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
+                            color=color, alpha=0.2)
+        if row in paper and classes is not None:
+            ax.plot(classes, paper[row], "s--", color=color, alpha=0.6, label=f"{row} (paper)")
+    ax.set_xlabel("number of classes")
+    ax.set_ylabel("accuracy on the classes seen (%)")
+    ax.set_title(PROTOCOLS[name]["scenario"], fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it covers no curve
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_table(out: Path, name: str, notes: str = "") -> dict:
+    runs = load_runs(out, name)
+    document = {"protocol": {k: v for k, v in PROTOCOLS[name].items()}, "versions": versions(),
+                "runs": {f"{row}/{seed}": run for (row, seed), run in runs.items()}}
+    write_json(out / f"{stem(name)}.json", document)
+    (out / f"{stem(name)}.md").write_text(render(name, runs, notes))
+    if runs:
+        plot(name, runs, out / f"{stem(name)}.png")
+    return document
