@@ -283,26 +283,32 @@ def draw_matrices(fig, results: list[dict]) -> None:
         ax.title.set_fontsize(8)
     for ax in axes[len(groups):]:
         ax.axis("off")
-    fig.colorbar(image, ax=axes[:len(groups)].tolist(), label="accuracy (%)", shrink=0.8)
+    fig.colorbar(image, ax=axes[:len(groups)].tolist(), label="accuracy (%)", shrink=min(0.8, 2.5 / len(axes) * n_cols))
     fig.suptitle("Accuracy matrices: R[i][j] = accuracy (%) on task j after learning task i", fontsize=10)
 
 
-def _figure(draw, results: list[dict], width: float = 11.0):
+def _figure(draw, results: list[dict]):
     """A figure laid out by matplotlib's constrained layout (titles, labels and the legend never overlap),
-    drawn by `draw`, its height from what it holds."""
+    drawn by `draw`, its size from what it holds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = math.ceil(len(_by_method(results)) / 5) if draw is draw_matrices else 1
-    fig = plt.figure(figsize=(width, 0.6 + 2.4 * rows if draw is draw_matrices else 3.8), layout="constrained")
+    groups = _by_method(results)
+    if draw is draw_matrices:
+        n_cols = min(len(groups), 5)
+        size = (1.5 + 2.3 * n_cols, 0.6 + 2.4 * math.ceil(len(groups) / n_cols))
+    else:  # a panel per setting, and the legend beside them
+        size = (min(13.0, 2.5 + 4.5 * len({setting for setting, _ in groups})), 3.8)
+    fig = plt.figure(figsize=size, layout="constrained")
     draw(fig, results)
     return fig
 
 
-def plot(results: list[dict], path) -> None:
-    """report.png: the curves, the forgetting and the heat maps of one scenario in one image."""
+def report_figure(results: list[dict]):
+    """The curves, the forgetting and the heat maps of one scenario in one figure (report.png), each part a
+    sub-figure with its own title, so that no title meets a panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -313,6 +319,14 @@ def plot(results: list[dict], path) -> None:
     for sub, draw in zip(fig.subfigures(3, 1, height_ratios=heights), (draw_curves, draw_forgetting, draw_matrices)):
         draw(sub, results)
     fig.suptitle(f"{results[0]['scenario']}", fontsize=12, fontweight="bold")
+    return fig
+
+
+def plot(results: list[dict], path) -> None:
+    """report.png of one scenario."""
+    import matplotlib.pyplot as plt
+
+    fig = report_figure(results)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -332,9 +346,9 @@ def _png(fig) -> str:
 
 def _flat_config(run: dict) -> dict:
     """A run's training configuration, one level deep (backbone, hidden, method options beside epochs, lr...)."""
-    config = {k: v for k, v in run.get("config", {}).items() if k not in ("extra", "progress")}
+    config = {k: v for k, v in run.get("config", {}).items() if k not in ("extra", "progress", "seed")}
     for key, value in run.get("config", {}).get("extra", {}).items():
-        config[key] = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
+        config[key] = (", ".join(f"{k}={v}" for k, v in value.items()) or "none") if isinstance(value, dict) else value
     return {"status": run.get("status", "complete"), **config}
 
 
