@@ -234,7 +234,7 @@ def draw_curves(fig, results: list[dict]) -> None:
 def task_forgetting(matrix: list[list]) -> list[float]:
     """Forgetting of each task but the last after the last task done (Chaudhry et al. 2018): its best accuracy
     before that task minus its accuracy then, in [0, 1]; their mean is `final_forgetting`."""
-    rows = [row for row in matrix if row[0] is not None]  # the tasks done
+    rows = [row for row in matrix if row[0] is not None and row[0] == row[0]]  # the tasks done (null or NaN: not)
     last = len(rows) - 1
     return [max(rows[i][j] for i in range(j, last)) - rows[last][j] for j in range(last)]
 
@@ -375,9 +375,10 @@ def markdown_to_html(text: str) -> str:
     from html import escape
 
     def inline(line):
-        return re.sub(r"`([^`]*)`", r"<code>\1</code>", escape(line.strip()))
+        line = re.sub(r"`([^`]*)`", r"<code>\1</code>", escape(line.strip()))
+        return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", line)
 
-    html, table = [], []
+    html = []
     for block in re.split(r"\n\s*\n", text.strip()):
         lines = block.strip().splitlines()
         if lines[0].startswith("#"):
@@ -421,10 +422,10 @@ def write_html(path, results: list[dict], reproductions: list[Path] = ()) -> Non
     the paper-against-ours tables of the reproductions in `reproductions` (their markdown files)."""
     from html import escape
 
-    body = [f"<h1>lifelong report</h1><p>{len(results)} run(s)"
-            f"{f', {len(reproductions)} reproduction table(s)' if reproductions else ''}. Accuracy is task-aware in "
-            "the task setting and over all outputs seen otherwise. Where a method ran with several seeds: "
-            f"{BAND}.</p>"]
+    body = ["<h1>lifelong report</h1>"]
+    if results:
+        body.append(f"<p>{len(results)} run(s). Accuracy is task-aware in the task setting and over all outputs seen "
+                    f"otherwise. Where a method ran with several seeds: {BAND}.</p>")
     for scenario in dict.fromkeys(r["scenario"] for r in results):
         runs = [r for r in results if r["scenario"] == scenario]
         body.append(f"<h2>{escape(scenario)}</h2><pre>{escape(comparison_table(runs))}</pre>")
@@ -434,7 +435,8 @@ def write_html(path, results: list[dict], reproductions: list[Path] = ()) -> Non
                         f'src="{_png(_figure(draw, runs))}">')
         body.append(f"<h3>Configuration of every run</h3>{config_table(runs)}")
     for table in reproductions:
-        body.append(f"<h2>Paper against ours: <code>{escape(str(table))}</code></h2>{markdown_to_html(table.read_text())}")
+        body.append(f"<h2>Paper against ours: <code>{escape(str(table))}</code></h2>")
+        body.append(markdown_to_html(table.read_text()))
         figure = table.with_suffix(".png")  # the BiC reproductions draw theirs
         if figure.is_file():
             import base64
@@ -453,8 +455,8 @@ def report(*paths, out=None) -> str:
     report.html (self-contained) and a report.png per scenario into `out` (default: beside the first path);
     returns the table and where the files are."""
     reproductions = [table for path in paths for table in reproduction_files(path)]
-    results = [r for path in paths if not (reproduction_files(path) and not _has_results(path))
-               for r in load_results(path)]
+    # a reproduction's folder has its tables and no results.json: only runs' folders are searched for results
+    results = [r for path in paths if _has_results(path) or not reproduction_files(path) for r in load_results(path)]
     folder = Path(out) if out is not None else Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
     folder.mkdir(parents=True, exist_ok=True)
     scenarios = list(dict.fromkeys(r["scenario"] for r in results))
@@ -466,7 +468,8 @@ def report(*paths, out=None) -> str:
     write_html(folder / "report.html", results, reproductions)
     text = [comparison_table(results)] if results else []
     text += [table.read_text() for table in reproductions]
-    return "\n\n".join(text) + f"\n\nreport: {folder / 'report.html'}" + (f" (plots: {', '.join(figures)})" if figures else "")
+    where = f"report: {folder / 'report.html'}" + (f" (plots: {', '.join(figures)})" if figures else "")
+    return "\n\n".join(text + [where])
 
 
 def write_report(folder, results: list[dict]) -> None:
