@@ -18,8 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lifelong.cli import main  # noqa: E402
-from lifelong.report import (draw_curves, line_styles, load_results, report, report_figure,  # noqa: E402
-                             task_forgetting)
+from lifelong.report import (_figure, draw_curves, draw_forgetting, line_styles, load_results,  # noqa: E402
+                             report_figure, task_forgetting)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,6 +68,8 @@ def test_png_report_legend_outside_titles_apart_colour_bar_tasks_from_one():
             assert not _overlap(legend.get_window_extent(renderer), ax.get_window_extent(renderer))
     titles = [ax.title for ax in panels] + [sub._suptitle for sub in fig.subfigs] + [fig._suptitle]
     boxes = [t.get_window_extent(renderer) for t in titles if t is not None and t.get_text()]
+    for legend in legends:
+        assert not any(_overlap(legend.get_window_extent(renderer), box) for box in boxes)
     for i, a in enumerate(boxes):
         assert not any(_overlap(a, b) for b in boxes[i + 1:])
         assert not any(_overlap(a, ax.get_window_extent(renderer)) for ax in panels if ax.title.get_text())
@@ -77,6 +79,21 @@ def test_png_report_legend_outside_titles_apart_colour_bar_tasks_from_one():
     assert [t.get_text() for t in heat_map.get_xticklabels()] == ["1", "2", "3", "4", "5"]
     assert [t.get_text() for t in heat_map.get_yticklabels()] == ["1", "2", "3", "4", "5"]
     plt.close(fig)
+
+
+@pytest.mark.parametrize("settings", [("class",), ("class", "task", "domain")])
+def test_html_figures_keep_their_legend_off_titles_and_panels(settings):
+    """The page's figures are narrower than report.png (a panel per setting): the legend still meets no title."""
+    results = [fake_run(f"method-{i}", setting, seed) for setting in settings for i in range(2) for seed in (0, 1)]
+    for draw in (draw_curves, draw_forgetting):
+        fig = _figure(draw, results)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        (legend,) = fig.legends
+        boxes = [fig._suptitle.get_window_extent(renderer)] + [
+            box for ax in fig.get_axes() for box in (ax.get_window_extent(renderer), ax.title.get_window_extent(renderer))]
+        assert not any(_overlap(legend.get_window_extent(renderer), box) for box in boxes)
+        plt.close(fig)
 
 
 def test_curves_of_seeds_are_a_mean_line_and_a_min_max_band_against_classes_seen():

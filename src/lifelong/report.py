@@ -207,7 +207,7 @@ def _legend(fig, axes) -> None:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
     if handles:
-        fig.legend(list(handles.values()), list(handles.keys()), loc="outside right upper", fontsize=8,
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside right center", fontsize=8,
                    ncols=1 + len(handles) // 16, frameon=False)
 
 
