@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output directory (default: a new folder under runs/)")
     run.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--tensorboard", metavar="DIR",
+                     help="also write TensorBoard scalars (loss per epoch, accuracy per task) to DIR/<run>; needs "
+                          "pip install 'lifelong[tensorboard]'")
     run.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
                         "run fastest on one, and a busy machine slows many threads far more)")
 
@@ -202,9 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
                         "run fastest on one, and a busy machine slows many threads far more)")
 
-    report = commands.add_parser("report", help="summarise finished runs: a table, and plots saved beside them")
+    report = commands.add_parser("report", help="summarise finished runs: a table, report.html and report.png",
+                                 description="The comparison table, and report.html (one self-contained page: "
+                                             "curves, forgetting, heat maps, every run's configuration, and the "
+                                             "paper-against-ours tables of `lifelong reproduce` folders) with "
+                                             "report.png, written to --out (default: the first folder).")
     report.add_argument("path", nargs="+", help="runs' output directories (or results.json files): several invocations "
                                                 "compare together, each scenario in its own table")
+    report.add_argument("--out", help="write report.html and report.png here (default: the first path's folder)")
     return parser
 
 
@@ -222,14 +230,16 @@ def _positive_int_list(text: str) -> tuple[int, ...]:
 def command_run(args) -> int:
     from dataclasses import replace
 
-    from .loggers import csv_file, progress_line
+    from .loggers import check_tensorboard, csv_file, progress_line, tensorboard
     from .experiment import build_method, build_model, run_experiment, train_config
     from .training import check_warmup_used
     from .methods import METHODS, get_method
-    from .report import comparison_table, write_summary
+    from .report import comparison_table, write_report, write_summary
     from .scenarios import SETTINGS, make_scenario
     from .errors import ConfigError
 
+    if args.tensorboard:
+        check_tensorboard()  # an optional package: missing, one line before any data are read
     methods = list(METHODS) if args.method == "all" else _csv(args.method)
     for name in methods:
         get_method(name)
@@ -310,6 +320,9 @@ def command_run(args) -> int:
                       f"{' resumed' if resume else ''}", file=sys.stderr)
             try:
                 loggers = [csv_file(run_dir / "metrics.csv")] + ([] if args.quiet else [progress_line(prefix="  ")])
+                if args.tensorboard:
+                    loggers.append(tensorboard(Path(args.tensorboard) / (f"{setting}-{name}" if single
+                                                                         else run_dir.relative_to(out))))
                 results, learner = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
                                                   backbone=args.backbone, hidden=hidden,
                                                   config=replace(config, seed=seed),
@@ -330,7 +343,8 @@ def command_run(args) -> int:
           "`lifelong predict`", file=sys.stderr)
     if not single:
         write_summary(out, all_results)
-    print(f"results, metrics.csv and learner.pt in {out}; plots: lifelong report {out}", file=sys.stderr)
+    write_report(out, all_results)
+    print(f"results, metrics.csv and learner.pt in {out}; report: {out / 'report.html'}", file=sys.stderr)
     return 0
 
 
@@ -535,7 +549,7 @@ def command_predict(args) -> int:
 def command_report(args) -> int:
     from .report import report
 
-    print(report(*args.path))
+    print(report(*args.path, out=args.out))
     return 0
 
 

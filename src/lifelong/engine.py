@@ -77,7 +77,7 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
     out_dir = Path(out_dir) if out_dir is not None else None
     fingerprint = _fingerprint(scenario, method, config)
     history = {"correct_aware": [], "correct_agnostic": [], "counts": [], "val_aware": [], "val_agnostic": [],
-               "val_counts": [], "train_time_s": [], "eval_time_s": []}
+               "val_counts": [], "train_time_s": [], "eval_time_s": [], "epoch_loss": []}
     start_task = 0
     checkpoint_path = out_dir / "checkpoint.pt" if out_dir else None
 
@@ -108,6 +108,7 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
         start_task = checkpoint["completed_tasks"]
         learner.load_state_dict(checkpoint, scenario.tasks[:start_task])
         history = checkpoint["history"]
+        history.setdefault("epoch_loss", [[] for _ in range(start_task)])  # a checkpoint from before it was kept
     results = None
     for task in scenario.tasks[start_task:]:
         started = time.perf_counter()
@@ -124,6 +125,7 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
             history["val_agnostic"].append(val["agnostic"])
             history["val_counts"] = val["counts"]
         history["train_time_s"].append(trained - started)
+        history["epoch_loss"].append(learner.epoch_losses)
         history["eval_time_s"].append(time.perf_counter() - trained)
 
         results = build_results(history, scenario, method, config, complete=task.id + 1 == n_tasks)
@@ -178,6 +180,7 @@ def build_results(history: dict, scenario: Scenario, method: Method, config: Tra
         "train_time_s": history["train_time_s"],
         "eval_time_s": history["eval_time_s"],
         "wall_time_s": sum(history["train_time_s"]) + sum(history["eval_time_s"]),
+        "epoch_loss": history["epoch_loss"],
     }
     if history["val_aware"]:
         val = history["val_aware" if method.setting == "task" else "val_agnostic"]

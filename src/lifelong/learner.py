@@ -157,6 +157,7 @@ class Learner:
         self.config = config
         self.augment = bool(augment)
         self.tasks: list[_TaskRecord] = []
+        self.epoch_losses: list[float] = []  # the last task's mean loss per epoch (results' epoch_loss, TensorBoard)
         self._rng = None  # the learner's own torch random state, set when the method is built
         self.generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
         if cls is None:
@@ -246,8 +247,8 @@ class Learner:
         self.method.augmented_inputs = bool(getattr(scenario, "augment", self.augment))
         with self._random_state():
             self.method.before_task(task)
-            train_task(self.method, task, scenario if scenario is not None else SimpleNamespace(augment=self.augment),
-                       self.config, self.generator)
+            self.epoch_losses = train_task(self.method, task, scenario if scenario is not None
+                                           else SimpleNamespace(augment=self.augment), self.config, self.generator)
             self.method.after_task(task)
         self.tasks.append(_TaskRecord(task.id, [_plain(c) for c in task.classes]))
         return self

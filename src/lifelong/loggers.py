@@ -53,3 +53,50 @@ def csv_file(path):
             writer.writerows(rows)
 
     return log
+
+
+TENSORBOARD_MISSING = "--tensorboard needs the tensorboard package: pip install 'lifelong[tensorboard]'"
+
+
+def check_tensorboard() -> None:
+    """Raise one clear ConfigError when the optional tensorboard package is absent (found before any training)."""
+    from .errors import ConfigError
+
+    try:
+        import tensorboard  # noqa: F401  (torch.utils.tensorboard writes through it)
+    except ImportError:
+        raise ConfigError(TENSORBOARD_MISSING) from None
+
+
+def tensorboard(log_dir):
+    """TensorBoard scalars in `log_dir` (`tensorboard --logdir` its parent to compare runs): the mean training loss
+    of each epoch (`loss/train`, step: epochs so far), and after each task (step: tasks done) the average
+    accuracy, the accuracy on the classes seen, the forgetting and the accuracy on each task seen
+    (`accuracy/task_j`). Needs the optional package: pip install 'lifelong[tensorboard]'."""
+    check_tensorboard()
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(log_dir))
+    written = 0  # tasks already written (a resumed run writes the tasks it had again, once)
+
+    def log(results: dict) -> None:
+        nonlocal written
+        k = tasks_done(results)
+        losses = results.get("epoch_loss", [])
+        for i in range(written, k):
+            epoch = sum(len(task) for task in losses[:i])
+            for loss in losses[i] if i < len(losses) else []:
+                epoch += 1
+                writer.add_scalar("loss/train", loss, epoch)
+            writer.add_scalar("accuracy/average", results["average_accuracy"][i], i + 1)
+            writer.add_scalar("accuracy/seen_classes", results["accuracy_seen_classes"][i], i + 1)
+            if i >= 1:
+                writer.add_scalar("forgetting", results["forgetting"][i - 1], i + 1)
+            for j in range(i + 1):
+                writer.add_scalar(f"accuracy/task_{j + 1}", results["accuracy_matrix"][i][j], i + 1)
+        written = k
+        writer.flush()
+        if k == len(results["accuracy_matrix"]):  # the last task: nothing more will come
+            writer.close()
+
+    return log

@@ -150,56 +150,336 @@ def _read_results(path) -> dict:
     return document
 
 
-def plot(results: list[dict], path) -> None:
-    """Average accuracy against tasks learned (one line per run, one panel per setting) and the accuracy
-    matrix of every run as a heat map."""
+# Plots. Every line has a colour and a line style of its own: tab10's ten colours, then tab20b's twenty (30 in all),
+# the style turning with each line, so that neighbours differ twice and a grey-scale print still tells them apart.
+LINE_STYLES = (("-", "o"), ("--", "s"), (":", "^"))
+BAND = "line: mean over seeds; band: min..max over seeds"
+
+
+def line_styles(n: int) -> list[dict]:
+    """Matplotlib keywords (color, linestyle, marker) for n lines, no two alike (colours distinct up to 30)."""
+    import matplotlib
+
+    colours = list(matplotlib.colormaps["tab10"].colors) + list(matplotlib.colormaps["tab20b"].colors)
+    styles = []
+    for i in range(n):
+        linestyle, marker = LINE_STYLES[(i + i // len(colours)) % 3]  # past 30 colours, the style still differs
+        styles.append({"color": colours[i % len(colours)], "linestyle": linestyle, "marker": marker})
+    return styles
+
+
+def _styles_by_label(groups) -> dict[str, dict]:
+    """One style per method label, the same in every panel (lwf in the class panel and the task panel alike)."""
+    labels = list(dict.fromkeys(label for _, label in groups))
+    return dict(zip(labels, line_styles(len(labels))))
+
+
+def _legend_label(label: str, runs: list[dict]) -> str:
+    return f"{label} (n={len(runs)})" if len(runs) > 1 else label
+
+
+def _x_axis(run: dict) -> tuple[list[int], str]:
+    """Class-incremental runs against the number of classes seen (the iCaRL/BiC figures), others against tasks."""
+    if run["setting"] == "class" and run.get("task_classes"):
+        sizes = [len(c) for c in run["task_classes"]]
+        return [sum(sizes[:k + 1]) for k in range(len(sizes))], "classes seen"
+    return list(range(1, len(run["accuracy_matrix"]) + 1)), "tasks learned"
+
+
+def _band(ax, x, curves: list[list[float]], style: dict, label: str) -> None:
+    """The mean of `curves` as a line, and their min..max as a shaded band when there are several; a curve of a
+    run still running is cut to the tasks that every run has done."""
+    import numpy as np
+
+    length = min(len(c) for c in curves)
+    values = np.array([c[:length] for c in curves], dtype=float)
+    x = x[:length]
+    ax.plot(x, np.nanmean(values, axis=0), label=label, markersize=4, linewidth=1.5, **style)
+    if len(curves) > 1:
+        ax.fill_between(x, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=style["color"], alpha=0.15,
+                        linewidth=0)
+
+
+def _legend(fig, axes) -> None:
+    """One legend for the panels, outside them on the right (it never covers a curve)."""
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside right center", fontsize=8,
+                   ncols=1 + len(handles) // 16, frameon=False)
+
+
+def draw_curves(fig, results: list[dict]) -> None:
+    """Average accuracy after each task, one panel per setting, one line per method (mean and band over seeds)."""
+    groups = _by_method(results)
+    styles = _styles_by_label(groups)
+    settings = list(dict.fromkeys(setting for setting, _ in groups))
+    axes = fig.subplots(1, len(settings), squeeze=False)[0]
+    for ax, setting in zip(axes, settings):
+        for (s, label), runs in groups.items():
+            if s == setting:
+                x, xlabel = _x_axis(runs[0])
+                _band(ax, x, [[100 * a for a in r["average_accuracy"]] for r in runs], styles[label],
+                      _legend_label(label, runs))
+        ax.set(title=f"{setting}-incremental", xlabel=xlabel, ylabel="average accuracy (%)", ylim=(0, 101),
+               xticks=x)
+        ax.grid(alpha=0.3)
+    _legend(fig, axes)
+    seeds = " (" + BAND + ")" if any(len(runs) > 1 for runs in groups.values()) else ""
+    fig.suptitle(f"Average accuracy on the tasks seen{seeds}", fontsize=10)
+
+
+def task_forgetting(matrix: list[list]) -> list[float]:
+    """Forgetting of each task but the last after the last task done (Chaudhry et al. 2018): its best accuracy
+    before that task minus its accuracy then, in [0, 1]; their mean is `final_forgetting`."""
+    rows = [row for row in matrix if row[0] is not None and row[0] == row[0]]  # the tasks done (null or NaN: not)
+    last = len(rows) - 1
+    return [max(rows[i][j] for i in range(j, last)) - rows[last][j] for j in range(last)]
+
+
+def draw_forgetting(fig, results: list[dict]) -> None:
+    """Forgetting of each task after the last, one panel per setting, one line per method."""
+    groups = _by_method(results)
+    styles = _styles_by_label(groups)
+    settings = list(dict.fromkeys(setting for setting, _ in groups))
+    axes = fig.subplots(1, len(settings), squeeze=False)[0]
+    for ax, setting in zip(axes, settings):
+        for (s, label), runs in groups.items():
+            curves = [[100 * f for f in task_forgetting(r["accuracy_matrix"])] for r in runs]
+            if s == setting and min(map(len, curves)) > 0:
+                _band(ax, list(range(1, len(curves[0]) + 1)), curves, styles[label], _legend_label(label, runs))
+        ax.set(title=f"{setting}-incremental", xlabel="task", ylabel="forgetting (points)", ylim=(-5, 101),
+               xticks=range(1, len(results[0]["accuracy_matrix"])))
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.grid(alpha=0.3)
+    _legend(fig, axes)
+    fig.suptitle("Forgetting of each task after the last: its best earlier accuracy minus its final accuracy",
+                 fontsize=10)
+
+
+def draw_matrices(fig, results: list[dict]) -> None:
+    """The accuracy matrix R[i][j] of each method as a heat map (the mean over seeds), tasks numbered from 1 as
+    in the curves, one colour bar for all."""
+    import numpy as np
+
+    groups = _by_method(results)
+    n_cols = min(len(groups), 5)
+    axes = fig.subplots(math.ceil(len(groups) / n_cols), n_cols, squeeze=False).flatten()
+    for ax, ((setting, label), runs) in zip(axes, groups.items()):
+        R = np.mean([[[np.nan if v is None else 100 * v for v in row] for row in r["accuracy_matrix"]]
+                        for r in runs], axis=0)
+        image = ax.imshow(R, vmin=0, vmax=100, cmap="viridis")  # a cell not every seed reached stays blank
+        if len(R) <= 10:  # beyond, the numbers would not fit their cells
+            for (i, j), v in np.ndenumerate(R):
+                if not np.isnan(v):
+                    ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
+                            color="white" if v < 60 else "black")
+        ticks = range(len(R))
+        ax.set(title=f"{label} ({setting}" + (f", mean of {len(runs)} seeds)" if len(runs) > 1 else ")"),
+               xlabel="test task j", ylabel="after task i", xticks=ticks, yticks=ticks,
+               xticklabels=[j + 1 for j in ticks], yticklabels=[i + 1 for i in ticks])
+        ax.title.set_fontsize(8)
+    for ax in axes[len(groups):]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes[:len(groups)].tolist(), label="accuracy (%)", shrink=min(0.8, 2.5 / len(axes) * n_cols))
+    fig.suptitle("Accuracy matrices: R[i][j] = accuracy (%) on task j after learning task i", fontsize=10)
+
+
+def _figure(draw, results: list[dict]):
+    """A figure laid out by matplotlib's constrained layout (titles, labels and the legend never overlap),
+    drawn by `draw`, its size from what it holds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    settings = sorted({r["setting"] for r in results})
-    n_cols = max(len(settings), min(len(results), 4))
-    n_rows = 1 + math.ceil(len(results) / n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 3.2 * n_rows), squeeze=False)
-    for ax, setting in zip(axes[0], settings):
-        for r in (r for r in results if r["setting"] == setting):
-            acc = r["average_accuracy"]
-            ax.plot(range(1, len(acc) + 1), [100 * a for a in acc], marker="o", label=r["method"])
-        ax.set(title=f"{setting}-incremental", xlabel="tasks learned", ylabel="average accuracy (%)", ylim=(0, 101))
-        ax.legend(fontsize=7)
-    for ax in axes[0][len(settings):]:
-        ax.axis("off")
-    cells = axes[1:].flatten()
-    for ax, r in zip(cells, results):
-        R = np.array([[np.nan if v is None else 100 * v for v in row] for row in r["accuracy_matrix"]])
-        ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
-        for (i, j), v in np.ndenumerate(R):
-            if not np.isnan(v):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
-        ax.set(title=f"{r['method']} ({r['setting']})", xlabel="test task j", ylabel="after task i",
-               xticks=range(len(R)), yticks=range(len(R)))
-    for ax in cells[len(results):]:
-        ax.axis("off")
-    fig.suptitle(f"{results[0]['scenario']}: accuracy matrices R[i][j] (%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    groups = _by_method(results)
+    if draw is draw_matrices:
+        n_cols = min(len(groups), 5)
+        size = (1.5 + 2.3 * n_cols, 0.6 + 2.4 * math.ceil(len(groups) / n_cols))
+    else:  # a panel per setting, and the legend beside them
+        size = (min(13.0, 2.5 + 4.5 * len({setting for setting, _ in groups})), 3.8)
+    fig = plt.figure(figsize=size, layout="constrained")
+    draw(fig, results)
+    return fig
+
+
+def report_figure(results: list[dict]):
+    """The curves, the forgetting and the heat maps of one scenario in one figure (report.png), each part a
+    sub-figure with its own title, so that no title meets a panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heights = [3.6, 3.6, 0.6 + 2.4 * math.ceil(len(_by_method(results)) / 5)]
+    fig = plt.figure(figsize=(13, sum(heights)), layout="constrained")
+    for sub, draw in zip(fig.subfigures(3, 1, height_ratios=heights), (draw_curves, draw_forgetting, draw_matrices)):
+        draw(sub, results)
+    fig.suptitle(f"{results[0]['scenario']}", fontsize=12, fontweight="bold")
+    return fig
+
+
+def plot(results: list[dict], path) -> None:
+    """report.png of one scenario."""
+    import matplotlib.pyplot as plt
+
+    fig = report_figure(results)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def report(*paths) -> str:
+def _png(fig) -> str:
+    """A figure as a data: URL (a base64 PNG): the page carries its images and needs no network."""
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _flat_config(run: dict) -> dict:
+    """A run's training configuration, one level deep (backbone, hidden, method options beside epochs, lr...)."""
+    config = {k: v for k, v in run.get("config", {}).items() if k not in ("extra", "progress", "seed")}
+    for key, value in run.get("config", {}).get("extra", {}).items():
+        config[key] = (", ".join(f"{k}={v}" for k, v in value.items()) or "none") if isinstance(value, dict) else value
+    return {"status": run.get("status", "complete"), **config}
+
+
+def config_table(results: list[dict]) -> str:
+    """The configuration of every run as an HTML table; what is the same in every run is said once above it."""
+    from html import escape
+
+    configs = [_flat_config(r) for r in results]
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    same = [k for k in keys if all(c.get(k) == configs[0].get(k) for c in configs)]
+    differing = [k for k in keys if k not in same]
+    lines = ["<p>The same in every run: " + "; ".join(f"<code>{escape(k)}</code> {escape(str(configs[0].get(k)))}"
+                                                        for k in same) + ".</p>"]
+    head = ["scenario", "setting", "method", "seed", *differing]
+    lines.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>")
+    for run, config in zip(results, configs):
+        cells = [run["scenario"], run["setting"], run["method"], run["seed"], *(config.get(k, "-") for k in differing)]
+        lines.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+    return "\n".join(lines + ["</table>"])
+
+
+def markdown_to_html(text: str) -> str:
+    """The few markdown forms of a reproduction's table file (headings, tables, paragraphs, `code`) as HTML."""
+    from html import escape
+
+    def inline(line):
+        line = re.sub(r"`([^`]*)`", r"<code>\1</code>", escape(line.strip()))
+        return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", line)
+
+    html = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = block.strip().splitlines()
+        if lines[0].startswith("#"):
+            level = min(len(lines[0]) - len(lines[0].lstrip("#")) + 2, 6)  # below the page's own headings
+            html.append(f"<h{level}>{inline(lines[0].lstrip('#'))}</h{level}>")
+            lines = lines[1:]
+        if lines and all(line.startswith("|") for line in lines):
+            table = [[inline(c) for c in line.strip().strip("|").split("|")] for line in lines
+                     if not re.fullmatch(r"\|[-|: ]+\|", line.strip())]  # the |---| line
+            html.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in table[0]) + "</tr>" +
+                        "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in table[1:]) +
+                        "</table>")
+        elif lines:
+            html.append("<p>" + " ".join(inline(line) for line in lines) + "</p>")
+    return "\n".join(html)
+
+
+def reproduction_files(folder) -> list[Path]:
+    """The paper-against-ours tables that `lifelong reproduce` wrote into `folder` (its --out): their markdown, the
+    paper's numbers beside ours, as the reproduction made them."""
+    from .reproduce import NAME
+    from .reproduce_bic import PROTOCOLS, stem
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return [folder / f"{name}.md" for name in (NAME, *map(stem, PROTOCOLS)) if (folder / f"{name}.md").is_file()]
+
+
+STYLE = """body { font-family: sans-serif; max-width: 1300px; margin: 1em auto; padding: 0 1em; color: #222 }
+img { max-width: 100%; height: auto; display: block; margin: 0.5em 0 1.5em }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; display: block; overflow-x: auto }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; white-space: nowrap }
+th { background: #f0f0f0 } pre { background: #f7f7f7; padding: 0.5em; overflow-x: auto; font-size: 0.85em }
+code { font-size: 0.95em }"""
+
+
+def write_html(path, results: list[dict], reproductions: list[Path] = ()) -> None:
+    """report.html: one page, self-contained (images embedded as base64 PNG, no script, nothing fetched), with per
+    scenario the comparison table, the curves, the forgetting, the heat maps and every run's configuration; then
+    the paper-against-ours tables of the reproductions in `reproductions` (their markdown files)."""
+    from html import escape
+
+    body = ["<h1>lifelong report</h1>"]
+    if results:
+        body.append(f"<p>{len(results)} run(s). Accuracy is task-aware in the task setting and over all outputs seen "
+                    f"otherwise. Where a method ran with several seeds: {BAND}.</p>")
+    for scenario in dict.fromkeys(r["scenario"] for r in results):
+        runs = [r for r in results if r["scenario"] == scenario]
+        body.append(f"<h2>{escape(scenario)}</h2><pre>{escape(comparison_table(runs))}</pre>")
+        for title, draw in (("Average accuracy", draw_curves), ("Forgetting per task", draw_forgetting),
+                            ("Accuracy matrices", draw_matrices)):
+            body.append(f'<h3>{title}</h3><img alt="{escape(title)}, {escape(scenario)}" '
+                        f'src="{_png(_figure(draw, runs))}">')
+        body.append(f"<h3>Configuration of every run</h3>{config_table(runs)}")
+    for table in reproductions:
+        body.append(f"<h2>Paper against ours: <code>{escape(str(table))}</code></h2>")
+        body.append(markdown_to_html(table.read_text()))
+        figure = table.with_suffix(".png")  # the BiC reproductions draw theirs
+        if figure.is_file():
+            import base64
+
+            data = base64.b64encode(figure.read_bytes()).decode("ascii")
+            body.append(f'<img alt="{escape(figure.name)}" src="data:image/png;base64,{data}">')
+    page = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>lifelong report</title>'
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(page)
+
+
+def report(*paths, out=None) -> str:
     """The comparison of the runs at `paths` (run folders or results.json files; several invocations together,
-    each scenario apart), with a plot per scenario saved beside the first path; returns the text."""
-    results = [r for path in paths for r in load_results(path)]
-    folder = Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
+    each scenario apart, and the folders of `lifelong reproduce` for their paper-against-ours tables): writes
+    report.html (self-contained) and a report.png per scenario into `out` (default: beside the first path);
+    returns the table and where the files are."""
+    reproductions = [table for path in paths for table in reproduction_files(path)]
+    # a reproduction's folder has its tables and no results.json: only runs' folders are searched for results
+    results = [r for path in paths if _has_results(path) or not reproduction_files(path) for r in load_results(path)]
+    folder = Path(out) if out is not None else Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
+    folder.mkdir(parents=True, exist_ok=True)
     scenarios = list(dict.fromkeys(r["scenario"] for r in results))
     figures = []
     for scenario in scenarios:
         figure = folder / ("report.png" if len(scenarios) == 1 else f"report-{scenario}.png")
         plot([r for r in results if r["scenario"] == scenario], figure)
         figures.append(str(figure))
-    return comparison_table(results) + f"\n\nplots: {', '.join(figures)}"
+    write_html(folder / "report.html", results, reproductions)
+    text = [comparison_table(results)] if results else []
+    text += [table.read_text() for table in reproductions]
+    where = f"report: {folder / 'report.html'}" + (f" (plots: {', '.join(figures)})" if figures else "")
+    return "\n\n".join(text + [where])
+
+
+def write_report(folder, results: list[dict]) -> None:
+    """The end of `lifelong run`: report.html (the plots embedded) in the run's folder."""
+    write_html(Path(folder) / "report.html", results)
+
+
+def _has_results(path) -> bool:
+    path = Path(path)
+    return path.is_file() or any(path.glob("**/results.json"))
 
 
 def plot_temperature(logits, path, temperatures=None, class_names=None, marked=(1.0, 20.0)) -> None:

@@ -208,6 +208,7 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
     Hebbian and competitive methods) are given each batch through `method.local_update` instead.
     With a warm-up (`warmup_epochs`), the new head part is first trained alone on frozen features (Li & Hoiem).
     `scenario` (or None) gives whether batches are augmented (`scenario.augment`) and the task count shown.
+    Returns the mean loss of each epoch (the warm-up's left out; empty for local learners).
     """
     config = task_config(config, task)
     device = torch.device(config.device)
@@ -221,7 +222,7 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
     else:
         params = method.trainable_parameters()
         if not params:
-            return
+            return []
         optimizer = task_optimizer(method, params, config)
         schedule = make_schedule(optimizer, config)
 
@@ -232,7 +233,8 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
         method.train_mode()
         method.before_epoch(epoch, config.epochs)
 
-    _run_epochs(step, start_epoch, data, config.epochs, schedule, scenario, config, generator, _label(task, scenario))
+    return _run_epochs(step, start_epoch, data, config.epochs, schedule, scenario, config, generator,
+                       _label(task, scenario))
 
 
 def _label(task: Task, scenario) -> str:
@@ -278,14 +280,16 @@ def _descend(optimizer, loss: torch.Tensor, before_step=None) -> torch.Tensor:
     return loss.detach()
 
 
-def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator, description) -> None:
+def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator,
+                description) -> list[float]:
     """`epochs` shuffled passes over the tensors in `data` (sliced together): `start_epoch(epoch)` before each,
-    then `step(*batch)` per batch."""
+    then `step(*batch)` per batch. Returns the mean loss of each epoch (none when `step` returns no loss)."""
     n = len(data[0])
     n_batches = math.ceil(n / config.batch_size)
     bar = tqdm(total=epochs * n_batches, desc=description, unit="batch", leave=False,
                disable=None if config.progress else True)  # None: off when not a terminal
     last_line = time.monotonic()
+    losses = []
     try:
         for epoch in range(epochs):
             start_epoch(epoch)
@@ -309,6 +313,7 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
             if schedule is not None:
                 schedule.step()
             if loss is not None:  # local learners have no loss to show
+                losses.append(epoch_loss.item() / n_batches)
                 bar.set_postfix(loss=f"{epoch_loss.item() / n_batches:.3f}", refresh=False)
             if config.progress and not sys.stderr.isatty() and time.monotonic() - last_line >= LINE_EVERY_S:
                 # no terminal (a log file, CI, nohup): no bar, but a line at most every few seconds
@@ -317,6 +322,7 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
                 print(f"  {description} epoch {epoch + 1}/{epochs}{shown}", file=sys.stderr, flush=True)
     finally:
         bar.close()
+    return losses
 
 
 @torch.no_grad()
