@@ -2,6 +2,7 @@
 baseline and TOPIC, each against a hand computation or a loop."""
 
 import hashlib
+import re
 import json
 
 import numpy as np
@@ -80,7 +81,7 @@ def test_an_index_list_the_data_cannot_give_is_one_clear_line(lists, message):
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (dict(shots=16), "16 shots per class, but each class has only 15 training images"),
+    (dict(shots=16), r"16 shots per class, but class \d+ has only 15 training images"),
     (dict(base_classes=3, ways=5), "a base session of 3 classes is smaller than a 5-way session"),
     (dict(n_characters=80), "need 100 classes; the data set has 80"),
 ])
@@ -224,15 +225,18 @@ def test_the_fscil_reproduction_runs_end_to_end_on_an_official_format_archive(tm
     from lifelong.data import cifar
     from lifelong.data.files import md5sum
 
-    batches, meta = tiny_cifar(n_train=700, n_test=200)
-    batches["train"]["fine_labels"] = np.arange(700) % 100  # image i is class i % 100: 7 per class, 420 base images
+    batches, meta = tiny_cifar(n_train=320, n_test=200)
+    # 2 training images of each base class (0-59), 5 of each new class (60-99)
+    batches["train"]["fine_labels"] = np.concatenate([np.arange(120) % 60, 60 + np.arange(200) % 40])
     batches["test"]["fine_labels"] = np.arange(200) % 100
     archive = write_cifar_archive(tmp_path / "data" / "cifar100" / "cifar-100-python.tar.gz",
                                   official_members(batches, meta))
     monkeypatch.setattr(cifar, "MD5", md5sum(archive))
-    lists = [[str(c + 100 * k) for c in range(60) for k in range(7)]]
-    lists += [[str(c + 100 * k) for c in range(60 + 5 * s, 65 + 5 * s) for k in range(5)] for s in range(8)]
+    lists = [[str(i) for i in range(120)]]
+    lists += [[str(120 + c + 40 * k) for c in range(5 * s, 5 * s + 5) for k in range(5)] for s in range(8)]
     monkeypatch.setattr(few_shot, "read_index_lists", lambda name: lists)
+    from lifelong.reproduce_steps import FSCIL_ROWS
+    monkeypatch.setitem(FSCIL_ROWS["topic"][2], "nodes", 30)  # the tiny base session has 120 images, not 30,000
     out = tmp_path / "fscil"
     argv = ["reproduce", "tao2020-fscil-cifar100", "--data-dir", str(tmp_path / "data"), "--no-download",
             "--epochs", "1", "--methods", "prototype,topic", "--seeds", "1", "--out", str(out), "--quiet"]
@@ -247,3 +251,17 @@ def test_the_fscil_reproduction_runs_end_to_end_on_an_official_format_archive(tm
     assert [d["nodes"] for d in run["method_details_per_step"]][1:] == \
         [run["method_details_per_step"][0]["nodes"] + 5 * s for s in range(1, 9)]
     assert (out / "tao2020_fscil_cifar100.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--shots", "16"], r"16 shots per class, but class \d+ has only 15 training images"),
+    (["--ways", "10", "--base-classes", "4"], "a base session of 4 classes is smaller than a 10-way session"),
+    (["--n-tasks", "200"], "need 1055 classes; the data set has 964"),
+])
+def test_the_command_line_refuses_a_protocol_before_reading_any_data(argv, message, tmp_path, capsys):
+    """No data directory exists here: the protocol is refused before any data is looked for."""
+    from lifelong.cli import main
+    code = main(["run", "--method", "topic", "--scenario", "fscil-omniglot", "--data-dir", str(tmp_path / "none"),
+                 "--no-download", "--out", str(tmp_path / "out"), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and re.search(message, err[0]), err

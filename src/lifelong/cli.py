@@ -63,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--setting",
                      help="task, domain and/or class, comma-separated (default class,task: each method in those of "
                           "the two it runs in)")
-    run.add_argument("--n-tasks", type=int, help="number of tasks (default: the benchmark's)")
+    run.add_argument("--n-tasks", type=int, help="number of tasks (default: the benchmark's; fscil-omniglot: sessions)")
+    run.add_argument("--ways", type=int, help="fscil-omniglot: new classes per session (default 5)")
+    run.add_argument("--shots", type=int, help="fscil-omniglot: training images per new class (default 5)")
+    run.add_argument("--base-classes", type=int, help="fscil-omniglot: classes of the base session (default 60)")
     run.add_argument("--class-order-seed", type=int,
                      help="shuffle the class order with this numpy seed (default: the benchmark's order)")
     run.add_argument("--validation-fraction", type=float, default=0.0,
@@ -282,7 +285,8 @@ def command_run(args) -> int:
     def scenario_for(seed):
         return make_scenario(args.scenario, data_dir=args.data_dir, n_tasks=args.n_tasks, seed=seed,
                              validation_fraction=args.validation_fraction, class_order_seed=args.class_order_seed,
-                             download=not args.no_download)
+                             download=not args.no_download,
+                             few_shot=dict(ways=args.ways, shots=args.shots, base_classes=args.base_classes))
 
     scenario = scenario_for(seeds[0])
     out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"

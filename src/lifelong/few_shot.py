@@ -42,24 +42,37 @@ def read_index_lists(protocol: str) -> list[list[str]]:
     return sessions
 
 
-def omniglot_protocol(n_characters: int, seed: int = OMNIGLOT_SEED, base_classes: int = BASE_CLASSES,
-                      ways: int = WAYS, shots: int = SHOTS, sessions: int = SESSIONS,
-                      train_drawings: int = OMNIGLOT_TRAIN_DRAWINGS) -> list[list[str]]:
-    """Index lists of TOPIC's shape over `n_characters` Omniglot characters: `base_classes` characters with all
-    their `train_drawings` training drawings, then `sessions - 1` sessions of `ways` new characters with `shots`
-    drawings each. Characters and shots are drawn with numpy's RandomState(seed)."""
-    check_protocol(n_characters, train_drawings, base_classes, ways, shots, sessions)
+def draw_protocol(y_train: torch.Tensor, base_classes: int = BASE_CLASSES, ways: int = WAYS, shots: int = SHOTS,
+                  sessions: int = SESSIONS, seed: int = 0) -> list[list[str]]:
+    """Index lists of TOPIC's shape over a data set whose training labels are `y_train`: `base_classes` classes with
+    all their training images, then `sessions - 1` sessions of `ways` new classes with `shots` images each.
+    Classes and shots are drawn with numpy's RandomState(seed)."""
+    labels = torch.as_tensor(y_train)
+    counts = torch.bincount(labels)
+    check_protocol(int((counts > 0).sum()), base_classes, ways, shots, sessions)
     rng = np.random.RandomState(seed)
-    characters = rng.permutation(n_characters)[:base_classes + ways * (sessions - 1)].tolist()
-    lists = [[str(c * train_drawings + k) for c in characters[:base_classes] for k in range(train_drawings)]]
+    classes = torch.nonzero(counts).flatten()[torch.as_tensor(rng.permutation(int((counts > 0).sum())))].tolist()
+    images = {c: torch.nonzero(labels == c).flatten().numpy() for c in classes[:base_classes + ways * (sessions - 1)]}
+    lists = [[str(i) for c in classes[:base_classes] for i in images[c]]]
     for s in range(sessions - 1):
-        new = characters[base_classes + s * ways:base_classes + (s + 1) * ways]
-        lists.append([str(c * train_drawings + k) for c in new
-                      for k in sorted(rng.choice(train_drawings, shots, replace=False).tolist())])
+        session = []
+        for c in classes[base_classes + s * ways:base_classes + (s + 1) * ways]:
+            if shots > len(images[c]):
+                raise ConfigError(f"{shots} shots per class, but class {c} has only {len(images[c])} training "
+                                  f"images: use at most {len(images[c])} shots")
+            session += [str(i) for i in sorted(rng.choice(images[c], shots, replace=False).tolist())]
+        lists.append(session)
     return lists
 
 
-def check_protocol(n_classes: int, per_class: int, base_classes: int, ways: int, shots: int, sessions: int) -> None:
+def omniglot_protocol(n_characters: int = 964, seed: int = OMNIGLOT_SEED, **shape) -> list[list[str]]:
+    """The Omniglot lists: `draw_protocol` over `n_characters` characters of 15 training drawings each (character
+    c's drawing k is training image c * 15 + k), from the seed the shipped lists were drawn with."""
+    labels = torch.arange(n_characters).repeat_interleave(OMNIGLOT_TRAIN_DRAWINGS)
+    return draw_protocol(labels, seed=seed, **shape)
+
+
+def check_protocol(n_classes: int, base_classes: int, ways: int, shots: int, sessions: int) -> None:
     """One clear line for a protocol the data cannot give."""
     if min(base_classes, ways, shots, sessions) < 1:
         raise ConfigError(f"base classes, ways, shots and sessions must be at least 1, got {base_classes}, {ways}, "
@@ -67,9 +80,6 @@ def check_protocol(n_classes: int, per_class: int, base_classes: int, ways: int,
     if base_classes < ways:
         raise ConfigError(f"a base session of {base_classes} classes is smaller than a {ways}-way session: "
                           "FSCIL's base session has many classes; raise base_classes or lower ways")
-    if shots > per_class:
-        raise ConfigError(f"{shots} shots per class, but each class has only {per_class} training images: "
-                          f"use at most {per_class} shots")
     needed = base_classes + ways * (sessions - 1)
     if needed > n_classes:
         raise ConfigError(f"{base_classes} base classes and {sessions - 1} sessions of {ways} need {needed} classes; "

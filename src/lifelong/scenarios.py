@@ -296,7 +296,7 @@ BENCHMARKS = {
     "fscil-omniglot": ("omniglot", dict(kind="few-shot", lists="omniglot",
                                         omniglot=dict(subset="background", characters=964, train_drawings=15,
                                                       side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
-                       (9,)),
+                       None),
 }
 
 
@@ -308,11 +308,26 @@ def make_scenario(
     validation_fraction: float = 0.0,
     class_order_seed: int | None = None,
     download: bool = True,
+    few_shot: dict | None = None,
 ) -> Scenario:
-    """Build a named benchmark (see `BENCHMARKS`); `n_tasks` and `class_order_seed` override its defaults."""
+    """Build a named benchmark (see `BENCHMARKS`); `n_tasks` and `class_order_seed` override its defaults.
+    `few_shot` (ways, shots, base_classes; with `n_tasks` the sessions): a protocol of another shape, drawn from the
+    same seed, for few-shot scenarios without official lists (fscil-omniglot)."""
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown scenario {name!r}; choose one of: {', '.join(BENCHMARKS)}")
     dataset_name, spec, allowed_tasks = BENCHMARKS[name]
+    few_shot = {k: v for k, v in (few_shot or {}).items() if v is not None}
+    lists = None
+    if few_shot or (n_tasks is not None and spec["kind"] == "few-shot"):
+        if spec.get("lists") != "omniglot":
+            raise ConfigError(f"{name} follows its official index lists: the number of sessions, ways, shots and "
+                              "base classes are theirs (another shape: fscil-omniglot)")
+        from .few_shot import omniglot_protocol
+
+        # drawn before the data are read: a protocol the data cannot give is refused at once
+        lists = omniglot_protocol(spec["omniglot"]["characters"], **few_shot,
+                                  **({"sessions": n_tasks} if n_tasks is not None else {}))
+        n_tasks = None
     spec = dict(spec)
     kind = spec.pop("kind")
     augment, backbone = spec.pop("augment", False), spec.pop("backbone", "mlp")
@@ -334,7 +349,7 @@ def make_scenario(
     if kind == "few-shot":
         from .few_shot import from_index_lists, read_index_lists
 
-        scenario = from_index_lists(dataset, read_index_lists(spec["lists"]), name,
+        scenario = from_index_lists(dataset, lists or read_index_lists(spec["lists"]), name,
                                     validation_fraction=validation_fraction, seed=seed)
     elif kind == "split":
         scenario = split_by_classes(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
