@@ -529,7 +529,7 @@ def test_omniglot_bad_arguments_and_files(tmp_path):
 
 
 def test_registry():
-    assert list(data.DATASETS) == ["digits", "mnist", "fashion-mnist", "cifar100"]
+    assert list(data.DATASETS) == ["digits", "mnist", "fashion-mnist", "cifar100", "mini-imagenet", "cub200"]
     for loader, description in data.DATASETS.values():
         assert callable(loader) and isinstance(description, str) and description
     with pytest.raises(ConfigError) as e:

@@ -57,6 +57,10 @@ SCENARIOS = {
                       "ResNet-20",
     "fscil-omniglot": "FSCIL on Omniglot: 60 base characters (15 drawings each), then 8 sessions of 5-way 5-shot; "
                       "tested on 5 held-out drawings per character",
+    "fscil-mini-imagenet": "FSCIL (TOPIC, CEC): miniImageNet 84x84, 60 base classes then 8 sessions of 5-way 5-shot, "
+                           "official lists, ResNet-20 (not the papers' ResNet-18)",
+    "fscil-cub200": "FSCIL (TOPIC, CEC): CUB-200-2011 resized to 84x84, 100 base classes then 10 sessions of 10-way "
+                    "5-shot, official lists, ResNet-20",
 }
 
 REPRODUCTIONS = {

@@ -8,7 +8,9 @@ line). The official lists for CIFAR-100, miniImageNet and CUB-200 ship inside th
 (`lifelong/data/fscil_index_list/`); for Omniglot, a protocol of the same shape is generated once from a fixed seed
 (`omniglot_protocol`) and shipped too. CIFAR-100's lines are indices into the official training set; Omniglot's
 are indices into `omniglot_split` of the 964 background characters (character c's training drawing k is
-c * 15 + k).
+c * 15 + k). miniImageNet's and CUB-200's lines are image paths (`MINI-ImageNet/train/<wnid>/<file>.jpg`,
+`CUB_200_2011/images/<class>/<file>.jpg`): `path_lookup` turns them into training indices, reading them as CEC's
+loaders do (miniImageNet by file name, CUB-200 by the path under images/).
 
 Sessions are `Task`s: session t's classes are its task's classes, its test set every test image of those classes,
 so the pooled accuracy after session t (`accuracy_seen_classes` in the results) is the FSCIL figure. Only the base
@@ -20,7 +22,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from .data import Dataset
+from .data import Dataset, cub200, mini_imagenet
 from .errors import ConfigError
 from .scenarios import Scenario, _check_fraction, _make_task, prepare_inputs
 
@@ -28,6 +30,8 @@ from .scenarios import Scenario, _check_fraction, _make_task, prepare_inputs
 BASE_CLASSES, WAYS, SHOTS, SESSIONS = 60, 5, 5, 9
 OMNIGLOT_SEED = 2020  # the seed the shipped Omniglot lists were drawn with
 OMNIGLOT_TRAIN_DRAWINGS = 15
+# the protocols whose lines are image paths: how a line names a file of the loader's extras["train_files"]
+PATH_PROTOCOLS = {"mini_imagenet": mini_imagenet.file_of_line, "cub200": cub200.file_of_line}
 
 
 def read_index_lists(protocol: str) -> list[list[str]]:
@@ -72,6 +76,17 @@ def omniglot_protocol(n_characters: int = 964, seed: int = OMNIGLOT_SEED, **shap
     return draw_protocol(labels, seed=seed, **shape)
 
 
+def path_lookup(dataset: Dataset, lists: list[list[str]], protocol: str) -> dict[str, int] | None:
+    """{line: training index} for the lines of `lists` that name an image of `dataset`, for the protocols whose
+    lines are image paths (`PATH_PROTOCOLS`); None for the others, whose lines are indices already. A line whose
+    image the data set lacks is left out, for `from_index_lists` to report."""
+    if protocol not in PATH_PROTOCOLS:
+        return None
+    file_of_line = PATH_PROTOCOLS[protocol]
+    position = {file: i for i, file in enumerate(dataset.extras["train_files"])}
+    return {line: position[file_of_line(line)] for lines in lists for line in lines if file_of_line(line) in position}
+
+
 def check_protocol(n_classes: int, base_classes: int, ways: int, shots: int, sessions: int) -> None:
     """One clear line for a protocol the data cannot give."""
     if min(base_classes, ways, shots, sessions) < 1:
@@ -87,15 +102,16 @@ def check_protocol(n_classes: int, base_classes: int, ways: int, shots: int, ses
 
 
 def from_index_lists(dataset: Dataset, lists: list[list[str]], name: str, pad_to: int | None = None,
-                     validation_fraction: float = 0.0, seed: int = 0) -> Scenario:
+                     validation_fraction: float = 0.0, seed: int = 0, lookup: dict[str, int] | None = None) -> Scenario:
     """The sessions the index lists name, as tasks: session t's classes in the order its lines first name them,
-    its training images those lines, its test images every test image of its classes."""
+    its training images those lines, its test images every test image of its classes. Lines are training indices,
+    or, given `lookup` (see `path_lookup`), keys of that map from line to training index."""
     _check_fraction(validation_fraction)
     x_train, x_test = prepare_inputs(dataset, pad_to)
     generator = torch.Generator().manual_seed(seed)
     tasks, seen = [], set()
     for t, lines in enumerate(lists):
-        indices = _indices(lines, t, len(x_train))
+        indices = _indices(lines, t, len(x_train)) if lookup is None else _looked_up(lines, t, lookup)
         labels = dataset.y_train[indices]
         classes = list(dict.fromkeys(labels.tolist()))  # first-appearance order
         if seen & set(classes):
@@ -129,3 +145,14 @@ def _indices(lines: list[str], session: int, n_images: int) -> torch.Tensor:
     if len(indices) == 0:
         raise ConfigError(f"session_{session + 1}.txt names no image")
     return indices
+
+
+def _looked_up(lines: list[str], session: int, lookup: dict[str, int]) -> torch.Tensor:
+    """A session's path lines as indices into the training set, each one found in `lookup`."""
+    missing = next((line for line in lines if line not in lookup), None)
+    if missing is not None:
+        raise ConfigError(f"session_{session + 1}.txt names {missing}, an image this data set does not have: "
+                          "use the complete data set, or lists made for the images you have")
+    if not lines:
+        raise ConfigError(f"session_{session + 1}.txt names no image")
+    return torch.tensor([lookup[line] for line in lines], dtype=torch.long)

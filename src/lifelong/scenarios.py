@@ -297,6 +297,11 @@ BENCHMARKS = {
                                         omniglot=dict(subset="background", characters=964, train_drawings=15,
                                                       side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
                        None),
+    # 84x84 images: resnet20 (the papers' ResNet-18 is not among the backbones) and CIFAR's crop + flip, in place
+    # of CEC's random resized crops
+    "fscil-mini-imagenet": ("mini-imagenet", dict(kind="few-shot", lists="mini_imagenet", augment=True,
+                                                  backbone="resnet20"), (9,)),
+    "fscil-cub200": ("cub200", dict(kind="few-shot", lists="cub200", augment=True, backbone="resnet20"), (11,)),
 }
 
 
@@ -347,10 +352,11 @@ def make_scenario(
     else:
         dataset = load_dataset(dataset_name, data_dir=data_dir, download=download)
     if kind == "few-shot":
-        from .few_shot import from_index_lists, read_index_lists
+        from .few_shot import from_index_lists, path_lookup, read_index_lists
 
-        scenario = from_index_lists(dataset, lists or read_index_lists(spec["lists"]), name,
-                                    validation_fraction=validation_fraction, seed=seed)
+        lists = lists or read_index_lists(spec["lists"])
+        scenario = from_index_lists(dataset, lists, name, validation_fraction=validation_fraction, seed=seed,
+                                    lookup=path_lookup(dataset, lists, spec["lists"]))
     elif kind == "split":
         scenario = split_by_classes(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
     else:
