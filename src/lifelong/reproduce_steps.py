@@ -261,19 +261,21 @@ def plot(name: str, runs: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paper = PROTOCOLS[name].get("paper", {})
+    from .report import line_styles
+
+    paper, rows = PROTOCOLS[name].get("paper", {}), PROTOCOLS[name]["rows"]
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     classes = None
-    for i, (row, (label, _, _)) in enumerate(PROTOCOLS[name]["rows"].items()):
-        color = f"C{i}"
+    for style, row in zip(line_styles(len(rows)), rows):  # colour, line style and marker: close curves stay apart
         stats = aggregate(runs, row)
         if stats is not None:
             means, stds, n, classes = stats
-            ax.plot(classes, means, "o-", color=color, label=f"{row} (ours, n={n})")
+            ax.plot(classes, means, label=f"{row} (ours, n={n})", markersize=4, **style)
             ax.fill_between(classes, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
-                            color=color, alpha=0.2)
+                            color=style["color"], alpha=0.15, linewidth=0)
         if row in paper and classes is not None:
-            ax.plot(classes, paper[row], "s--", color=color, alpha=0.6, label=f"{row} (paper)")
+            ax.plot(classes, paper[row], color=style["color"], linestyle=":", marker="x", alpha=0.6,
+                    label=f"{row} (paper)")
     ax.set_xlabel("number of classes")
     ax.set_ylabel("accuracy on the classes seen (%)")
     ax.set_title(PROTOCOLS[name]["scenario"], fontsize=10)
