@@ -69,6 +69,19 @@ def test_run_writes_results_and_report(capsys, tmp_path):
     assert code == 0 and "joint" in out and (out_dir / "report.png").stat().st_size > 10_000
 
 
+def test_the_default_run_trains_every_method_that_needs_no_memory(capsys, tmp_path):
+    """`make demo`'s `lifelong run`, class setting, one epoch: every method in the catalogue that keeps no exemplars
+    runs to the end on split-digits (none is refused by its own check)."""
+    from lifelong import catalog
+    code, out, err = run_cli(capsys, "run", "--setting", "class", "--epochs", "1", "--hidden", "16", "--quiet",
+                             "--out", str(tmp_path / "demo"))
+    assert code == 0, err
+    expected = {name for name, (_, _, keeps) in catalog.METHODS.items() if not keeps}
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert {r["method"] for r in summary["runs"]} == expected
+    assert not any(line.startswith("skipped:") for line in err.splitlines()), err
+
+
 def test_single_run_writes_results_json_in_out(capsys, tmp_path):
     code, _, _ = run_cli(capsys, "run", "--method", "finetune", "--setting", "task", "--epochs", "1",
                          "--hidden", "16", "--quiet", "--out", str(tmp_path))

@@ -294,13 +294,13 @@ def command_run(args) -> int:
     for setting, name in list(runs):  # every method's options, and its fit to the scenario, before any training
         try:
             method = build_method(name, build_model(scenario, args.backbone, hidden), setting, method_options[name])
+            method.check(scenario)
         except ConfigError as error:
             if args.method != "all":
                 raise
             runs.remove((setting, name))  # `all`: every method that can run this model (l-mas: Linear layers only)
             unfit.append(f"{name} ({error})")
             continue
-        method.check(scenario)
         check_warmup_used(method, config, "--warmup-lr", "--warmup-epochs")
     check_writable(out)
     single = len(runs) == 1 and len(seeds) == 1

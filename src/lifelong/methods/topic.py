@@ -16,7 +16,8 @@ sessions are trained to keep it. Its authors released no code for the method; th
     Prediction:    the label of the nearest node.
 
 What the paper leaves open is an option here, with its default and why:
-    nodes=400        the node count of the official repository's scripts (anchor_num, every data set);
+    nodes=None       400, the node count of the official repository's scripts (anchor_num, every data set), or the
+                     base session's number of samples where it has fewer (a node needs a sample to stand for);
     gas_epochs=5     passes of the NG over the base features, eps 0.5 -> 0.005 and lambda 10 -> 0.01 annealed over
                      all of them (Martinetz et al. 1993, the library's NeuralGas defaults);
     a node's label, anchor and variance: the majority label of the base samples nearest it, the sample of that
@@ -42,21 +43,24 @@ from ..errors import ConfigError
 from ..hebbian.rules import annealed, neural_gas_step
 from .base import Method
 
+DEFAULT_NODES = 400  # anchor_num in the official repository's scripts
+
 
 class TOPIC(Method):
     name = "topic"
     settings = ("class",)
 
-    def __init__(self, model, setting: str = "class", nodes: int = 400, gas_epochs: int = 5,
+    def __init__(self, model, setting: str = "class", nodes: int | None = None, gas_epochs: int = 5,
                  anchor_weight: float = 1.0, minmax_weight: float = 1.0, margin: float = 0.5, neighbours: int = 5,
                  eps_initial: float = 0.5, eps_final: float = 0.005, lambda_initial: float = 10.0,
                  lambda_final: float = 0.01):
-        """nodes: the base session's neural-gas nodes; gas_epochs: its passes over the base features; anchor_weight
+        """nodes: the base session's neural-gas nodes (default 400, or its samples if fewer); gas_epochs: its passes over the base features; anchor_weight
         and minmax_weight: the weights of the anchor loss (stabilisation) and the min-max loss (adaptation); margin:
         the distance, on unit-length features, beyond which the max term stops pushing; neighbours: how many of the
         nearest other-label nodes it pushes from; eps_*, lambda_*: the gas's annealed step size and range."""
         super().__init__(model, setting)
-        self.n_nodes, self.gas_epochs = check_int("nodes", nodes), check_int("gas_epochs", gas_epochs)
+        self.n_nodes = None if nodes is None else check_int("nodes", nodes)
+        self.gas_epochs = check_int("gas_epochs", gas_epochs)
         self.anchor_weight = check_weight("anchor_weight", anchor_weight)
         self.minmax_weight = check_weight("minmax_weight", minmax_weight)
         self.margin = check_float("margin", margin)
@@ -69,7 +73,7 @@ class TOPIC(Method):
 
     def check(self, scenario) -> None:
         n_base = len(scenario.tasks[0].y_train)  # 0 once learned: a learner keeps no task data
-        if 0 < n_base < self.n_nodes:
+        if self.n_nodes is not None and 0 < n_base < self.n_nodes:
             raise ConfigError(f"topic: {self.n_nodes} nodes but the base session has {n_base} training samples; "
                               f"use --param nodes=N with N <= {n_base}")
 
@@ -149,8 +153,9 @@ class TOPIC(Method):
         """The base session's gas: neural gas on the features, then each node's label, anchor and variance."""
         rng = np.random.RandomState(int(torch.randint(2**31, (1,))))  # from the run's seeded generator
         features = f.cpu().double().numpy()
-        units = features[rng.choice(len(features), self.n_nodes, replace=False)].copy()
-        ages = np.full((self.n_nodes, self.n_nodes), np.inf)
+        n_nodes = self.n_nodes or min(DEFAULT_NODES, len(features))
+        units = features[rng.choice(len(features), n_nodes, replace=False)].copy()
+        ages = np.full((n_nodes, n_nodes), np.inf)
         t_max = self.gas_epochs * len(features)
         for epoch in range(self.gas_epochs):
             for t, i in enumerate(rng.permutation(len(features)), start=epoch * len(features)):
