@@ -105,6 +105,6 @@ def test_ray_absent_is_one_clear_line_before_any_work(tmp_path, monkeypatch, cap
 
 
 def test_ray_tasks_give_the_same_runs_and_table(serial, tmp_path):
-    pytest.importorskip("ray", reason="Ray is optional (pip install 'lifelong[ray]'); CI installs only .[test]")
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'lifelong[ray]', or '.[test]')")
     reproduce_steps(NAME, None, SEEDS, tmp_path, ray_address="local", threads=1)
     assert saved(tmp_path) == saved(serial)
