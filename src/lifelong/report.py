@@ -416,7 +416,7 @@ def reproduction_files(folder) -> list[Path]:
     """The paper-against-ours tables that `lifelong reproduce` wrote into `folder` (its --out): their markdown, the
     paper's numbers beside ours, as the reproduction made them."""
     from .reproduce import NAME
-    from .reproduce_bic import PROTOCOLS, stem
+    from .reproduce_steps import PROTOCOLS, stem
 
     folder = Path(folder)
     if not folder.is_dir():
