@@ -206,7 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--out", help="output directory (default runs/NAME)")
     reproduce.add_argument("--quiet", action="store_true", help="no progress lines")
     reproduce.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
-                        "run fastest on one, and a busy machine slows many threads far more)")
+                        "run fastest on one, and a busy machine slows many threads far more; with --workers N: "
+                        "each worker's, default cores // N)")
+    reproduce.add_argument("--workers", type=int, default=1,
+                           help="runs at once on this machine, each in its own process with its share of the cores "
+                                "(and its own GPU where there are several); the same files and table (default 1)")
+    reproduce.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                           help="each run a Ray task: alone, a single-node Ray instance here; with ADDRESS "
+                                "(auto, ray://host:10001) a running cluster (pip install 'lifelong[ray]')")
 
     report = commands.add_parser("report", help="summarise finished runs: a table, report.html and report.png",
                                  description="The comparison table, and report.html (one self-contained page: "
@@ -599,12 +606,22 @@ def command_distill(args) -> int:
 
 def command_reproduce(args) -> int:
     from .errors import ConfigError
+    from .grid import require_ray
     from .reproduce import NAME, PAPER_ROWS, reproduce
 
     from .reproduce_steps import PROTOCOLS, reproduce_steps, stem
 
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if args.ray is not None:
+        if args.workers != 1:
+            raise ConfigError("--workers is for this machine; with --ray the cluster's free CPUs decide how many "
+                              "runs go at once (each asks for --threads CPUs, default 1)")
+        require_ray()  # before any work
+    spread = dict(workers=args.workers, threads=args.threads if args.workers > 1 or args.ray else None,
+                  ray_address=args.ray)
     out = Path(args.out or Path("runs") / args.name)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -615,12 +632,13 @@ def command_reproduce(args) -> int:
         rows = _csv(args.methods) if args.methods else None
         run_all = lambda: reproduce_steps(args.name, rows, list(seeds), out,  # noqa: E731
                                           args.data_dir, download=not args.no_download, epochs=args.epochs,
-                                          device=args.device, log=log)
+                                          device=args.device, log=log, **spread)
     else:
         table = out / f"{NAME}.md"
         run_all = lambda: reproduce(args.name, _csv(args.methods or PAPER_ROWS),  # noqa: E731
                                     _csv(args.setting or "task,domain,class"), seeds, out, args.data_dir,
-                                    download=not args.no_download, epochs=args.epochs, device=args.device, log=log)
+                                    download=not args.no_download, epochs=args.epochs, device=args.device, log=log,
+                                    **spread)
     try:
         run_all()
     except KeyboardInterrupt:

@@ -211,6 +211,8 @@ class Learner:
         the head that many outputs from the start (`run_experiment(preallocate_head=True)`)."""
         if self.method is not None:
             return
+        if not isinstance(x, torch.Tensor):  # a Dataset of inputs read from disk: two of them tell the shape
+            x = torch.stack([x[i] for i in range(min(2, len(x)))])
         spec = self.spec
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)  # the initial weights depend on the seed alone
@@ -243,6 +245,10 @@ class Learner:
         if len(task.y_train) == 0:
             raise ConfigError(f"task {task.id + 1} has no training samples: nothing to learn")
         self.build(task.x_train)
+        if not isinstance(task.x_train, torch.Tensor) and not self.method.reads_from_disk:
+            raise ConfigError(f"{self.method.name} needs its training data in memory (it stores or re-reads them); "
+                              "the disk path trains finetune: read the data with scenarios.in_memory(scenario), "
+                              "or from_data without on_disk")
         self.method.check(SimpleNamespace(tasks=self.tasks + [task]))  # what check reads of a scenario
         self.method.augmented_inputs = bool(getattr(scenario, "augment", self.augment))
         with self._random_state():

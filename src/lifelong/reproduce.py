@@ -15,6 +15,7 @@ and several invocations can fill one table; OUT/hsu2018_split_mnist.md and .json
 disk after each one.
 """
 
+import functools
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ import torch
 
 from .errors import ConfigError
 from .experiment import run_experiment
+from .grid import run_grid
 from .methods import get_method
 from .results import thread_note, time_left, versions, write_json
 from .scenarios import SETTINGS, make_scenario
@@ -217,9 +219,11 @@ def render(document: dict, notes: str = "") -> str:
 
 def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int], out, data_dir=None,
               download: bool = True, epochs: int | None = None, device: str = "cpu", notes: str = "",
-              log: Callable[[str], None] | None = None) -> dict:
+              log: Callable[[str], None] | None = None, workers: int = 1, threads: int | None = None,
+              ray_address: str | None = None) -> dict:
     """Run every (seed, setting, row) not already saved in `out`, saving each as it finishes; returns the
-    document with every run on disk. `epochs` overrides the 4 epochs per task (not the rows' own lengths)."""
+    document with every run on disk. `epochs` overrides the 4 epochs per task (not the rows' own lengths).
+    `workers`, `threads`, `ray_address`: how the runs are spread (`lifelong.grid.run_grid`)."""
     if name not in REPRODUCTIONS:
         raise ConfigError(f"unknown reproduction {name!r}; choose from: {', '.join(REPRODUCTIONS)}")
     check_rows(rows, settings)
@@ -232,24 +236,43 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
             raise ConfigError(f"{out} already has run {key} made differently ({saved_protocol(done[key])}, now "
                               f"{protocol(row, setting, epochs)}): use another --out, or delete "
                               f"{run_file(out, key)} (and the row's other runs) to run it again")
-    scenario = make_scenario("split-mnist", data_dir=data_dir, download=download)
     # seeds outermost: a reproduction stopped early leaves every row with the same number of seeds
-    todo = [p for p in planned if p[0] not in done]
-    began = time.perf_counter()
-    for i, (key, row, setting, seed) in enumerate(todo):
-        started = time.perf_counter()
-        how = protocol(row, setting, epochs)
-        results = run_experiment(method_options(row, setting)[0], scenario, setting, seed=seed, device=device,
-                                 progress=False, **how)
-        run = {"final_average_accuracy": results["final_average_accuracy"],
-               "accuracy_matrix": results["accuracy_matrix"], **how, "threads": results["threads"],
-               "wall_time_s": time.perf_counter() - started}
-        write_json(run_file(out, key), {"key": key, **run})
+    jobs = [dict(key=key, row=row, setting=setting, seed=seed, data_dir=data_dir, download=download,
+                 device=device, how=protocol(row, setting, epochs)) for key, row, setting, seed in planned
+            if key not in done]
+    began, finished = time.perf_counter(), []
+
+    def done_run(job: dict, run: dict) -> None:  # here, as each run ends: its file, then the table
+        write_json(run_file(out, job["key"]), {"key": job["key"], **run})
         save_table(out, notes)
+        finished.append(job)
         if log:
-            log(f"[{i + 1}/{len(todo)}] {row} {setting}-IL seed {seed}: {100 * run['final_average_accuracy']:.2f}% "
-                f"({run['wall_time_s']:.0f} s{time_left(time.perf_counter() - began, i + 1, len(todo))})")
+            log(f"[{len(finished)}/{len(jobs)}] {job['row']} {job['setting']}-IL seed {job['seed']}: "
+                f"{100 * run['final_average_accuracy']:.2f}% ({run['wall_time_s']:.0f} s"
+                f"{time_left(time.perf_counter() - began, len(finished), len(jobs))})")
+
+    try:
+        run_grid(jobs, run_one, done_run, workers, threads, gpu=device != "cpu", ray_address=ray_address)
+    finally:
+        _split_mnist.cache_clear()  # read once per process for all its runs
     return save_table(out, notes)
+
+
+@functools.lru_cache(maxsize=1)
+def _split_mnist(data_dir, download: bool):
+    return make_scenario("split-mnist", data_dir=data_dir, download=download)
+
+
+def run_one(job: dict) -> dict:
+    """One run of the table (here, in a worker process or in a Ray task): what its file saves."""
+    scenario = _split_mnist(job["data_dir"], job["download"])
+    started = time.perf_counter()
+    how = job["how"]
+    results = run_experiment(method_options(job["row"], job["setting"])[0], scenario, job["setting"], seed=job["seed"],
+                             device=job["device"], progress=False, **how)
+    return {"final_average_accuracy": results["final_average_accuracy"],
+            "accuracy_matrix": results["accuracy_matrix"], **how, "threads": results["threads"],
+            "wall_time_s": time.perf_counter() - started}
 
 
 PROTOCOL_DEFAULTS = {"reset_optimizer": True, "preallocate_head": False}

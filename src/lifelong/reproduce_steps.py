@@ -22,6 +22,7 @@ Every run is written to OUT/<name>_runs/<row>_<seed>.json as soon as it ends; th
 interrupted reproduction (finished runs are skipped); OUT/<name>.md, .json and .png are rewritten after each run.
 """
 
+import functools
 import json
 import statistics
 import time
@@ -31,6 +32,7 @@ from typing import Callable
 from .catalog import REPRODUCTIONS
 from .errors import ConfigError
 from .experiment import run_experiment
+from .grid import run_grid
 from .results import thread_note, time_left, versions, write_json
 from .scenarios import make_scenario
 
@@ -126,8 +128,10 @@ def load_runs(out: Path, name: str) -> dict:
 
 
 def reproduce_steps(name: str, rows: list[str] | None, seeds, out, data_dir=None, download: bool = True,
-                    epochs: int | None = None, device: str = "cpu", log: Callable[[str], None] | None = None) -> dict:
-    """Run every (row, seed) of protocol `name` not already saved in `out`; returns the table's document."""
+                    epochs: int | None = None, device: str = "cpu", log: Callable[[str], None] | None = None,
+                    workers: int = 1, threads: int | None = None, ray_address: str | None = None) -> dict:
+    """Run every (row, seed) of protocol `name` not already saved in `out`; returns the table's document.
+    `workers`, `threads`, `ray_address`: how the runs are spread (`lifelong.grid.run_grid`)."""
     if name not in PROTOCOLS:
         raise ConfigError(f"unknown reproduction {name!r}; choose from: {', '.join(PROTOCOLS)}")
     protocol = PROTOCOLS[name]
@@ -144,32 +148,49 @@ def reproduce_steps(name: str, rows: list[str] | None, seeds, out, data_dir=None
             raise ConfigError(f"{run_file(out, name, row, seed)} ran {run['train']['epochs']} epochs per step, not "
                               f"{train['epochs']}: use another --out, or delete it to run it again")
     planned = [(row, seed) for seed in seeds for row in rows if (row, seed) not in done]
-    scenario = None
-    began = time.perf_counter()
-    for i, (row, seed) in enumerate(planned):
-        if scenario is None:  # the data are read only when there is something to run
-            scenario = make_scenario(protocol["scenario"], data_dir=data_dir, download=download,
-                                     n_tasks=protocol.get("n_tasks"), class_order_seed=protocol.get("class_order_seed"))
-        started = time.perf_counter()
-        _, method, row_options = protocol["rows"][row]
-        options = {**memory_options(protocol), **protocol.get("method_options", {}), **row_options}
-        details = []  # what the method keeps, after each step (TOPIC: its nodes and anchors)
-        results = run_experiment(method, scenario, "class", seed=seed, device=device, progress=False,
-                                 backbone=protocol.get("backbone"), method_options=options,
-                                 loggers=[lambda r: details.append(r["method_details"])], **train)
-        run = {"row": row, "seed": seed, "accuracy_seen_classes": results["accuracy_seen_classes"],
-               "classes_seen": [sum(len(c) for c in results["task_classes"][:k + 1])
-                                for k in range(len(results["task_classes"]))],
-               "method_options": options, "train": results["config"], "method_details": results["method_details"],
-               "method_details_per_step": details, "train_time_s": results["train_time_s"],
-               "threads": results["threads"], "wall_time_s": time.perf_counter() - started}
-        write_json(run_file(out, name, row, seed), run)
-        document = save_table(out, name)
+    jobs = [dict(row=row, seed=seed, method=protocol["rows"][row][1],
+                 options={**memory_options(protocol), **protocol.get("method_options", {}), **protocol["rows"][row][2]},
+                 scenario=dict(name=protocol["scenario"], data_dir=data_dir, download=download,
+                               n_tasks=protocol.get("n_tasks"), class_order_seed=protocol.get("class_order_seed")),
+                 backbone=protocol.get("backbone"), train=train, device=device) for row, seed in planned]
+    began, finished = time.perf_counter(), []
+
+    def done(job: dict, run: dict) -> None:  # here, as each run ends: its file, then the table
+        write_json(run_file(out, name, job["row"], job["seed"]), run)
+        save_table(out, name)
+        finished.append(job)
         if log:
             curve = " ".join(f"{100 * a:.1f}" for a in run["accuracy_seen_classes"])
-            log(f"[{i + 1}/{len(planned)}] {row} seed {seed}: {curve} ({run['wall_time_s']:.0f} s"
-                f"{time_left(time.perf_counter() - began, i + 1, len(planned))})")
+            log(f"[{len(finished)}/{len(jobs)}] {job['row']} seed {job['seed']}: {curve} ({run['wall_time_s']:.0f} s"
+                f"{time_left(time.perf_counter() - began, len(finished), len(jobs))})")
+
+    try:
+        run_grid(jobs, run_row, done, workers, threads, gpu=device != "cpu", ray_address=ray_address)
+    finally:
+        _scenario.cache_clear()  # the data set, read once per process for all its runs
     return save_table(out, name)
+
+
+@functools.lru_cache(maxsize=1)
+def _scenario(name: str, data_dir, download: bool, n_tasks, class_order_seed):
+    return make_scenario(name, data_dir=data_dir, download=download, n_tasks=n_tasks,
+                         class_order_seed=class_order_seed)
+
+
+def run_row(job: dict) -> dict:
+    """One run of the grid (here, in a worker process or in a Ray task): what its file saves."""
+    scenario = _scenario(**job["scenario"])  # the data are read only when there is something to run
+    started = time.perf_counter()
+    details = []  # what the method keeps, after each step (TOPIC: its nodes and anchors)
+    results = run_experiment(job["method"], scenario, "class", seed=job["seed"], device=job["device"], progress=False,
+                             backbone=job["backbone"], method_options=job["options"],
+                             loggers=[lambda r: details.append(r["method_details"])], **job["train"])
+    return {"row": job["row"], "seed": job["seed"], "accuracy_seen_classes": results["accuracy_seen_classes"],
+            "classes_seen": [sum(len(c) for c in results["task_classes"][:k + 1])
+                             for k in range(len(results["task_classes"]))],
+            "method_options": job["options"], "train": results["config"], "method_details": results["method_details"],
+            "method_details_per_step": details, "train_time_s": results["train_time_s"],
+            "threads": results["threads"], "wall_time_s": time.perf_counter() - started}
 
 
 def aggregate(runs: dict, row: str) -> tuple[list[float], list[float], int, list[int]] | None:

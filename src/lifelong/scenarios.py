@@ -10,7 +10,8 @@ Inputs are float32, normalised per channel with the mean and standard deviation 
 (after optional zero-padding: split-MNIST padded to 32x32 gives Hsu et al.'s 0.1000 / 0.2752).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from .errors import ConfigError
 class Task:
     id: int
     classes: list[int]  # data-set labels of this task's classes; within-task label k means classes[k]
-    x_train: torch.Tensor
+    x_train: torch.Tensor  # or a Dataset of inputs read when needed (ImageFiles: `from_data(..., on_disk=True)`)
     y_train: torch.Tensor  # int64 within-task labels
     x_test: torch.Tensor
     y_test: torch.Tensor
@@ -234,7 +235,7 @@ def permuted(
 
 def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fraction: float = 0.2,
               class_order_seed: int | None = None, validation_fraction: float = 0.0, seed: int = 0,
-              size: int | None = None, name: str = "my-data") -> Scenario:
+              size: int | None = None, name: str = "my-data", on_disk: bool = False, workers: int = 2) -> Scenario:
     """Your data cut into `n_tasks` tasks of classes, by the built-in scenarios' rules (`split_by_classes`).
 
     x: inputs (tensor or numpy array, (N, C, H, W), (N, H, W) or (N, features)) with labels `y` (integers or
@@ -242,8 +243,19 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
     class, images resized to `size`). The test set: `x_test` (and `y_test`) in the same forms, or else
     `test_fraction` of each class drawn from `x` with `seed`. Classes are ordered by their sorted labels (or
     shuffled with `class_order_seed`); inputs are scaled and normalised as the built-in data sets are.
+
+    on_disk=True (an image folder): the images stay in their files and are read batch by batch, by `workers`
+    DataLoader processes, while training and evaluating (`image_folder_on_disk`); for data that do not fit in memory.
     """
     from .data.user import read_user_data
+
+    if on_disk:
+        if not isinstance(x, (str, Path)) or x_test is not None:
+            raise ConfigError("on_disk=True reads an image folder (its path), with test_fraction of each class as "
+                              "the test set")
+        return image_folder_on_disk(x, n_tasks, test_fraction=test_fraction, class_order_seed=class_order_seed,
+                                    validation_fraction=validation_fraction, seed=seed, size=size, name=name,
+                                    workers=workers)
 
     x, labels = read_user_data(x, y, size)
     class_names = sorted({str(c) for c in labels.tolist()})
@@ -266,6 +278,73 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
     dataset = Dataset(name, x, targets, x_test, test_targets, class_names)
     return split_by_classes(dataset, n_tasks, class_order_seed, validation_fraction=validation_fraction, seed=seed,
                             name=name)
+
+
+def image_folder_on_disk(path, n_tasks: int = 5, *, test_fraction: float = 0.2, class_order_seed: int | None = None,
+                         validation_fraction: float = 0.0, seed: int = 0, size: int | None = None,
+                         name: str = "my-data", workers: int = 2) -> Scenario:
+    """`from_data(path, on_disk=True)`: tasks whose inputs are `ImageFiles`, read from the files when a batch needs
+    them (training draws the same batches as from tensors: `training.input_batches`). The split into training and
+    test images and the tasks follow `from_data`'s rules; the normalisation statistics come from one pass over the
+    training images, one at a time. `in_memory(scenario)` reads it all into tensors: the same numbers, faster."""
+    from .data.user import ImageFiles, list_image_folder, read_image
+
+    _check_fraction(validation_fraction)
+    files, labels, class_names, mode = list_image_folder(path, size)
+    targets = torch.tensor(labels)
+    if not 0 < test_fraction < 1:
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if n_tasks < 1 or len(class_names) % n_tasks:
+        raise ConfigError(f"{path} has {len(class_names)} classes: n_tasks must divide it, got {n_tasks}")
+    train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed))
+    # per-channel mean and std of the training images, from exact integer sums of their uint8 pixels
+    total = total_sq = 0
+    for i in train_idx.tolist():
+        image = read_image(files[i], mode, size).long()
+        total, total_sq = total + image.sum((1, 2)), total_sq + (image * image).sum((1, 2))
+    n = len(train_idx) * image.shape[1] * image.shape[2]
+    mean = [t / (255 * n) for t in total.tolist()]
+    var = [(q * n - t * t) / (n * (n - 1)) / 255 ** 2 for t, q in zip(total.tolist(), total_sq.tolist())]
+    images = ImageFiles(files, mode, size, torch.tensor(mean).view(-1, 1, 1),
+                        torch.tensor(var).sqrt().clamp_min(1e-8).view(-1, 1, 1), workers)
+    order = class_order(len(class_names), class_order_seed)
+    rank = torch.empty(len(class_names), dtype=torch.long)
+    rank[torch.tensor(order)] = torch.arange(len(class_names))
+    per_task = len(class_names) // n_tasks
+    generator = torch.Generator().manual_seed(seed)
+    tasks = []
+    for t in range(n_tasks):
+        first = t * per_task
+
+        def part(idx):  # this task's images among `idx`, and their within-task labels
+            idx = idx[(rank[targets[idx]] >= first) & (rank[targets[idx]] < first + per_task)]
+            return idx, rank[targets[idx]] - first
+
+        train, y_train = part(train_idx)
+        test, y_test = part(test_idx)
+        task = Task(t, order[first:first + per_task], images.subset(train.tolist()), y_train,
+                    images.subset(test.tolist()), y_test)
+        if validation_fraction > 0:
+            kept, held = _validation_split(y_train, validation_fraction, generator)
+            task.x_train, task.y_train = images.subset(train[kept].tolist()), y_train[kept]
+            task.x_val, task.y_val = images.subset(train[held].tolist()), y_train[held]
+        tasks.append(task)
+    return Scenario(name=name, tasks=tasks, class_order=order, class_names=class_names,
+                    input_shape=tuple(images[0].shape),
+                    config=dict(kind="image-folder", on_disk=True, n_tasks=n_tasks, test_fraction=test_fraction,
+                                class_order_seed=class_order_seed, validation_fraction=validation_fraction, seed=seed,
+                                size=size))
+
+
+def in_memory(scenario: Scenario) -> Scenario:
+    """The scenario with every task's images read into tensors (the fast path, when they fit): the same numbers as
+    reading them batch by batch from disk."""
+    def read(x):
+        return x if x is None or isinstance(x, torch.Tensor) else torch.stack([x[i] for i in range(len(x))])
+
+    tasks = [replace(task, x_train=read(task.x_train), x_test=read(task.x_test), x_val=read(task.x_val))
+             for task in scenario.tasks]
+    return replace(scenario, tasks=tasks, config={**scenario.config, "on_disk": False})
 
 
 def _as_images(x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Training one task: the configuration, the optimizers and schedules, the epochs of mini-batches, evaluation.
 
-`train_task` runs a method's hooks over one task's data (sliced from in-memory tensors, no per-sample Python work);
+`train_task` runs a method's hooks over one task's data (sliced from in-memory tensors, no per-sample Python work;
+or, for data on disk, the same batches read by a DataLoader: `input_batches`);
 `evaluate` measures task-aware and task-agnostic accuracy. The learner (`lifelong.learner`) calls them task by task,
 and the engine (`lifelong.engine`) drives a learner over a whole scenario.
 """
@@ -11,6 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 import torch
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, TrainingError
@@ -212,7 +214,7 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
     """
     config = task_config(config, task)
     device = torch.device(config.device)
-    data = [t.to(device) for t in method.training_data(task)]
+    data = [t.to(device) if isinstance(t, torch.Tensor) else t for t in method.training_data(task)]
     local = getattr(method, "local_learning", False)
     if warmup_epochs(method, config):
         warm_up_head(method, task, data, scenario, config, generator)
@@ -257,8 +259,8 @@ def warm_up_head(method: Method, task: Task, data, scenario, config, generator) 
     if not augmented:
         model.eval()
         with torch.no_grad():
-            x = torch.cat([model.backbone(x[i:i + config.eval_batch_size])
-                           for i in range(0, len(x), config.eval_batch_size)])
+            x = torch.cat([model.backbone(inputs.to(targets.device))
+                           for inputs in in_order(x, config.eval_batch_size)])
 
     def step(inputs, targets, task_ids):
         if augmented:
@@ -280,11 +282,34 @@ def _descend(optimizer, loss: torch.Tensor, before_step=None) -> torch.Tensor:
     return loss.detach()
 
 
+def input_batches(x, index_batches: list[torch.Tensor]):
+    """The inputs of each batch of indices: sliced from a tensor (in memory, the fast path), or read from a
+    Dataset (`ImageFiles`: data on disk) by a DataLoader's `x.workers` processes, which read the next batches
+    while this one trains. The DataLoader is given the very batches of indices, so both paths train on the same
+    batches in the same order. The loader's own generator (it draws its workers' seeds) keeps it from drawing on
+    the global random state, which the next task's new head part is initialised from."""
+    if isinstance(x, torch.Tensor):
+        return (x[idx] for idx in index_batches)
+    loader = DataLoader(x, batch_sampler=[idx.tolist() for idx in index_batches], num_workers=getattr(x, "workers", 0),
+                        generator=torch.Generator().manual_seed(0))
+    return (batch.to(index_batches[0].device) for batch in loader)
+
+
+def in_order(x, size: int):
+    """Batches of `size` inputs in order (evaluation): slices of a tensor, or read from a Dataset."""
+    if isinstance(x, torch.Tensor):
+        return (x[i:i + size] for i in range(0, len(x), size))
+    return input_batches(x, list(torch.arange(len(x)).split(size)))
+
+
 def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator,
                 description) -> list[float]:
-    """`epochs` shuffled passes over the tensors in `data` (sliced together): `start_epoch(epoch)` before each,
-    then `step(*batch)` per batch. Returns the mean loss of each epoch (none when `step` returns no loss)."""
+    """`epochs` shuffled passes over the tensors in `data` (sliced together; the inputs, `data[0]`, may be a
+    Dataset read from disk: `input_batches`): `start_epoch(epoch)` before each, then `step(*batch)` per batch.
+    Returns the mean loss of each epoch (none when `step` returns no loss)."""
     n = len(data[0])
+    inputs, tensors = data[0], data[1:]
+    device = tensors[0].device
     n_batches = math.ceil(n / config.batch_size)
     bar = tqdm(total=epochs * n_batches, desc=description, unit="batch", leave=False,
                disable=None if config.progress else True)  # None: off when not a terminal
@@ -293,11 +318,11 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
     try:
         for epoch in range(epochs):
             start_epoch(epoch)
-            order = torch.randperm(n, generator=generator).to(data[0].device)
-            epoch_loss = torch.zeros((), device=data[0].device)
-            for start in range(0, n, config.batch_size):
-                idx = order[start:start + config.batch_size]
-                x, *rest = (t[idx] for t in data)
+            order = torch.randperm(n, generator=generator).to(device)
+            epoch_loss = torch.zeros((), device=device)
+            batches = order.split(config.batch_size)
+            for idx, x in zip(batches, input_batches(inputs, batches)):
+                rest = [t[idx] for t in tensors]
                 if getattr(scenario, "augment", False):
                     x = crop_and_flip(x, generator)
                 loss = step(x, *rest)
@@ -341,8 +366,8 @@ def evaluate(method: Method, tasks: list[Task], config: TrainConfig, split: str 
         part = method.task_slice(task.id)
         targets = method.targets(task, y).to(device)
         n_aware = n_agnostic = 0
-        for start in range(0, len(x), config.eval_batch_size):
-            logits = method.predict(x[start:start + config.eval_batch_size].to(device))
+        for start, inputs in zip(range(0, len(x), config.eval_batch_size), in_order(x, config.eval_batch_size)):
+            logits = method.predict(inputs.to(device))
             t = targets[start:start + config.eval_batch_size]
             n_aware += int((logits[:, part].argmax(1) + part.start == t).sum())
             n_agnostic += int((logits.argmax(1) == t).sum())

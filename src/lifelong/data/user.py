@@ -20,39 +20,76 @@ from ..errors import ConfigError, DataError
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-def read_image_folder(path, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """(images uint8 (N, C, H, W), labels int64 (N,), class names) of an image folder."""
+def list_image_folder(path, size: int | None = None) -> tuple[list[Path], list[int], list[str], str]:
+    """(image files in sorted order, their labels indexing the class names, class names, the mode "L" or "RGB")
+    of an image folder. Only the files' headers are read (their mode and size), not their pixels."""
     root = Path(path)
     if not root.is_dir():
         raise ConfigError(f"{root} is not a folder: give a folder with one sub-folder of images per class")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = [(f, k) for k, name in enumerate(classes) for f in sorted((root / name).iterdir())
+    found = [(f, k) for k, name in enumerate(classes) for f in sorted((root / name).iterdir())
              if f.suffix.lower() in EXTENSIONS]
-    if len(classes) < 2 or not files:
+    if len(classes) < 2 or not found:
         raise ConfigError(f"{root} must hold one sub-folder of images per class (at least two classes); found "
-                          f"{len(classes)} sub-folder(s) and {len(files)} image(s)")
-    images = []
-    for file, _ in files:
+                          f"{len(classes)} sub-folder(s) and {len(found)} image(s)")
+    modes, sizes = [], []
+    for file, _ in found:
         try:
-            with Image.open(file) as image:
-                image.load()
-                images.append(image.copy())
+            with Image.open(file) as image:  # the header only
+                modes.append(image.mode)
+                sizes.append(image.size)
         except (UnidentifiedImageError, OSError) as error:
             raise DataError(f"{file} is not a readable image ({error}): remove or replace it") from None
-    mode = "L" if all(image.mode in ("L", "1", "I;16", "I") for image in images) else "RGB"
-    arrays = []
-    for image, (file, _) in zip(images, files):
-        image = image.convert(mode)
-        if size is not None:
-            image = image.resize((size, size), Image.BILINEAR)
-        elif image.size != images[0].size:
-            raise ConfigError(f"{file} is {image.size[0]}x{image.size[1]}, {files[0][0]} is "
-                              f"{images[0].size[0]}x{images[0].size[1]}: give a size to resize them all to")
-        array = np.asarray(image, dtype=np.uint8)
-        arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
-    x = torch.from_numpy(np.stack(arrays))
-    y = torch.tensor([k for _, k in files], dtype=torch.long)
-    return x, y, classes
+    if size is None:
+        for (file, _), shape in zip(found, sizes):
+            if shape != sizes[0]:
+                raise ConfigError(f"{file} is {shape[0]}x{shape[1]}, {found[0][0]} is {sizes[0][0]}x{sizes[0][1]}: "
+                                  "give a size to resize them all to")
+    mode = "L" if all(m in ("L", "1", "I;16", "I") for m in modes) else "RGB"
+    return [f for f, _ in found], [k for _, k in found], classes, mode
+
+
+def read_image(file, mode: str, size: int | None = None) -> torch.Tensor:
+    """One image file as uint8 (C, H, W), converted to `mode` and resized to `size` x `size` when given."""
+    try:
+        with Image.open(file) as image:
+            image = image.convert(mode)
+    except (UnidentifiedImageError, OSError) as error:
+        raise DataError(f"{file} is not a readable image ({error}): remove or replace it") from None
+    if size is not None:
+        image = image.resize((size, size), Image.BILINEAR)
+    array = np.array(image, dtype=np.uint8)  # a copy: Pillow's buffer is read-only
+    return torch.from_numpy(array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def read_image_folder(path, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(images uint8 (N, C, H, W), labels int64 (N,), class names) of an image folder."""
+    files, labels, classes, mode = list_image_folder(path, size)
+    x = torch.stack([read_image(file, mode, size) for file in files])
+    return x, torch.tensor(labels, dtype=torch.long), classes
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Images read from their files when asked for, for data that do not fit in memory (`from_data(folder,
+    on_disk=True)`). Item i is files[i] as float32 (C, H, W): scaled to [0, 1] and normalised with the per-channel
+    `mean` and `std` (C, 1, 1), the same arithmetic as the in-memory path, so the same pixels give the same numbers.
+    `workers`: the DataLoader processes that read it while training and evaluating (0: this process)."""
+
+    def __init__(self, files: list, mode: str, size: int | None, mean: torch.Tensor, std: torch.Tensor,
+                 workers: int = 2):
+        self.files, self.mode, self.size, self.mean, self.std, self.workers = files, mode, size, mean, std, workers
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return (read_image(self.files[i], self.mode, self.size).float().div_(255) - self.mean) / self.std
+
+    def subset(self, indices) -> "ImageFiles":
+        return ImageFiles([self.files[i] for i in indices], self.mode, self.size, self.mean, self.std, self.workers)
+
+    def __repr__(self) -> str:
+        return f"ImageFiles({len(self)} images, read with {self.workers} worker(s))"
 
 
 def from_dataset(dataset) -> tuple[torch.Tensor, torch.Tensor]:

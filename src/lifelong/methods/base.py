@@ -40,6 +40,9 @@ class Method:
     name = "finetune"
     settings = SETTINGS  # the settings the method runs in
     keeps_exemplars = False  # whether it takes a memory budget (--memory, --memory-per-class)
+    # whether it trains on inputs read from disk batch by batch (a Dataset as a task's x_train): only methods that
+    # see the inputs through `training_data` and nothing else (no stored exemplars, no pass of their own)
+    reads_from_disk = False
     augmented_inputs = False  # set by the engine: True when training batches are augmented (crop, flip)
 
     def __init__(self, model: ContinualModel, setting: str = "class"):
