@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 import time
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from . import __version__
@@ -19,6 +20,7 @@ EXAMPLES = """examples:
   lifelong run --method replay,icarl,bic --memory 2000 --scenario split-mnist --setting class --data-dir DATA
   lifelong run --method finetune --scenario split-cifar100 --n-tasks 10 --data-dir DATA --out runs/cifar
   lifelong run ... --out runs/cifar --resume       # continue an interrupted run (or comparison) where it stopped
+  torchrun --nproc_per_node 4 -m lifelong run ...  # one run on 4 processes (data-parallel; --device cuda: 4 GPUs)
 """
 
 
@@ -240,6 +242,7 @@ def _positive_int_list(text: str) -> tuple[int, ...]:
 def command_run(args) -> int:
     from dataclasses import replace
 
+    from . import distributed
     from .loggers import check_tensorboard, csv_file, progress_line, tensorboard
     from .experiment import build_method, build_model, run_experiment, train_config
     from .training import check_warmup_used
@@ -331,7 +334,7 @@ def command_run(args) -> int:
                       f"{' resumed' if resume else ''}", file=sys.stderr)
             try:
                 loggers = [csv_file(run_dir / "metrics.csv")] + ([] if args.quiet else [progress_line(prefix="  ")])
-                if args.tensorboard:
+                if args.tensorboard and distributed.is_main():  # (a writer makes its file when made)
                     loggers.append(tensorboard(Path(args.tensorboard) / (f"{setting}-{name}" if single
                                                                          else run_dir.relative_to(out))))
                 results, learner = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
@@ -346,17 +349,35 @@ def command_run(args) -> int:
                 print(f"interrupted: {saved}; add --resume --out {out} to the same command to continue",
                       file=sys.stderr)
                 return 130
-            learner.save(run_dir / "learner.pt")  # lifelong learn/predict go on from it
+            if distributed.is_main():
+                learner.save(run_dir / "learner.pt")  # lifelong learn/predict go on from it
             all_results.append(results)
     print(comparison_table(all_results))
     where = f"{out}/learner.pt" if single else f"{out}/<run>/learner.pt"
     print(f"learners saved as {where}: continue with `lifelong learn {where} --data NEW_DATA`, predict with "
           "`lifelong predict`", file=sys.stderr)
+    if not distributed.is_main():
+        return 0  # the main process writes the summary and the report
     if not single:
         write_summary(out, all_results)
     write_report(out, all_results)
     print(f"results, metrics.csv and learner.pt in {out}; report: {out / 'report.html'}", file=sys.stderr)
     return 0
+
+
+def command_run_in_processes(args) -> int:
+    """`lifelong run`, on the processes torchrun started when it did (`lifelong.distributed`): every process
+    trains, only the main one prints and writes."""
+    from . import distributed
+
+    distributed.init(args.device)
+    try:
+        if distributed.is_main():
+            return command_run(args)
+        with open(os.devnull, "w") as silent, redirect_stdout(silent), redirect_stderr(silent):
+            return command_run(args)
+    finally:
+        distributed.close()
 
 
 def parse_seeds(seeds: str | None, seed: int | None) -> list[int]:
@@ -655,7 +676,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handler = {"run": command_run, "list": command_list, "report": command_report, "learn": command_learn,
+    handler = {"run": command_run_in_processes, "list": command_list, "report": command_report, "learn": command_learn,
                "predict": command_predict, "distill": command_distill, "reproduce": command_reproduce}[args.command]
     try:
         check_names(args)

@@ -3,7 +3,9 @@
 For each task: the learner learns it (the method's `before_task` hook, epochs of mini-batches, `after_task`; see
 `lifelong.learner`), then it is evaluated on the test set of every task seen so far; after each task the results
 file and a checkpoint are written, so an interrupted run loses at most the task it was in and `resume=True`
-continues from the last finished task with the same numbers as an uninterrupted run.
+continues from the last finished task with the same numbers as an uninterrupted run. On several processes
+(`lifelong.distributed`) every process runs this loop, resumes from the same checkpoint and holds the same
+model; only the main one writes.
 """
 
 import math
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import metrics
+from . import distributed, metrics
 from .errors import ConfigError, DataError
 from .learner import Learner
 from .methods import Method
@@ -113,6 +115,7 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
     for task in scenario.tasks[start_task:]:
         started = time.perf_counter()
         learner.learn_task(task, scenario)
+        distributed.check_same(method.model, task.id)
         trained = time.perf_counter()
         seen = scenario.tasks[: task.id + 1]
         test = evaluate(method, seen, config, "test")
@@ -129,6 +132,8 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
         history["eval_time_s"].append(time.perf_counter() - trained)
 
         results = build_results(history, scenario, method, config, complete=task.id + 1 == n_tasks)
+        if not distributed.is_main():
+            continue  # the processes hold the same results: the main one writes them
         if out_dir is not None:  # the checkpoint first: a results.json always has a checkpoint to resume from
             save_checkpoint(checkpoint_path, {"completed_tasks": task.id + 1, **learner.state_dict(),
                                               "history": history, "fingerprint": fingerprint})
@@ -169,6 +174,7 @@ def build_results(history: dict, scenario: Scenario, method: Method, config: Tra
         "config": asdict(config),
         "versions": versions(),
         "threads": torch.get_num_threads(),  # results differ (in the last digits) with the thread count
+        "world_size": distributed.world_size(),  # processes of the run (torchrun), each a share of every batch
         "accuracy_matrix": main,
         "task_aware_accuracy_matrix": aware,
         "task_agnostic_accuracy_matrix": agnostic,

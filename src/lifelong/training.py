@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from . import distributed
 from .errors import ConfigError, TrainingError
 from .methods import Method
 from .scenarios import Task
@@ -206,8 +207,10 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
 
     `training_data` returns (inputs, targets, task ids, *extras); the extras (say LwF's recorded old-task responses)
     are sliced with the same batch indices and handed to `method.loss` after the task ids.
-    Gradient methods: loss, backward, optimizer step per batch. Local learners (`method.local_learning`, the
-    Hebbian and competitive methods) are given each batch through `method.local_update` instead.
+    Gradient methods: loss, backward, optimizer step per batch; on several processes (`lifelong.distributed`)
+    each computes the loss on its share of the batch and the gradients are added up before the step. Local
+    learners (`method.local_learning`, the Hebbian and competitive methods) are given each batch through
+    `method.local_update` instead (on several processes, each the whole batch: there is no gradient to add up).
     With a warm-up (`warmup_epochs`), the new head part is first trained alone on frozen features (Li & Hoiem).
     `scenario` (or None) gives whether batches are augmented (`scenario.augment`) and the task count shown.
     Returns the mean loss of each epoch (the warm-up's left out; empty for local learners).
@@ -219,7 +222,9 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
     if warmup_epochs(method, config):
         warm_up_head(method, task, data, scenario, config, generator)
     if local:
-        step = method.local_update
+        def step(*batch, weight):
+            return method.local_update(*batch)
+
         optimizer = schedule = None
     else:
         params = method.trainable_parameters()
@@ -228,15 +233,17 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
         optimizer = task_optimizer(method, params, config)
         schedule = make_schedule(optimizer, config)
 
-        def step(*batch):
-            return _descend(optimizer, method.loss(*batch), method.before_step)
+        def step(*batch, weight):
+            return _descend(optimizer, method.loss(*batch), weight, method.before_step)
 
     def start_epoch(epoch):
         method.train_mode()
         method.before_epoch(epoch, config.epochs)
 
-    return _run_epochs(step, start_epoch, data, config.epochs, schedule, scenario, config, generator,
-                       _label(task, scenario))
+    losses = _run_epochs(step, start_epoch, data, config.epochs, schedule, scenario, config, generator,
+                         _label(task, scenario), shard=not local)
+    distributed.settle(method.model)
+    return losses
 
 
 def _label(task: Task, scenario) -> str:
@@ -262,24 +269,25 @@ def warm_up_head(method: Method, task: Task, data, scenario, config, generator) 
             x = torch.cat([model.backbone(inputs.to(targets.device))
                            for inputs in in_order(x, config.eval_batch_size)])
 
-    def step(inputs, targets, task_ids):
+    def step(inputs, targets, task_ids, weight):
         if augmented:
             with torch.no_grad():
                 inputs = model.backbone(inputs)
-        return _descend(optimizer, method.classification_loss(model.head(inputs), targets, task_ids))
+        return _descend(optimizer, method.classification_loss(model.head(inputs), targets, task_ids), weight)
 
     _run_epochs(step, lambda epoch: model.eval(), [x, targets, task_ids], epochs, None, scenario, config,
                 generator, f"{_label(task, scenario)} warm-up")
 
 
-def _descend(optimizer, loss: torch.Tensor, before_step=None) -> torch.Tensor:
-    """One gradient step on `loss` (`before_step()` between the backward pass and the step); returns it, detached."""
+def _descend(optimizer, loss: torch.Tensor, weight: float = 1.0, before_step=None) -> torch.Tensor:
+    """One gradient step on `loss`, the loss of this process's share `weight` of the batch (1 alone), with
+    `before_step()` between the backward pass and the step; returns the whole batch's loss, detached."""
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss = distributed.backward(loss, weight, optimizer)  # on several processes: the gradients added up
     if before_step is not None:
-        before_step()
+        before_step()  # after the sum: a penalty's gradient is added once, not once per process
     optimizer.step()
-    return loss.detach()
+    return loss
 
 
 def input_batches(x, index_batches: list[torch.Tensor]):
@@ -303,10 +311,11 @@ def in_order(x, size: int):
 
 
 def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator,
-                description) -> list[float]:
+                description, shard: bool = True) -> list[float]:
     """`epochs` shuffled passes over the tensors in `data` (sliced together; the inputs, `data[0]`, may be a
-    Dataset read from disk: `input_batches`): `start_epoch(epoch)` before each, then `step(*batch)` per batch.
-    Returns the mean loss of each epoch (none when `step` returns no loss)."""
+    Dataset read from disk: `input_batches`): `start_epoch(epoch)` before each, then `step(*batch, weight=...)` per
+    batch. On several processes each draws the same order and, with `shard`, takes its share of every batch
+    (`weight`: its fraction of the batch). Returns the mean loss of each epoch (none when `step` returns no loss)."""
     n = len(data[0])
     inputs, tensors = data[0], data[1:]
     device = tensors[0].device
@@ -323,9 +332,10 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
             batches = order.split(config.batch_size)
             for idx, x in zip(batches, input_batches(inputs, batches)):
                 rest = [t[idx] for t in tensors]
-                if getattr(scenario, "augment", False):
+                if getattr(scenario, "augment", False):  # drawn for the whole batch: the generators stay in step
                     x = crop_and_flip(x, generator)
-                loss = step(x, *rest)
+                mine, weight = distributed.share(len(idx)) if shard else (slice(None), 1.0)
+                loss = step(x[mine], *(t[mine] for t in rest), weight=weight)
                 if loss is not None:
                     epoch_loss += loss
                 bar.update()
@@ -363,6 +373,9 @@ def evaluate(method: Method, tasks: list[Task], config: TrainConfig, split: str 
     aware, agnostic, counts = [], [], []
     for task in tasks:
         x, y = (task.x_test, task.y_test) if split == "test" else (task.x_val, task.y_val)
+        counts.append(len(x))
+        mine = distributed.part(len(x))  # on several processes each its part: the counts are added below
+        x, y = x[mine], y[mine]
         part = method.task_slice(task.id)
         targets = method.targets(task, y).to(device)
         n_aware = n_agnostic = 0
@@ -373,5 +386,5 @@ def evaluate(method: Method, tasks: list[Task], config: TrainConfig, split: str 
             n_agnostic += int((logits.argmax(1) == t).sum())
         aware.append(n_aware)
         agnostic.append(n_agnostic)
-        counts.append(len(x))
-    return {"aware": aware, "agnostic": agnostic, "counts": counts}
+    summed = distributed.total(aware + agnostic)
+    return {"aware": summed[:len(tasks)], "agnostic": summed[len(tasks):], "counts": counts}

@@ -26,6 +26,7 @@ theta* = sum_A F_A a_A / Omega. So EWC here keeps only Omega and theta*, like th
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..checks import check_choice, check_weight
 from ..errors import ConfigError
 from .regularization import Regularizer, batch_gradient_statistic, measuring_mode, per_sample_statistic
@@ -70,11 +71,20 @@ class EWC(Regularizer):
         return [(labels, torch.ones(len(y), device=read.device))]
 
     def task_importance(self, task):
-        fisher, n, n_batches = {}, 0, 0
         # empirical labels as indices into the outputs read: within the task's part (task setting), else all seen
         labels = task.y_train if self.setting == "task" else self.targets(task, task.y_train)
         inputs = task.x_train  # read once (a permuted task makes its images when read)
-        size = self.importance_batch(exact=self.fisher_estimate == "per-sample")
+        exact = self.fisher_estimate == "per-sample"
+        size = self.importance_batch(exact)
+        # on several processes each measures its part of the samples (whole batches for the batch estimate) and
+        # the sums are added up; the sampled Fisher's labels come from the random state that every process shares,
+        # so each process measures all samples, drawing what one process would draw
+        shared = self.fisher == "sampled"
+        if not shared:
+            mine = distributed.part(len(inputs), 1 if exact else size)
+            inputs, labels = inputs[mine], labels[mine]
+        fisher = {name: torch.zeros_like(p) for name, p in self.model.named_parameters()}
+        n = n_batches = 0
         for start in range(0, len(inputs), size):
             x = inputs[start:start + size].to(self._device)
             y = labels[start:start + size].to(self._device)
@@ -87,9 +97,11 @@ class EWC(Regularizer):
                 else:  # (sum_k g_k)^2 / B = B * (gradient of the batch mean)^2
                     batch = {k: v / len(x) for k, v in batch_gradient_statistic(
                         self.model, loss, x, pass_labels, weights, transform="square").items()}
-                fisher = {k: fisher[k] + v for k, v in batch.items()} if fisher else batch
+                fisher = {k: fisher[k] + v for k, v in batch.items()}
             n, n_batches = n + len(x), n_batches + 1
-        return {k: v / (n if self.fisher_estimate == "per-sample" else n_batches) for k, v in fisher.items()}
+        if not shared:
+            fisher, (n, n_batches) = distributed.add_up(fisher), distributed.total([n, n_batches])
+        return {k: v / (n if exact else n_batches) for k, v in fisher.items()}
 
     def combine(self, new):
         """Omega = Omega_old + F; theta* = (Omega_old theta*_old + F theta) / Omega: the sum of every task's penalty."""

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import distributed
 from ..checks import check_choice
 from ..errors import ConfigError, TrainingError
 from ..hebbian.rules import accumulate_coactivation  # the library's Hebbian statistic, summed batch by batch
@@ -79,13 +80,20 @@ class MAS(Regularizer):
 
     def update_importance(self, x: torch.Tensor, task_id: int | None = None) -> None:
         """Add inputs (no labels: training data, or unlabelled data met at test time) to the running estimate of
-        the current Omega. `task_id` picks the head part in the task setting (default: the latest task)."""
+        the current Omega. `task_id` picks the head part in the task setting (default: the latest task).
+        On several processes (each holding `x`) each measures its part, whole batches for the batch estimate,
+        and the sums are added up."""
         if task_id is None and self.offsets:
             task_id = len(self.offsets) - 1
-        for batch in self.importance_batches(x, exact=self.estimate != "batch"):
+        exact = self.estimate != "batch"
+        x = x[distributed.part(len(x), 1 if exact else self.importance_batch(exact))]
+        sums = {name: torch.zeros_like(p) for name, p in self.model.named_parameters()}
+        for batch in self.importance_batches(x, exact):
             for name, value in self.statistic(batch, task_id).items():
-                self._running[name] = self._running[name] + value if name in self._running else value
-            self._count += len(batch)
+                sums[name] += value
+        for name, value in distributed.add_up(sums).items():
+            self._running[name] = self._running[name] + value if name in self._running else value
+        self._count += distributed.total([len(x)])[0]
 
     def task_importance(self, task):
         self.update_importance(task.x_train, task.id)
@@ -220,10 +228,11 @@ class CoactivationRecorder:
     def take(self) -> dict[str, torch.Tensor]:
         """Omega from what was recorded, and a fresh start."""
         self.stop()
+        self.n_samples = distributed.total([self.n_samples])[0]  # each process recorded its shares of the batches
         if self.n_samples == 0:
             raise TrainingError("l-MAS recorded no forward pass: nothing to measure importance on")
         self.check_each_layer_used_once()
-        omega = {name: total / self.n_samples for name, total in self.sums_by_name().items()}
+        omega = {name: total / self.n_samples for name, total in distributed.add_up(self.sums_by_name()).items()}
         self.sums, self.calls, self.n_samples, self.n_forwards = {}, {}, 0, 0
         return omega
 

@@ -5,10 +5,11 @@ drop in the loss along the training trajectory, collected online while the task 
     Omega_k = Omega_k + w_k / (Delta_k^2 + xi),  Delta_k = theta_k(end of task) - theta_k(start of task)   (eq. 5)
     L(theta) = L_task(theta) + c * sum_k Omega_k (theta_k - theta*_k)^2                                  (eq. 4)
 
-g is the gradient of the task's own loss without the penalty (as in Hsu et al.'s code): each parameter's gradient
-is copied as the backward pass accumulates it, before `before_step` adds the penalty's (so no second backward
-pass). The path integral is kept with fused operations over all parameters at once (one per step, not one per
-parameter), in buffers made once per task.
+g is the gradient of the task's own loss without the penalty (as in Hsu et al.'s code): the gradients are copied
+in `before_step` before the penalty's is added (so no second backward pass), after the engine has added them up
+over processes when a run has several (`lifelong.distributed`), so every process integrates the same path. The
+path integral is kept with fused operations over all parameters at once (one per step, not one per parameter),
+in buffers made once per task.
 """
 
 import torch
@@ -28,20 +29,12 @@ class SI(Regularizer):
         super().__init__(model, setting, strength)
         # xi > 0: a parameter that never moves (a dead unit's weights) has w = 0 and (delta theta)^2 = 0
         self.damping = check_float("damping", damping)
-        self._hooks = []
 
     def before_task(self, task):
         super().before_task(task)
         self._params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self._grad_copies = [torch.zeros_like(p) for _, p in self._params]  # g(t) of the task's loss alone
         self._step_start = [torch.zeros_like(p) for _, p in self._params]  # theta(t)
-        def keeper(copy):
-            def keep(p):
-                copy.copy_(p.grad)
-            return keep
-
-        self._hooks = [p.register_post_accumulate_grad_hook(keeper(copy))
-                       for (_, p), copy in zip(self._params, self._grad_copies)]
         self._start_path()
 
     def before_epoch(self, epoch, n_epochs):
@@ -72,11 +65,17 @@ class SI(Regularizer):
         self._stepping = True
         return super().loss(x, targets, task_ids, *extras)
 
+    @torch.no_grad()
+    def before_step(self):
+        """g(t): the task loss's gradients, kept before the penalty's gradient joins them."""
+        kept = [(copy, p.grad) for (_, p), copy in zip(self._params, self._grad_copies) if p.grad is not None]
+        if kept:
+            torch._foreach_copy_([copy for copy, _ in kept], [g for _, g in kept])
+        super().before_step()
+
     def after_task(self, task):
         self._integrate_last_step()
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks, self._stepping = [], False
+        self._stepping = False
         super().after_task(task)
 
     def task_importance(self, task):
