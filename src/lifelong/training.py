@@ -375,7 +375,9 @@ def evaluate(method: Method, tasks: list[Task], config: TrainConfig, split: str 
         x, y = (task.x_test, task.y_test) if split == "test" else (task.x_val, task.y_val)
         counts.append(len(x))
         mine = distributed.part(len(x))  # on several processes each its part: the counts are added below
-        x, y = x[mine], y[mine]
+        # inputs read from disk (`ImageFiles`) take their part as a subset of their files
+        x = x[mine] if isinstance(x, torch.Tensor) else x.subset(range(len(x))[mine])
+        y = y[mine]
         part = method.task_slice(task.id)
         targets = method.targets(task, y).to(device)
         n_aware = n_agnostic = 0
