@@ -225,13 +225,19 @@ def _legend(fig, axes) -> None:
                    ncols=1 + len(handles) // 16, frameon=False)
 
 
-def draw_curves(fig, results: list[dict]) -> None:
-    """Average accuracy after each task, one panel per setting, one line per method (mean and band over seeds)."""
+def _panels(fig, results: list[dict]):
+    """The runs grouped by (setting, method), a line style per group, and one panel per setting: (groups, styles,
+    [(axes, setting), ...])."""
     groups = _by_method(results)
-    styles = _styles_by_label(groups)
     settings = list(dict.fromkeys(setting for setting, _ in groups))
     axes = fig.subplots(1, len(settings), squeeze=False)[0]
-    for ax, setting in zip(axes, settings):
+    return groups, _styles_by_label(groups), list(zip(axes, settings))
+
+
+def draw_curves(fig, results: list[dict]) -> None:
+    """Average accuracy after each task, one panel per setting, one line per method (mean and band over seeds)."""
+    groups, styles, panels = _panels(fig, results)
+    for ax, setting in panels:
         for (s, label), runs in groups.items():
             if s == setting:
                 x, xlabel = _x_axis(runs[0])
@@ -240,7 +246,7 @@ def draw_curves(fig, results: list[dict]) -> None:
         ax.set(title=f"{setting}-incremental", xlabel=xlabel, ylabel=f"{headline_name(results)} (%)", ylim=(0, 101),
                xticks=x)
         ax.grid(alpha=0.3)
-    _legend(fig, axes)
+    _legend(fig, [ax for ax, _ in panels])
     seeds = " (" + BAND + ")" if any(len(runs) > 1 for runs in groups.values()) else ""
     title = "Accuracy on all classes seen" if headline_name(results) != "average accuracy" else \
         "Average accuracy on the tasks seen"
@@ -257,11 +263,8 @@ def task_forgetting(matrix: list[list]) -> list[float]:
 
 def draw_forgetting(fig, results: list[dict]) -> None:
     """Forgetting of each task after the last, one panel per setting, one line per method."""
-    groups = _by_method(results)
-    styles = _styles_by_label(groups)
-    settings = list(dict.fromkeys(setting for setting, _ in groups))
-    axes = fig.subplots(1, len(settings), squeeze=False)[0]
-    for ax, setting in zip(axes, settings):
+    groups, styles, panels = _panels(fig, results)
+    for ax, setting in panels:
         for (s, label), runs in groups.items():
             curves = [[100 * f for f in task_forgetting(r["accuracy_matrix"])] for r in runs]
             if s == setting and min(map(len, curves)) > 0:
@@ -270,7 +273,7 @@ def draw_forgetting(fig, results: list[dict]) -> None:
                xticks=range(1, len(results[0]["accuracy_matrix"])))
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.grid(alpha=0.3)
-    _legend(fig, axes)
+    _legend(fig, [ax for ax, _ in panels])
     fig.suptitle("Forgetting of each task after the last: its best earlier accuracy minus its final accuracy",
                  fontsize=10)
 
