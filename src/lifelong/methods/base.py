@@ -165,6 +165,13 @@ class Method:
         """Logits over the outputs seen so far, in evaluation mode; the engine reads the part each setting needs."""
         return self.seen(self.model(x))
 
+    @torch.no_grad()
+    def features(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """The backbone's features of `x` in evaluation mode, in batches (what exemplar selection, class means and
+        prototypes are computed from)."""
+        self.model.eval()
+        return torch.cat([self.model.features(x[i:i + batch_size].to(self._device)) for i in range(0, len(x), batch_size)])
+
     def describe(self) -> dict:
         """What the method keeps, for results.json (`method_details`): an exemplar memory's budget and choice..."""
         return {}

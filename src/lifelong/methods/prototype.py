@@ -38,9 +38,7 @@ class Prototype(Method):
 
     @torch.no_grad()
     def after_task(self, task):
-        self.model.eval()
-        x = task.x_train.to(self._device)
-        f = torch.cat([self.model.features(x[i:i + 1024]) for i in range(0, len(x), 1024)])
+        f = self.features(task.x_train)
         y = task.y_train.to(self._device)
         sums = torch.zeros(task.n_classes, f.shape[1], device=f.device).index_add_(0, y, f)
         means = sums / torch.bincount(y, minlength=task.n_classes).clamp_min(1)[:, None]

@@ -102,11 +102,9 @@ class Replay(Method):
         raise NotImplementedError  # distilling subclasses
 
     # ------------------------------------------------------------------ after the task: the memory
-    @torch.no_grad()
     def features(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """The backbone's features of `x` in evaluation mode (L2-normalised if `normalize_features`)."""
-        self.model.eval()
-        f = torch.cat([self.model.features(x[i:i + batch_size].to(self._device)) for i in range(0, len(x), batch_size)])
+        f = super().features(x, batch_size)
         return F.normalize(f, dim=1) if self.normalize_features else f
 
     def after_task(self, task):

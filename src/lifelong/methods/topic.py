@@ -81,10 +81,9 @@ class TOPIC(Method):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.features(x), dim=1)
 
-    @torch.no_grad()
-    def embed_all(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        self.model.eval()
-        return torch.cat([self.embed(x[i:i + batch_size].to(self._device)) for i in range(0, len(x), batch_size)])
+    def embed_all(self, x: torch.Tensor) -> torch.Tensor:
+        """`embed` of many inputs, in evaluation mode and in batches."""
+        return F.normalize(self.features(x), dim=1)
 
     # ------------------------------------------------------------------ a session
     def before_task(self, task):
