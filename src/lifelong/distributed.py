@@ -77,8 +77,8 @@ def share(batch_size: int) -> tuple[slice, float]:
         return slice(None), 1.0
     if batch_size < n_processes:
         return slice(None), 1.0 / n_processes
-    first, last = rank() * batch_size // n_processes, (rank() + 1) * batch_size // n_processes
-    return slice(first, last), (last - first) / batch_size
+    mine = part(batch_size)
+    return mine, (mine.stop - mine.start) / batch_size
 
 
 def part(n: int, unit: int = 1) -> slice:
