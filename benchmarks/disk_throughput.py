@@ -22,7 +22,7 @@ from _common import data_dir, machine, pin_threads, save
 
 from lifelong.experiment import run_experiment
 from lifelong.scenarios import from_data, in_memory
-from lifelong.training import input_batches
+from lifelong.inputs import input_batches
 
 CHARACTERS, SIZE, BATCH = 400, 28, 128
 

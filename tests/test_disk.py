@@ -44,9 +44,116 @@ def test_disk_and_memory_give_the_same_accuracy_matrix(omniglot_folder):
     assert disk["accuracy_matrix"][0][0] > 0.5  # 4 characters: learnt, not chance
 
 
-def test_methods_that_keep_or_reread_data_refuse_the_disk_path(omniglot_folder):
-    on_disk = from_data(omniglot_folder, n_tasks=5, on_disk=True, workers=0)
-    with pytest.raises(ConfigError, match="replay needs its training data in memory"):
-        run_experiment("replay", on_disk, "class", method_options={"memory": 40}, **FAST)
-    with pytest.raises(ConfigError, match="reads an image folder"):
-        from_data(np.zeros((4, 2), dtype=np.float32), ["a", "a", "b", "b"], n_tasks=1, on_disk=True)
+# every method on both paths: those that keep exemplars (their memory holds a list of files), distil, measure
+# importance or take features in passes of their own; workers=0 reads in this process (the same numbers, faster here)
+ON_BOTH_PATHS = {
+    "replay": {"memory": 40, "mix": "repeat"},
+    "icarl": {"memory": 40},
+    "bic": {"memory": 100, "validation_share": 0.2},
+    "bic-upper-bound": {"memory": 100, "bias_correction": False, "retrain_head": True},
+    "lwf": {}, "ewc": {}, "mas": {}, "si": {}, "joint": {}, "competitive": {}, "topic": {"nodes": 40},
+    "prototype": {},
+}
+
+
+@pytest.fixture(scope="module")
+def both_paths(omniglot_folder):
+    on_disk = from_data(omniglot_folder, n_tasks=5, test_fraction=0.25, validation_fraction=0.2, workers=0,
+                        on_disk=True)
+    return on_disk, in_memory(on_disk)
+
+
+@pytest.mark.parametrize("name", ON_BOTH_PATHS)
+def test_every_method_gives_the_same_accuracy_matrix_from_disk(both_paths, name):
+    on_disk, loaded = both_paths
+    method, options = name.split("-upper-bound")[0], ON_BOTH_PATHS[name]
+    disk = run_experiment(method, on_disk, "class", method_options=options, **FAST)
+    memory = run_experiment(method, loaded, "class", method_options=options, **FAST)
+    assert disk["accuracy_matrix"] == memory["accuracy_matrix"]
+    assert disk["epoch_loss"] == memory["epoch_loss"]
+    assert disk["method_details"] == memory["method_details"]
+    assert max(row[i] for i, row in enumerate(disk["accuracy_matrix"])) > 0.5  # a task learnt (chance: 0.05)
+
+
+def test_the_memory_of_data_on_disk_keeps_files_and_reads_them_again(both_paths, tmp_path):
+    on_disk, loaded = both_paths
+    options = dict(method_options={"memory": 40, "selection": "herding"}, **FAST)
+    disk = run_experiment("replay", on_disk, "class", out_dir=tmp_path / "disk", **options)
+    memory = run_experiment("replay", loaded, "class", out_dir=tmp_path / "memory", **options)
+    stored = torch.load(tmp_path / "disk" / "checkpoint.pt", weights_only=True)["method"]["memory"]["x"]
+    kept = {key: value["image_files"] for key, value in stored.items()}
+    assert sum(len(files) for files in kept.values()) == 40 and all(len(f) == 2 for f in kept.values())
+    assert all(isinstance(f, str) and f.endswith(".png") for files in kept.values() for f in files)
+    # the same exemplars on both paths: the files chosen hold the very images the in-memory memory keeps
+    in_ram = torch.load(tmp_path / "memory" / "checkpoint.pt", weights_only=True)["method"]["memory"]["x"]
+    images = ImageFiles.from_state_dict(stored[(0, 0)])
+    assert torch.equal(torch.stack([images[i] for i in range(len(images))]), in_ram[(0, 0)])
+    assert disk["accuracy_matrix"] == memory["accuracy_matrix"]
+
+
+def test_a_test_folder_on_disk_is_the_test_set(omniglot_folder, tmp_path):
+    """The last 5 drawings of each character copied to a test folder: its images are each task's test set, labelled
+    by their class folders' names (a test folder that lacks a class does not shift the others' labels)."""
+    train, test = tmp_path / "train", tmp_path / "test"
+    for character in sorted(omniglot_folder.iterdir()):
+        for kind, drawings in ((train, sorted(character.iterdir())[:15]), (test, sorted(character.iterdir())[15:])):
+            (kind / character.name).mkdir(parents=True)
+            for drawing in drawings:
+                (kind / character.name / drawing.name).write_bytes(drawing.read_bytes())
+    (test / "character03").rename(test / "zz")  # a test folder's classes are found by name...
+    with pytest.raises(ConfigError, match="classes the training folder lacks: zz"):
+        from_data(train, x_test=test, n_tasks=5, on_disk=True, workers=0)
+    (test / "zz").rename(test / "character03")
+    for drawing in (test / "character00").iterdir():  # ...and need not all be there: no test drawings of one
+        drawing.unlink()
+    (test / "character00").rmdir()
+    scenario = from_data(train, x_test=test, n_tasks=5, class_order_seed=1, on_disk=True, workers=0)
+    assert [len(t.x_train) for t in scenario.tasks] == [60] * 5 and sum(len(t.x_test) for t in scenario.tasks) == 95
+    for task in scenario.tasks:
+        for i in (0, 7, 14):  # each test image is one of its class's test drawings, labelled within its task
+            file = task.x_test.files[i]
+            assert file.parent.parent == test
+            assert scenario.class_names[task.classes[int(task.y_test[i])]] == file.parent.name
+    # normalised with the training images' statistics: a test image's numbers are those of the same file in training
+    same = from_data(omniglot_folder, n_tasks=5, test_fraction=0.25, on_disk=True, workers=0)
+    image = scenario.tasks[0].x_test[0]
+    twin = ImageFiles(scenario.tasks[0].x_test.files[:1], "L", None, scenario.tasks[0].x_train.mean,
+                      scenario.tasks[0].x_train.std)[0]
+    assert torch.equal(image, twin) and image.shape == same.tasks[0].x_test[0].shape
+    result = run_experiment("finetune", scenario, "class", **FAST)
+    assert max(row[i] for i, row in enumerate(result["accuracy_matrix"])) > 0.5
+
+
+def test_image_files_are_indexed_as_a_tensor_of_their_images_would_be(both_paths):
+    on_disk, loaded = both_paths
+    files, tensor = on_disk.tasks[1].x_train, loaded.tasks[1].x_train
+    mask = on_disk.tasks[1].y_train == 2
+    for index in (slice(3, 20, 4), torch.tensor([5, 0, 5]), mask, [1, 2]):
+        picked = files[index]
+        assert isinstance(picked, ImageFiles)
+        assert torch.equal(torch.stack([picked[i] for i in range(len(picked))]), tensor[index])
+    assert torch.equal(files[torch.tensor(4)], tensor[4])
+
+
+def test_an_interrupted_run_on_disk_resumes_with_the_same_exemplars(both_paths, tmp_path, monkeypatch):
+    """BiC's two memories (training and validation exemplars) are lists of files in the checkpoint: a run stopped
+    before its third task continues to the numbers of an uninterrupted run."""
+    from lifelong.methods.bic import BiC
+
+    on_disk, _ = both_paths
+    options = dict(method_options={"memory": 100, "validation_share": 0.2}, **FAST)
+    whole = run_experiment("bic", on_disk, "class", out_dir=tmp_path / "whole", **options)
+    before_task = BiC.before_task
+
+    def stop_at_task_2(self, task):
+        if task.id == 2:
+            raise KeyboardInterrupt
+        before_task(self, task)
+
+    monkeypatch.setattr(BiC, "before_task", stop_at_task_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("bic", on_disk, "class", out_dir=tmp_path / "cut", **options)
+    monkeypatch.setattr(BiC, "before_task", before_task)
+    resumed = run_experiment("bic", on_disk, "class", out_dir=tmp_path / "cut", resume=True, **options)
+    assert resumed["accuracy_matrix"] == whole["accuracy_matrix"]
+    assert resumed["method_details"] == whole["method_details"]

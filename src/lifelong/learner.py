@@ -31,6 +31,7 @@ from torch import nn
 from .checks import as_tensor
 from .data.user import as_labels, from_dataset
 from .errors import ConfigError, DataError
+from .inputs import in_order
 from .methods import Method, get_method, method_options
 from .models import MLP, ContinualModel, resnet20, resnet32
 from .results import load_checkpoint, save_checkpoint
@@ -245,10 +246,6 @@ class Learner:
         if len(task.y_train) == 0:
             raise ConfigError(f"task {task.id + 1} has no training samples: nothing to learn")
         self.build(task.x_train)
-        if not isinstance(task.x_train, torch.Tensor) and not self.method.reads_from_disk:
-            raise ConfigError(f"{self.method.name} needs its training data in memory (it stores or re-reads them); "
-                              "the disk path trains finetune: read the data with scenarios.in_memory(scenario), "
-                              "or from_data without on_disk")
         self.method.check(SimpleNamespace(tasks=self.tasks + [task]))  # what check reads of a scenario
         self.method.augmented_inputs = bool(getattr(scenario, "augment", self.augment))
         with self._random_state():
@@ -312,7 +309,7 @@ class Learner:
             raise ConfigError(f"task must be one of 0..{len(self.tasks) - 1}, got {task!r}")
         self.method.model.eval()
         device, size = torch.device(self.config.device), self.config.eval_batch_size
-        scores = torch.cat([self.method.predict(x[i:i + size].to(device)).cpu() for i in range(0, len(x), size)])
+        scores = torch.cat([self.method.predict(batch).cpu() for batch in in_order(x, size, device)])
         return scores[:, self.method.task_slice(task)] if task is not None else scores
 
     def predict(self, x, task: int | None = None) -> np.ndarray:

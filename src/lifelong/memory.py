@@ -16,6 +16,7 @@ import torch
 
 from .checks import check_choice
 from .errors import ConfigError
+from .inputs import concat, restored, stored
 
 SELECTIONS = ("herding", "random")
 
@@ -117,7 +118,7 @@ class ExemplarMemory:
         classes = self.classes if classes is None else classes
         if not classes:
             raise ConfigError("the exemplar memory is empty")
-        x = torch.cat([self.x[key] for key in classes])
+        x = concat([self.x[key] for key in classes])
         sizes = [len(self.x[key]) for key in classes]
         targets = torch.tensor([c for (_, c), n in zip(classes, sizes) for _ in range(n)], dtype=torch.long)
         task_ids = torch.tensor([t for (t, _), n in zip(classes, sizes) for _ in range(n)], dtype=torch.long)
@@ -130,7 +131,7 @@ class ExemplarMemory:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
-        return {"x": dict(self.x), "seed": self.seed}
+        return {"x": {key: stored(x) for key, x in self.x.items()}, "seed": self.seed}
 
     def load_state_dict(self, state: dict) -> None:
-        self.x, self.seed = dict(state["x"]), state["seed"]
+        self.x, self.seed = {key: restored(x) for key, x in state["x"].items()}, state["seed"]

@@ -244,18 +244,20 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
     `test_fraction` of each class drawn from `x` with `seed`. Classes are ordered by their sorted labels (or
     shuffled with `class_order_seed`); inputs are scaled and normalised as the built-in data sets are.
 
-    on_disk=True (an image folder): the images stay in their files and are read batch by batch, by `workers`
-    DataLoader processes, while training and evaluating (`image_folder_on_disk`); for data that do not fit in memory.
+    on_disk=True (an image folder, and `x_test` another one or None): the images stay in their files and are read
+    batch by batch, by `workers` DataLoader processes, while training and evaluating (`image_folder_on_disk`); for
+    data that do not fit in memory.
     """
     from .data.user import read_user_data
 
     if on_disk:
-        if not isinstance(x, (str, Path)) or x_test is not None:
-            raise ConfigError("on_disk=True reads an image folder (its path), with test_fraction of each class as "
-                              "the test set")
-        return image_folder_on_disk(x, n_tasks, test_fraction=test_fraction, class_order_seed=class_order_seed,
-                                    validation_fraction=validation_fraction, seed=seed, size=size, name=name,
-                                    workers=workers)
+        if not isinstance(x, (str, Path)) or not (x_test is None or isinstance(x_test, (str, Path))) or (
+                y is not None or y_test is not None):
+            raise ConfigError("on_disk=True reads image folders (their paths, the labels their sub-folders' names): "
+                              "the training folder, and a test folder as x_test or test_fraction of each class")
+        return image_folder_on_disk(x, n_tasks, test_folder=x_test, test_fraction=test_fraction,
+                                    class_order_seed=class_order_seed, validation_fraction=validation_fraction,
+                                    seed=seed, size=size, name=name, workers=workers)
 
     x, labels = read_user_data(x, y, size)
     class_names = sorted({str(c) for c in labels.tolist()})
@@ -280,23 +282,38 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
                             name=name)
 
 
-def image_folder_on_disk(path, n_tasks: int = 5, *, test_fraction: float = 0.2, class_order_seed: int | None = None,
-                         validation_fraction: float = 0.0, seed: int = 0, size: int | None = None,
-                         name: str = "my-data", workers: int = 2) -> Scenario:
+def image_folder_on_disk(path, n_tasks: int = 5, *, test_folder=None, test_fraction: float = 0.2,
+                         class_order_seed: int | None = None, validation_fraction: float = 0.0, seed: int = 0,
+                         size: int | None = None, name: str = "my-data", workers: int = 2) -> Scenario:
     """`from_data(path, on_disk=True)`: tasks whose inputs are `ImageFiles`, read from the files when a batch needs
-    them (training draws the same batches as from tensors: `training.input_batches`). The split into training and
-    test images and the tasks follow `from_data`'s rules; the normalisation statistics come from one pass over the
+    them (training draws the same batches as from tensors: `inputs.input_batches`). The split into training and
+    test images (those of `test_folder`, if given, whose classes must be the training folder's) and the tasks follow
+    `from_data`'s rules; the normalisation statistics come from one pass over the
     training images, one at a time. `in_memory(scenario)` reads it all into tensors: the same numbers, faster."""
     from .data.user import ImageFiles, list_image_folder, read_image
 
     _check_fraction(validation_fraction)
     files, labels, class_names, mode = list_image_folder(path, size)
     targets = torch.tensor(labels)
-    if not 0 < test_fraction < 1:
-        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if n_tasks < 1 or len(class_names) % n_tasks:
         raise ConfigError(f"{path} has {len(class_names)} classes: n_tasks must divide it, got {n_tasks}")
-    train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed))
+    if test_folder is None:
+        if not 0 < test_fraction < 1:
+            raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed))
+        test_files, test_targets = files, targets  # the test indices pick among the same files
+    else:
+        test_files, test_labels, test_names, _ = list_image_folder(test_folder, size)  # read in the training mode
+        unknown = sorted(set(test_names) - set(class_names))
+        if unknown:
+            raise ConfigError(f"the test folder {test_folder} has classes the training folder lacks: "
+                              f"{', '.join(unknown[:5])}")
+        shapes = [tuple(read_image(f, mode, size).shape) for f in (files[0], test_files[0])]
+        if shapes[0] != shapes[1]:
+            raise ConfigError(f"the test images are {shapes[1]}, the training images {shapes[0]}: give size= to "
+                              "resize both")
+        test_targets = torch.tensor([class_names.index(test_names[k]) for k in test_labels])
+        train_idx, test_idx = torch.arange(len(files)), torch.arange(len(test_files))
     # per-channel mean and std of the training images, from exact integer sums of their uint8 pixels
     total = total_sq = 0
     for i in train_idx.tolist():
@@ -307,6 +324,7 @@ def image_folder_on_disk(path, n_tasks: int = 5, *, test_fraction: float = 0.2, 
     var = [(q * n - t * t) / (n * (n - 1)) / 255 ** 2 for t, q in zip(total.tolist(), total_sq.tolist())]
     images = ImageFiles(files, mode, size, torch.tensor(mean).view(-1, 1, 1),
                         torch.tensor(var).sqrt().clamp_min(1e-8).view(-1, 1, 1), workers)
+    test_images = images if test_folder is None else ImageFiles(test_files, mode, size, images.mean, images.std, workers)
     order = class_order(len(class_names), class_order_seed)
     rank = torch.empty(len(class_names), dtype=torch.long)
     rank[torch.tensor(order)] = torch.arange(len(class_names))
@@ -316,14 +334,14 @@ def image_folder_on_disk(path, n_tasks: int = 5, *, test_fraction: float = 0.2, 
     for t in range(n_tasks):
         first = t * per_task
 
-        def part(idx):  # this task's images among `idx`, and their within-task labels
+        def part(idx, targets=targets):  # this task's images among `idx`, and their within-task labels
             idx = idx[(rank[targets[idx]] >= first) & (rank[targets[idx]] < first + per_task)]
             return idx, rank[targets[idx]] - first
 
         train, y_train = part(train_idx)
-        test, y_test = part(test_idx)
+        test, y_test = part(test_idx, test_targets)
         task = Task(t, order[first:first + per_task], images.subset(train.tolist()), y_train,
-                    images.subset(test.tolist()), y_test)
+                    test_images.subset(test.tolist()), y_test)
         if validation_fraction > 0:
             kept, held = _validation_split(y_train, validation_fraction, generator)
             task.x_train, task.y_train = images.subset(train[kept].tolist()), y_train[kept]
@@ -332,6 +350,7 @@ def image_folder_on_disk(path, n_tasks: int = 5, *, test_fraction: float = 0.2, 
     return Scenario(name=name, tasks=tasks, class_order=order, class_names=class_names,
                     input_shape=tuple(images[0].shape),
                     config=dict(kind="image-folder", on_disk=True, n_tasks=n_tasks, test_fraction=test_fraction,
+                                test_folder=None if test_folder is None else str(test_folder),
                                 class_order_seed=class_order_seed, validation_fraction=validation_fraction, seed=seed,
                                 size=size))
 

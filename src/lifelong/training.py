@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass, field, replace
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import distributed
 from .errors import ConfigError, TrainingError
+from .inputs import in_order, input_batches
 from .methods import Method
 from .scenarios import Task
 from .transforms import crop_and_flip
@@ -290,26 +290,6 @@ def _descend(optimizer, loss: torch.Tensor, weight: float = 1.0, before_step=Non
     return loss
 
 
-def input_batches(x, index_batches: list[torch.Tensor]):
-    """The inputs of each batch of indices: sliced from a tensor (in memory, the fast path), or read from a
-    Dataset (`ImageFiles`: data on disk) by a DataLoader's `x.workers` processes, which read the next batches
-    while this one trains. The DataLoader is given the very batches of indices, so both paths train on the same
-    batches in the same order. The loader's own generator (it draws its workers' seeds) keeps it from drawing on
-    the global random state, which the next task's new head part is initialised from."""
-    if isinstance(x, torch.Tensor):
-        return (x[idx] for idx in index_batches)
-    loader = DataLoader(x, batch_sampler=[idx.tolist() for idx in index_batches], num_workers=getattr(x, "workers", 0),
-                        generator=torch.Generator().manual_seed(0))
-    return (batch.to(index_batches[0].device) for batch in loader)
-
-
-def in_order(x, size: int):
-    """Batches of `size` inputs in order (evaluation): slices of a tensor, or read from a Dataset."""
-    if isinstance(x, torch.Tensor):
-        return (x[i:i + size] for i in range(0, len(x), size))
-    return input_batches(x, list(torch.arange(len(x)).split(size)))
-
-
 def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator,
                 description, shard: bool = True) -> list[float]:
     """`epochs` shuffled passes over the tensors in `data` (sliced together; the inputs, `data[0]`, may be a
@@ -375,9 +355,7 @@ def evaluate(method: Method, tasks: list[Task], config: TrainConfig, split: str 
         x, y = (task.x_test, task.y_test) if split == "test" else (task.x_val, task.y_val)
         counts.append(len(x))
         mine = distributed.part(len(x))  # on several processes each its part: the counts are added below
-        # inputs read from disk (`ImageFiles`) take their part as a subset of their files
-        x = x[mine] if isinstance(x, torch.Tensor) else x.subset(range(len(x))[mine])
-        y = y[mine]
+        x, y = x[mine], y[mine]  # inputs read from disk (`ImageFiles`): a subset of their files
         part = method.task_slice(task.id)
         targets = method.targets(task, y).to(device)
         n_aware = n_agnostic = 0

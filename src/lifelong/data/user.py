@@ -82,11 +82,41 @@ class ImageFiles(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return (read_image(self.files[i], self.mode, self.size).float().div_(255) - self.mean) / self.std
+    def __getitem__(self, index):
+        """Image `index` (an int) as a tensor; any other index (a slice, a list, an index or boolean tensor) gives
+        those images as ImageFiles, as indexing a tensor of all the images would give those rows (nothing is read)."""
+        if isinstance(index, (int, np.integer)) or (isinstance(index, torch.Tensor) and index.dim() == 0
+                                                    and not index.dtype == torch.bool):
+            return (read_image(self.files[int(index)], self.mode, self.size).float().div_(255) - self.mean) / self.std
+        positions = range(len(self))[index] if isinstance(index, slice) else torch.arange(len(self))[index].tolist()
+        return self.subset(positions)
 
     def subset(self, indices) -> "ImageFiles":
         return ImageFiles([self.files[i] for i in indices], self.mode, self.size, self.mean, self.std, self.workers)
+
+    def clone(self) -> "ImageFiles":
+        """A copy of the list of files (as `Tensor.clone`: the exemplar memory keeps what it selects)."""
+        return self.subset(range(len(self)))
+
+    def join(self, others: list) -> "ImageFiles":
+        """These images followed by those of `others`, which must be read the same way."""
+        for other in others:
+            if (other.mode, other.size) != (self.mode, self.size) or not (
+                    torch.equal(other.mean, self.mean) and torch.equal(other.std, self.std)):
+                raise ConfigError("images read in different ways (mode, size, normalisation) cannot be joined: "
+                                  "take them from one image folder")
+        return ImageFiles(self.files + [f for other in others for f in other.files], self.mode, self.size,
+                          self.mean, self.std, self.workers)
+
+    def state_dict(self) -> dict:
+        """The files' paths and how they are read: plain strings and tensors, for a checkpoint."""
+        return {"image_files": [str(f) for f in self.files], "mode": self.mode, "size": self.size,
+                "mean": self.mean, "std": self.std, "workers": self.workers}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "ImageFiles":
+        return cls([Path(f) for f in state["image_files"]], state["mode"], state["size"], state["mean"],
+                   state["std"], state["workers"])
 
     def __repr__(self) -> str:
         return f"ImageFiles({len(self)} images, read with {self.workers} worker(s))"

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..inputs import in_order
 from ..models import ContinualModel
 from ..scenarios import SETTINGS, Task
 
@@ -40,9 +41,6 @@ class Method:
     name = "finetune"
     settings = SETTINGS  # the settings the method runs in
     keeps_exemplars = False  # whether it takes a memory budget (--memory, --memory-per-class)
-    # whether it trains on inputs read from disk batch by batch (a Dataset as a task's x_train): only methods that
-    # see the inputs through `training_data` and nothing else (no stored exemplars, no pass of their own)
-    reads_from_disk = False
     augmented_inputs = False  # set by the engine: True when training batches are augmented (crop, flip)
 
     def __init__(self, model: ContinualModel, setting: str = "class"):
@@ -170,7 +168,7 @@ class Method:
         """The backbone's features of `x` in evaluation mode, in batches (what exemplar selection, class means and
         prototypes are computed from)."""
         self.model.eval()
-        return torch.cat([self.model.features(x[i:i + batch_size].to(self._device)) for i in range(0, len(x), batch_size)])
+        return torch.cat([self.model.features(batch) for batch in in_order(x, batch_size, self._device)])
 
     def describe(self) -> dict:
         """What the method keeps, for results.json (`method_details`): an exemplar memory's budget and choice..."""

@@ -43,6 +43,7 @@ from torch import nn
 from ..checks import check_float
 from ..distillation import check_temperature, soft_cross_entropy, soft_targets
 from ..errors import ConfigError
+from ..inputs import concat, in_order, restored, stored
 from ..memory import ExemplarMemory
 from .replay import Replay
 
@@ -197,14 +198,14 @@ class BiC(Replay):
         """The balanced validation set of this step: the old classes' stored samples and the new ones held out."""
         old_x, old_targets, _ = self.validation.data()
         new_x, new_targets = self.held_out
-        return torch.cat([old_x, new_x]), torch.cat([old_targets, new_targets])
+        return concat([old_x, new_x]), torch.cat([old_targets, new_targets])
 
     def correct_bias(self, task):
         """Stage 2: (alpha, beta) on the newest classes' cached logits, CE on the validation set."""
         x, targets = self.validation_set()
         self.model.eval()
         with torch.no_grad():  # the only pass through the network in stage 2
-            logits = torch.cat([self.seen(self.model(x[i:i + 1024].to(self._device))) for i in range(0, len(x), 1024)])
+            logits = torch.cat([self.seen(self.model(batch)) for batch in in_order(x, 1024, self._device)])
         targets = targets.to(self._device)
         self.bias = BiasLayer().to(self._device)
         self.bias.start = self.offsets[-1]
@@ -260,7 +261,7 @@ class BiC(Replay):
 
     def retrain_last_layer(self):
         """The upper bound: the head retrained on cached features of every seen class's training data."""
-        x = torch.cat([x for x, _ in self.all_data])
+        x = concat([x for x, _ in self.all_data])
         targets = torch.cat([t for _, t in self.all_data]).to(self._device)
         features = self.features(x)
         head = self.model.head
@@ -290,7 +291,7 @@ class BiC(Replay):
     def state_dict(self):
         return {**super().state_dict(), "validation": self.validation.state_dict(),
                 "bias": {k: v.detach().clone() for k, v in self.bias.state_dict().items()},
-                "bias_start": self.bias.start, "all_data": list(self.all_data)}
+                "bias_start": self.bias.start, "all_data": [(stored(x), t) for x, t in self.all_data]}
 
     def load_state_dict(self, state, tasks):
         super().load_state_dict(state, tasks)
@@ -298,4 +299,4 @@ class BiC(Replay):
         self.bias.load_state_dict(state["bias"])
         self.bias.to(self._device)
         self.bias.start = state["bias_start"]
-        self.all_data = list(state["all_data"])
+        self.all_data = [(restored(x), t) for x, t in state["all_data"]]

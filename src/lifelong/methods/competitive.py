@@ -17,6 +17,7 @@ from torch import nn
 
 from ..checks import check_float, check_int
 from ..hebbian.rules import squared_distances, winner_update
+from ..inputs import read
 from .base import Method
 
 
@@ -66,11 +67,11 @@ class Competitive(Method):
     def before_task(self, task):
         """New units for each class of the task, on distinct random training samples of that class."""
         self._register_task(task)
-        x, targets = task.x_train.flatten(1), self.targets(task, task.y_train)
+        x, targets = task.x_train, self.targets(task, task.y_train)
         for label in targets.unique().tolist():
             samples = x[targets == label]
             pick = torch.randperm(len(samples))[:self.units_per_class]
-            self.new_units(self.model.add(samples[pick], label, task.id), task)
+            self.new_units(self.model.add(read(samples[pick]).flatten(1), label, task.id), task)
 
     def new_units(self, rows: slice, task) -> None:
         """Called for each group of units added (one class of one task)."""

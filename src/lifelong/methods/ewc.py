@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from .. import distributed
 from ..checks import check_choice, check_weight
 from ..errors import ConfigError
+from ..inputs import in_order
 from .regularization import Regularizer, batch_gradient_statistic, measuring_mode, per_sample_statistic
 
 FISHERS = ("true", "sampled", "empirical", "predicted")
@@ -85,8 +86,7 @@ class EWC(Regularizer):
             inputs, labels = inputs[mine], labels[mine]
         fisher = {name: torch.zeros_like(p) for name, p in self.model.named_parameters()}
         n = n_batches = 0
-        for start in range(0, len(inputs), size):
-            x = inputs[start:start + size].to(self._device)
+        for start, x in zip(range(0, len(inputs), size), in_order(inputs, size, self._device)):
             y = labels[start:start + size].to(self._device)
             with measuring_mode(self.model), torch.no_grad():  # evaluation mode, restored afterwards
                 read = self.outputs(self.model(x), task.id)

@@ -6,6 +6,7 @@ Not a continual method (it keeps all old data) but the upper bound that every pa
 import torch
 
 from ..errors import ConfigError
+from ..inputs import concat
 from .base import Method
 
 
@@ -33,7 +34,7 @@ class Joint(Method):
 
     def training_data(self, task):
         tasks = self.seen_tasks + [task]
-        x = torch.cat([t.x_train for t in tasks])
+        x = concat([t.x_train for t in tasks])
         targets = torch.cat([self.targets(t, t.y_train) for t in tasks])
         task_ids = torch.cat([torch.full_like(t.y_train, t.id) for t in tasks])
         return x, targets, task_ids

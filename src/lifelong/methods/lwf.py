@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from ..checks import check_choice, check_weight
 from ..distillation import check_temperature, soft_cross_entropy, soft_targets
 from ..errors import ConfigError
+from ..inputs import in_order
 from ..models import ContinualModel
 from .base import Method
 
@@ -106,7 +107,7 @@ class LwF(Method):
     @torch.no_grad()
     def _responses(model, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         device = next(model.parameters()).device
-        return torch.cat([model(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)])
+        return torch.cat([model(batch) for batch in in_order(x, batch_size, device)])
 
     def training_data(self, task):
         data = super().training_data(task)

@@ -26,6 +26,7 @@ from torch.func import functional_call, grad, vmap
 
 from ..checks import check_choice, check_weight
 from ..errors import ConfigError, TrainingError
+from ..inputs import in_order
 from ..models import linear_maps, linear_parts
 from .base import Method
 
@@ -226,9 +227,7 @@ class Regularizer(Method):
 
     def importance_batches(self, x: torch.Tensor, exact: bool = False):
         """Batches of `x` on the model's device, of `importance_batch(exact)` samples."""
-        size = self.importance_batch(exact)
-        for start in range(0, len(x), size):
-            yield x[start:start + size].to(self._device)
+        return in_order(x, self.importance_batch(exact), self._device)
 
     def read_columns(self, task_id: int) -> slice:
         """The head outputs a task is read through: its own part in the task setting, every output seen so far

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..checks import check_choice
 from ..errors import ConfigError
+from ..inputs import concat, in_order
 from ..memory import ExemplarMemory
 from .base import Method
 
@@ -75,13 +76,12 @@ class Replay(Method):
         if self.memory.classes:
             old = self.memory.data()
             repeats = max(len(x) // self.memory.budget, 1) if self.mix == "repeat" else 1
-            x, targets, task_ids = (torch.cat([new, stored.repeat(repeats, *[1] * (stored.dim() - 1))])
-                                    for new, stored in zip((x, targets, task_ids), old))
+            x, targets, task_ids = (concat([new] + [stored] * repeats) for new, stored in zip((x, targets, task_ids), old))
         if self.old_model is None:
             return x, targets, task_ids
         if self.augmented_inputs:  # the kept copy sees each augmented batch in `loss`
             return x, targets, task_ids
-        recorded = torch.cat([self.old_logits(x[i:i + 1024]) for i in range(0, len(x), 1024)])
+        recorded = torch.cat([self.old_logits(batch) for batch in in_order(x, 1024)])
         self.old_model = None  # recorded once: nothing old outlives this call
         return x, targets, task_ids, recorded
 

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from ..checks import check_float, check_int, check_weight
 from ..errors import ConfigError
+from ..inputs import read
 from ..hebbian.rules import annealed, neural_gas_step
 from .base import Method
 
@@ -91,7 +92,7 @@ class TOPIC(Method):
         if task.id == 0:
             return
         self.n_old = len(self.centroids)
-        shots = task.x_train.to(self._device)
+        shots = read(task.x_train).to(self._device)  # a few shots: in memory even when the data set is on disk
         f, targets = self.embed_all(shots), self.targets(task, task.y_train).to(self._device)
         means, nearest = self.class_means(f, targets, task)
         self.add_nodes(means, self.variances[:self.n_old].mean(0).expand_as(means), targets[nearest],
@@ -136,7 +137,7 @@ class TOPIC(Method):
 
     @torch.no_grad()
     def after_task(self, task):
-        x = task.x_train.to(self._device)
+        x = task.x_train
         f, targets = self.embed_all(x), self.targets(task, task.y_train).to(self._device)
         if task.id == 0:
             self.grow_gas(f, targets, x)
@@ -186,7 +187,7 @@ class TOPIC(Method):
         floor = known.mean(0).clamp_min(1e-6)  # a node of one sample: the mean variance; never zero
         self.variances = torch.stack([floor if v is None else v for v in variance_list]).maximum(floor * 1e-2)
         self.centroids, self.labels = torch.stack(centroid_list), torch.stack(label_list)
-        self.anchors = x[torch.stack(anchor_list)]
+        self.anchors = read(x[torch.stack(anchor_list).cpu()]).to(f.device)  # a copy of each node's anchor input
         n = len(self.centroids)
         self.ages = torch.full((n, n), float("inf"), device=f.device)
         self.ages[:len(rows), :len(rows)] = ages[rows][:, rows]
