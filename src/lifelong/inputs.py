@@ -15,14 +15,17 @@ from .data.user import ImageFiles
 def input_batches(x, index_batches: list[torch.Tensor]):
     """The inputs of each batch of indices: sliced from a tensor (in memory, the fast path), or read from a
     Dataset (`ImageFiles`: data on disk) by a DataLoader's `x.workers` processes, which read the next batches
-    while this one trains. The DataLoader is given the very batches of indices, so both paths train on the same
-    batches in the same order. The loader's own generator (it draws its workers' seeds) keeps it from drawing on
-    the global random state, which the next task's new head part is initialised from."""
+    while this one trains (one batch alone is read here: there is nothing to read ahead, and starting processes
+    for it would cost more than the batch, at every class of a herding pass). The DataLoader is given the very
+    batches of indices, so both paths train on the same batches in the same order. The loader's own generator (it
+    draws its workers' seeds) keeps it from drawing on the global random state, which the next task's new head
+    part is initialised from."""
     if isinstance(x, torch.Tensor):
         return (x[idx] for idx in index_batches)
     if not index_batches:
         return iter(())
-    loader = DataLoader(x, batch_sampler=[idx.tolist() for idx in index_batches], num_workers=getattr(x, "workers", 0),
+    workers = getattr(x, "workers", 0) if len(index_batches) > 1 else 0
+    loader = DataLoader(x, batch_sampler=[idx.tolist() for idx in index_batches], num_workers=workers,
                         generator=torch.Generator().manual_seed(0))
     return (batch.to(index_batches[0].device) for batch in loader)
 
