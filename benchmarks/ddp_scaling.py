@@ -111,6 +111,7 @@ def run_k(k: int, args, data_dir: Path, md5: str | None, work: Path, per_class: 
     log_path = work / f"k{k}.log"
     results_path = out / "results.json"
     seen = {}  # tasks done -> seconds from launch until results.json first showed them
+    loads = []  # the 1-minute load average while it runs (this run's own K processes count in it)
     results = None
     with open(log_path, "w") as log:
         started = time.perf_counter()
@@ -128,6 +129,7 @@ def run_k(k: int, args, data_dir: Path, md5: str | None, work: Path, per_class: 
                         seen.setdefault(len(results["train_time_s"]), time.perf_counter() - started)
                 if results is not None and len(results["train_time_s"]) >= args.tasks:
                     break
+                loads.append(os.getloadavg()[0])
                 if exited:
                     tail = log_path.read_text()[-3000:]
                     sys.exit(f"torchrun with {k} process(es) ended (code {process.returncode}) before {args.tasks} "
@@ -146,7 +148,8 @@ def run_k(k: int, args, data_dir: Path, md5: str | None, work: Path, per_class: 
            "samples_per_s": args.epochs * sum(images) / sum(train_s),
            "startup_s": seen[min(seen)] - sum(results["train_time_s"][:min(seen)])
            - sum(results["eval_time_s"][:min(seen)]),
-           "accuracy_first_task": results["accuracy_matrix"][0][0]}
+           "accuracy_first_task": results["accuracy_matrix"][0][0],
+           "load_1min_during": {"mean": float(np.mean(loads[len(loads) // 2:])), "max": max(loads)}}
     if len(tasks) > 1:  # the first task also pays for warming up (allocator, cuDNN's choices)
         row["samples_per_s_after_first_task"] = args.epochs * sum(images[1:]) / sum(train_s[1:])
     print(f"K = {k}: {row['samples_per_s']:,.1f} samples/s over {len(tasks)} task(s) "
@@ -269,7 +272,11 @@ def main():
         if after_first:
             line += f" {r['samples_per_s_after_first_task']:,.1f} |"
         lines.append(line + f" {sum(r['train_time_s']):.1f} | {sum(r['eval_time_s']):.1f} | {r['startup_s']:.1f} |")
-    lines += ["", f"Load (`uptime`) before: `{before}`; after: `{after}`."]
+    during = ", ".join(f"K = {r['processes']}: {r['load_1min_during']['mean']:.2f} "
+                       f"(max {r['load_1min_during']['max']:.2f})" for r in rows)
+    lines += ["", f"Load (`uptime`) before: `{before}`; after: `{after}`. The 1-minute load average during the runs "
+                  f"(mean over each run's second half, where the average has caught up; the run's own K processes "
+                  f"count in it, so K alone means nothing else ran): {during}."]
     if args.synthetic:
         lines += [f"Writing the synthetic archive took {written_s:.1f} s (not in any figure above)."]
     if args.device == "cpu":
