@@ -28,6 +28,12 @@ def run_cli(capsys, *argv):
     (["run", "--device", "cuda:7"], "device 'cuda:7'"),
     (["run", "--scenario", "split-mnist", "--data-dir", "/nonexistent/data", "--no-download"],
      "/nonexistent/data/mnist"),
+    (["run", "--data", "/nonexistent/photos"], "--data /nonexistent/photos: not a folder"),
+    (["run", "--data", ".", "--scenario", "split-mnist"], "leave out --scenario"),
+    (["run", "--data", ".", "--data-dir", "/data"], "leave out --data-dir"),
+    (["run", "--on-disk"], "--on-disk go with --data FOLDER"),
+    (["run", "--data", ".", "--data-workers", "4"], "--data-workers sets the processes that read --on-disk"),
+    (["run", "--data", ".", "--test-data", ".", "--test-fraction", "0.3"], "--test-fraction (a share of --data"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_code_2(capsys, argv, message):
     try:

@@ -1,6 +1,8 @@
 """Data read from disk through a DataLoader (`from_data(folder, on_disk=True)`): the same batches, hence the same
 numbers, as the in-memory path."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -157,3 +159,19 @@ def test_an_interrupted_run_on_disk_resumes_with_the_same_exemplars(both_paths, 
     resumed = run_experiment("bic", on_disk, "class", out_dir=tmp_path / "cut", resume=True, **options)
     assert resumed["accuracy_matrix"] == whole["accuracy_matrix"]
     assert resumed["method_details"] == whole["method_details"]
+
+
+def test_the_command_line_runs_a_folder_on_disk_as_in_memory(omniglot_folder, tmp_path, capsys):
+    """`lifelong run --data FOLDER --on-disk` (a method with a memory) gives the numbers of the same run in memory."""
+    from lifelong.cli import main
+
+    common = ["run", "--data", str(omniglot_folder), "--method", "replay", "--memory", "40", "--setting", "class",
+              "--n-tasks", "4", "--epochs", "1", "--hidden", "32", "--quiet"]
+    assert main(common + ["--on-disk", "--data-workers", "0", "--out", str(tmp_path / "disk")]) == 0
+    assert main(common + ["--out", str(tmp_path / "memory")]) == 0
+    disk, memory = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("disk", "memory"))
+    assert disk["scenario"] == memory["scenario"] == "omniglot0"
+    assert disk["scenario_config"]["on_disk"] and not memory["scenario_config"].get("on_disk")
+    assert len(disk["accuracy_matrix"]) == 4 and disk["task_classes"][0] == [0, 1, 2, 3, 4]  # 20 characters, 4 tasks
+    assert disk["accuracy_matrix"] == memory["accuracy_matrix"]
+    assert "omniglot0: 4 tasks, 320 training samples" in capsys.readouterr().err  # 20 x 16 drawings for training

@@ -61,7 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
                                           "With no arguments: every method, class- and task-incremental, on "
                                           "split-digits (embedded data, well under a minute).")
     run.add_argument("--method", default="all", help="method name(s), comma-separated, or 'all' (default)")
-    run.add_argument("--scenario", default="split-digits", help="benchmark name (default split-digits)")
+    run.add_argument("--scenario", help="benchmark name (default split-digits)")
+    run.add_argument("--data", metavar="FOLDER",
+                     help="your own image folder (one sub-folder per class) instead of a benchmark: its classes in "
+                          "sorted order (or --class-order-seed), cut into --n-tasks tasks (default 5)")
+    run.add_argument("--test-data", metavar="FOLDER",
+                     help="with --data: the test images, an image folder whose classes are named as --data's "
+                          "(default: --test-fraction of each class, drawn once with seed 0)")
+    run.add_argument("--test-fraction", type=float, help="with --data: the share of each class kept for testing "
+                                                         "when there is no --test-data (default 0.2)")
+    run.add_argument("--size", type=int, help="with --data: resize the images to SIZE x SIZE")
+    run.add_argument("--on-disk", action="store_true",
+                     help="with --data: leave the images in their files and read them batch by batch (data that do "
+                          "not fit in memory); the same numbers as in memory, slower")
+    run.add_argument("--data-workers", type=int,
+                     help="with --on-disk: the DataLoader processes that read the images (default 2)")
     run.add_argument("--setting",
                      help="task, domain and/or class, comma-separated (default class,task: each method in those of "
                           "the two it runs in)")
@@ -248,7 +262,7 @@ def command_run(args) -> int:
     from .training import check_warmup_used
     from .methods import METHODS, get_method
     from .report import comparison_table, write_report, write_summary
-    from .scenarios import SETTINGS, make_scenario
+    from .scenarios import SETTINGS, from_data, make_scenario
     from .errors import ConfigError
 
     if args.tensorboard:
@@ -284,8 +298,9 @@ def command_run(args) -> int:
     for name in methods:
         if METHODS[name].keeps_exemplars:
             method_options[name].update(memory)
-    config = train_config(args.scenario, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                          optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
+    benchmark = args.scenario or "split-digits"
+    config = train_config("my-data" if args.data else benchmark, epochs=args.epochs, lr=args.lr,
+                          batch_size=args.batch_size, optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                           schedule=args.schedule, warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr,
                           incremental_epochs=args.incremental_epochs, incremental_lr=args.incremental_lr,
                           device=args.device, progress=not args.quiet,
@@ -293,7 +308,13 @@ def command_run(args) -> int:
     seeds = parse_seeds(args.seeds, args.seed)
 
     def scenario_for(seed):
-        return make_scenario(args.scenario, data_dir=args.data_dir, n_tasks=args.n_tasks, seed=seed,
+        if args.data is not None:  # your own folder: one split into training and test images, whatever the seed
+            return from_data(args.data, n_tasks=args.n_tasks or 5, x_test=args.test_data,
+                             test_fraction=0.2 if args.test_fraction is None else args.test_fraction,
+                             class_order_seed=args.class_order_seed, validation_fraction=args.validation_fraction,
+                             size=args.size, name=Path(args.data).resolve().name, on_disk=args.on_disk,
+                             workers=2 if args.data_workers is None else args.data_workers)
+        return make_scenario(benchmark, data_dir=args.data_dir, n_tasks=args.n_tasks, seed=seed,
                              validation_fraction=args.validation_fraction, class_order_seed=args.class_order_seed,
                              download=not args.no_download,
                              few_shot=dict(ways=args.ways, shots=args.shots, base_classes=args.base_classes))
@@ -485,7 +506,9 @@ def check_names(args) -> None:
         methods = list(catalog.METHODS) if args.method == "all" else _csv(args.method)
         names = [("method", name, catalog.METHODS) for name in methods]
         names += [("setting", setting, catalog.SETTINGS) for setting in _csv(args.setting or "")]
-        names.append(("scenario", args.scenario, catalog.SCENARIOS))
+        if args.data is None:
+            names.append(("scenario", args.scenario or "split-digits", catalog.SCENARIOS))
+        check_data_options(args)
     elif args.command in ("learn", "list") and getattr(args, "method", None):
         names = [("method", args.method, catalog.METHODS)]
     elif args.command == "reproduce":
@@ -495,6 +518,31 @@ def check_names(args) -> None:
     for kind, name, known in names:
         if name not in known:
             raise ConfigError(catalog.unknown(kind, name, known))
+
+
+def check_data_options(args) -> None:
+    """`lifelong run --data FOLDER` and its options: each one only where it has an effect, the folders there."""
+    from .errors import ConfigError
+
+    given = lambda *names: [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) not in (None, False)]  # noqa: E731
+    if args.data is None:
+        if given("test_data", "test_fraction", "size", "on_disk", "data_workers"):
+            raise ConfigError(f"{', '.join(given('test_data', 'test_fraction', 'size', 'on_disk', 'data_workers'))} "
+                              "go with --data FOLDER (your own images); a benchmark (--scenario) has its own")
+        return
+    benchmark_options = given("scenario", "ways", "shots", "base_classes", "data_dir", "no_download")
+    if benchmark_options:
+        raise ConfigError(f"--data FOLDER is your own data set: leave out {', '.join(benchmark_options)} "
+                          "(a benchmark's options)")
+    if args.test_data is not None and args.test_fraction is not None:
+        raise ConfigError("--test-data is the test set: --test-fraction (a share of --data held out) has no effect "
+                          "with it; give one of the two")
+    if args.data_workers is not None and not args.on_disk:
+        raise ConfigError("--data-workers sets the processes that read --on-disk images: add --on-disk, or leave "
+                          "it out (in memory, nothing is read while training)")
+    for option, folder in (("--data", args.data), ("--test-data", args.test_data)):
+        if folder is not None and not Path(folder).is_dir():
+            raise ConfigError(f"{option} {folder}: not a folder; give an image folder with one sub-folder per class")
 
 
 def read_cli_data(path: str, size: int | None, need_labels: bool = True):
