@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from lifelong.data.user import ImageFiles
 from lifelong.errors import ConfigError
@@ -14,19 +13,6 @@ from lifelong.experiment import run_experiment
 from lifelong.scenarios import from_data, in_memory
 
 FAST = dict(epochs=3, batch_size=32, lr=0.001, optimizer="adam", hidden=(64,))
-
-
-@pytest.fixture(scope="module")
-def omniglot_folder(shared_data, tmp_path_factory):
-    """20 Omniglot characters x 20 drawings as 28x28 PNGs (ink white on black), one folder per character."""
-    root = tmp_path_factory.mktemp("omniglot")
-    with np.load(shared_data / "omniglot" / "omniglot_full.npz") as arrays:
-        drawings = arrays["background_x"][:20]  # (20 characters, 20 drawings, 105, 105), ink 0 on 255
-    for c, character in enumerate(drawings):
-        (root / f"character{c:02d}").mkdir()
-        for d, image in enumerate(character):
-            Image.fromarray(255 - image).resize((28, 28), Image.BOX).save(root / f"character{c:02d}" / f"{d:02d}.png")
-    return root
 
 
 def test_disk_and_memory_give_the_same_accuracy_matrix(omniglot_folder):
@@ -170,8 +156,13 @@ def test_the_command_line_runs_a_folder_on_disk_as_in_memory(omniglot_folder, tm
     assert main(common + ["--on-disk", "--data-workers", "0", "--out", str(tmp_path / "disk")]) == 0
     assert main(common + ["--out", str(tmp_path / "memory")]) == 0
     disk, memory = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("disk", "memory"))
-    assert disk["scenario"] == memory["scenario"] == "omniglot0"
+    assert disk["scenario"] == memory["scenario"] == omniglot_folder.name
     assert disk["scenario_config"]["on_disk"] and not memory["scenario_config"].get("on_disk")
     assert len(disk["accuracy_matrix"]) == 4 and disk["task_classes"][0] == [0, 1, 2, 3, 4]  # 20 characters, 4 tasks
     assert disk["accuracy_matrix"] == memory["accuracy_matrix"]
-    assert "omniglot0: 4 tasks, 320 training samples" in capsys.readouterr().err  # 20 x 16 drawings for training
+    assert f"{omniglot_folder.name}: 4 tasks, 320 training samples" in capsys.readouterr().err  # 20 x 16 drawings for training
+
+
+def test_only_image_folders_are_read_from_disk():
+    with pytest.raises(ConfigError, match="on_disk=True reads image folders"):
+        from_data(np.zeros((4, 2), dtype=np.float32), ["a", "a", "b", "b"], n_tasks=1, on_disk=True)

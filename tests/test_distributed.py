@@ -62,6 +62,17 @@ def runs(tmp_path_factory):
     return out, done
 
 
+def test_two_processes_read_a_folder_on_disk_as_one(omniglot_folder, tmp_path):
+    """iCaRL on images read from their files: each process reads its share of every batch, and herding, run by
+    every process on the same features, picks the same files on both."""
+    argv = ["run", "--method", "icarl", "--memory", "40", "--data", str(omniglot_folder), "--n-tasks", "4",
+            "--on-disk", "--data-workers", "0", *COMMON]
+    torchrun(*argv, "--out", str(tmp_path / "two"))
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+    assert_same_run(results(tmp_path / "two"), results(tmp_path / "one"))
+    assert results(tmp_path / "two")["method_details"]["memory"]["stored"] == 40
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_two_processes_give_the_one_process_accuracy_matrix(runs, method):
     out, _ = runs
