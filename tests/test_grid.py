@@ -77,17 +77,25 @@ def test_an_interrupted_grid_continues_with_workers(serial, tmp_path):
     assert saved(tmp_path) == saved(serial)
 
 
-def worker_pid_and_threads(job):  # run in a worker: which process, with how many torch threads
-    return os.getpid(), torch.get_num_threads()
+def worker_pid_and_threads(job):  # run in a worker: which process, with how many torch threads, on which cores
+    return os.getpid(), torch.get_num_threads(), tuple(sorted(os.sched_getaffinity(0)))
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="cores are pinned where Linux lets us")
 def test_each_worker_is_its_own_process_with_its_share_of_the_cores():
     results = []
     run_grid(list(range(4)), worker_pid_and_threads, lambda job, result: results.append((job, *result)), workers=2)
-    assert sorted(job for job, _, _ in results) == [0, 1, 2, 3]
-    pids = {pid for _, pid, _ in results}
+    assert sorted(job for job, *_ in results) == [0, 1, 2, 3]
+    pids = {pid for _, pid, _, _ in results}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
-    assert {threads for _, _, threads in results} == {max(1, (os.cpu_count() or 1) // 2)}
+    cores = sorted(os.sched_getaffinity(0))
+    share = max(1, len(cores) // 2)
+    assert {threads for _, _, threads, _ in results} == {share}
+    by_worker = {pid: pinned for _, pid, _, pinned in results}
+    if len(cores) >= 2:  # each worker on cores of its own, as many as its threads
+        assert all(len(pinned) == share for pinned in by_worker.values())
+        assert len(set().union(*by_worker.values())) == share * len(by_worker)
+        assert set().union(*by_worker.values()) <= set(cores)
 
 
 def test_ray_absent_is_one_clear_line_before_any_work(tmp_path, monkeypatch, capsys):

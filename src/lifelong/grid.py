@@ -11,8 +11,8 @@ there, so the files are the same whichever way the runs were made, an interrupte
 and the same command continues it.
 
 workers=1 runs the jobs here, one after another. workers=N starts N processes (spawn: fresh interpreters that copy
-nothing of this one's state), each pinned to cores // N torch threads (and, where the runs use GPUs, to one GPU of
-its own through CUDA_VISIBLE_DEVICES), since N runs with every core's worth of threads each would take turns on the
+nothing of this one's state), each pinned to cores // N torch threads on cores of its own (Linux; and, where the
+runs use GPUs, to one GPU of its own through CUDA_VISIBLE_DEVICES), since N runs with every core's worth of threads each would take turns on the
 cores and run slower than one after another. The same seed gives the same numbers with any N: each run builds its
 own model and random state from its seed, and the thread count is written into every run (results can differ in
 their last digits with it).
@@ -55,14 +55,16 @@ def run_grid(jobs: list, run_one: Callable, done: Callable, workers: int = 1, th
         return
     import torch
 
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []  # Linux: the cores we may use
+    threads = threads or max(1, (len(cores) or os.cpu_count() or 1) // workers)
     gpus = torch.cuda.device_count() if gpu else 0
     context = get_context("spawn")
-    numbers = context.Queue()  # each worker takes a number: its GPU
+    numbers = context.Queue()  # each worker takes a number: its cores and its GPU
     for number in range(workers):
         numbers.put(number)
+    pinned = cores if workers * threads <= len(cores) else []  # more threads than cores: let the system place them
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_pin,
-                             initargs=(threads, gpus, numbers)) as pool:
+                             initargs=(threads, gpus, numbers, pinned)) as pool:
         pending = {pool.submit(run_one, job): job for job in jobs}
         try:
             while pending:
@@ -75,9 +77,13 @@ def run_grid(jobs: list, run_one: Callable, done: Callable, workers: int = 1, th
             raise
 
 
-def _pin(threads: int, gpus: int, numbers) -> None:
-    """A worker's start: its share of the cores, and its own GPU (before CUDA is first used in it)."""
+def _pin(threads: int, gpus: int, numbers, cores: list[int]) -> None:
+    """A worker's start: its share of the cores (its `threads` torch threads and, where the machine has cores enough
+    and lets us, those very cores: worker k runs on cores[k * threads:(k + 1) * threads] alone), and its own GPU
+    (before CUDA is first used in it)."""
     number = numbers.get()
+    if cores:
+        os.sched_setaffinity(0, cores[number * threads:(number + 1) * threads])
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(number % gpus)
     import torch
