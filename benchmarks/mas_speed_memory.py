@@ -224,7 +224,7 @@ def memory_child(n_tasks: int, subset: str) -> dict:
 def memory(data) -> dict:
     """The subset is prepared here once, so that loading all of MNIST does not set the children's peak."""
     mnist = load_mnist(data, download=False)
-    x_train, x_test = prepare_inputs(mnist, 32)
+    x_train, x_test, _ = prepare_inputs(mnist, 32)
     keep = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(0))[:1000]
     subset = RESULTS_TMP / "mas_memory_subset.pt"
     torch.save((x_train[keep].flatten(1).clone(), mnist.y_train[keep].clone(), x_test[:500].flatten(1).clone(),

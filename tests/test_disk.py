@@ -10,6 +10,7 @@ import torch
 from lifelong.data.user import ImageFiles
 from lifelong.errors import ConfigError
 from lifelong.experiment import run_experiment
+from lifelong.inputs import in_order
 from lifelong.scenarios import from_data, in_memory
 
 FAST = dict(epochs=3, batch_size=32, lr=0.001, optimizer="adam", hidden=(64,))
@@ -121,6 +122,7 @@ def test_image_files_are_indexed_as_a_tensor_of_their_images_would_be(both_paths
         assert isinstance(picked, ImageFiles)
         assert torch.equal(torch.stack([picked[i] for i in range(len(picked))]), tensor[index])
     assert torch.equal(files[torch.tensor(4)], tensor[4])
+    assert list(in_order(files[[]], 4)) == [] and list(in_order(files[:5], 4))[1].shape == tensor[4:5].shape
 
 
 def test_an_interrupted_run_on_disk_resumes_with_the_same_exemplars(both_paths, tmp_path, monkeypatch):
@@ -166,3 +168,27 @@ def test_the_command_line_runs_a_folder_on_disk_as_in_memory(omniglot_folder, tm
 def test_only_image_folders_are_read_from_disk():
     with pytest.raises(ConfigError, match="on_disk=True reads image folders"):
         from_data(np.zeros((4, 2), dtype=np.float32), ["a", "a", "b", "b"], n_tasks=1, on_disk=True)
+
+
+@pytest.mark.parametrize("path", ["disk", "memory"])
+def test_a_learner_after_a_run_predicts_raw_images_in_their_class_names(both_paths, path, tmp_path):
+    """The learner a run hands back (and `lifelong run` saves) takes the images as read from their files and
+    answers in the folders' names: on each task's test images its accuracy is the run's own last row."""
+    from lifelong import Learner
+    from lifelong.data.user import read_image
+
+    on_disk, loaded = both_paths
+    scenario = on_disk if path == "disk" else loaded
+    results, learner = run_experiment("replay", scenario, "class", method_options={"memory": 40},
+                                      return_learner=True, **FAST)
+    learner.save(tmp_path / "learner.pt")
+    learner = Learner.load(tmp_path / "learner.pt")
+    for task, accuracy in zip(on_disk.tasks, results["accuracy_matrix"][-1]):
+        raw = torch.stack([read_image(f, "L", None) for f in task.x_test.files])  # uint8, as a user has them
+        names = [scenario.class_names[task.classes[k]] for k in task.y_test.tolist()]
+        assert learner.evaluate(raw.numpy(), names) == pytest.approx(accuracy, abs=1e-9)
+    assert set(learner.classes_) == set(scenario.class_names)
+    # it learns on: images in memory beside a memory of files (read into memory to train with them)
+    learner.learn(raw.numpy(), [f"new-{name}" for name in names])
+    assert learner.classes_[-4:] == sorted(f"new-{name}" for name in set(names))
+    assert learner.evaluate(raw.numpy(), [f"new-{name}" for name in names]) > 0.5

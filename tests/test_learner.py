@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lifelong import Learner
+from lifelong.data import load_digits
 from lifelong.errors import ConfigError, DataError
 from lifelong.experiment import run_experiment
 from lifelong.scenarios import make_scenario
@@ -51,10 +52,14 @@ def test_a_learner_fed_task_by_task_matches_run_experiment(digits, method, optio
 
 
 def test_run_experiment_hands_back_its_learner(digits):
+    """It takes the data set's raw inputs (the run prepared them) and answers in its class names."""
     results, learner = run_experiment("finetune", digits, "class", hidden=(32,), return_learner=True, **FAST)
-    last = digits.tasks[-1]
-    assert learner.evaluate(*held_out(last)) == pytest.approx(results["accuracy_matrix"][-1][-1])
-    assert learner.classes_ == [c for t in digits.tasks for c in t.classes]
+    raw, last = load_digits(), digits.tasks[-1]
+    mine = torch.isin(raw.y_test, torch.tensor(last.classes))
+    assert learner.evaluate(raw.x_test[mine], raw.y_test[mine].numpy()) == pytest.approx(results["accuracy_matrix"][-1][-1])
+    assert learner.classes_ == [digits.class_names[c] for t in digits.tasks for c in t.classes]
+    learner.learn(raw.x_test[:20], raw.y_test[:20].numpy() + 10)  # integer labels: new classes "10".."19"
+    assert learner.classes_[10:] == sorted({str(c + 10) for c in raw.y_test[:20].tolist()})
 
 
 # ---------------------------------------------------------------------- save, then go on in a new process

@@ -23,7 +23,7 @@ def test_split_partitions_the_classes_and_samples_exactly(digits):
     assert sorted(classes) == list(range(10)) and classes == scenario.class_order
     assert sum(len(t.x_train) for t in scenario) == len(digits.x_train)
     assert sum(len(t.x_test) for t in scenario) == len(digits.x_test)
-    x_train, x_test = prepare_inputs(digits)
+    x_train, x_test, _ = prepare_inputs(digits)
     for task in scenario:
         # within-task label k is data-set class task.classes[k]; samples are those of the task's classes only
         labels = torch.tensor(task.classes)[task.y_train]
@@ -39,7 +39,7 @@ def test_test_data_never_enters_training(digits):
     train = set().union(*(_rows(t.x_train) for t in scenario))
     val = set().union(*(_rows(t.x_val) for t in scenario))
     test = set().union(*(_rows(t.x_test) for t in scenario))
-    x_train, x_test = prepare_inputs(digits)
+    x_train, x_test, _ = prepare_inputs(digits)
     assert test == _rows(x_test)  # the test set is exactly the data set's test split
     assert train | val == _rows(x_train)  # training and validation come from the training split only
     assert sum(len(t.x_train) + len(t.x_val) for t in scenario) == len(x_train)
@@ -63,7 +63,7 @@ def test_natural_and_icarl_class_orders():
 
 def test_permuted_tasks_shuffle_pixels_consistently(digits):
     scenario = permuted(digits, 3, seed=0)
-    x_train, _ = prepare_inputs(digits)
+    x_train, _, _ = prepare_inputs(digits)
     assert torch.equal(scenario.tasks[0].x_train, x_train)
     for task in scenario.tasks[1:]:
         assert torch.equal(task.y_train, digits.y_train) and task.classes == list(range(10))
@@ -199,3 +199,16 @@ def test_permuted_tasks_make_their_images_when_read_and_share_one_copy():
     assert len(third.y_train) + len(third.y_val) == len(digits.y_train)
     again = permuted(digits, n_tasks=4, seed=3, validation_fraction=0.1)
     assert torch.equal(again.tasks[2].perm, third.perm)  # seeded
+
+
+def test_raw_inputs_prepared_as_the_scenario_prepared_its_own(digits):
+    """A learner after a run takes the data set's raw inputs (`prepare_raw` with the recorded preparation): the
+    same numbers as the scenario's tasks, padding included."""
+    from lifelong.learner import as_inputs
+    from lifelong.scenarios import prepare_raw
+
+    x_train, x_test, preparation = prepare_inputs(digits, pad_to=12)
+    assert x_test.shape[-2:] == (12, 12) and preparation["pad_to"] == 12
+    assert torch.allclose(prepare_raw(as_inputs(digits.x_test), preparation), x_test, atol=1e-6)
+    assert torch.allclose(prepare_raw(as_inputs(digits.x_train[:7]), preparation), x_train[:7], atol=1e-6)
+    assert split_by_classes(digits, 5, pad_to=12).input_preparation == preparation

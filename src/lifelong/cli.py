@@ -309,7 +309,7 @@ def command_run(args) -> int:
 
     def scenario_for(seed):
         if args.data is not None:  # your own folder: one split into training and test images, whatever the seed
-            return from_data(args.data, n_tasks=args.n_tasks or 5, x_test=args.test_data,
+            return from_data(args.data, n_tasks=5 if args.n_tasks is None else args.n_tasks, x_test=args.test_data,
                              test_fraction=0.2 if args.test_fraction is None else args.test_fraction,
                              class_order_seed=args.class_order_seed, validation_fraction=args.validation_fraction,
                              size=args.size, name=Path(args.data).resolve().name, on_disk=args.on_disk,
@@ -537,6 +537,8 @@ def check_data_options(args) -> None:
     if args.test_data is not None and args.test_fraction is not None:
         raise ConfigError("--test-data is the test set: --test-fraction (a share of --data held out) has no effect "
                           "with it; give one of the two")
+    if args.data_workers is not None and args.data_workers < 0:
+        raise ConfigError(f"--data-workers must be 0 (read in the training process) or more, got {args.data_workers}")
     if args.data_workers is not None and not args.on_disk:
         raise ConfigError("--data-workers sets the processes that read --on-disk images: add --on-disk, or leave "
                           "it out (in memory, nothing is read while training)")
@@ -592,7 +594,7 @@ def command_learn(args) -> int:
                                                                                    "epochs", "lr")}}
         learner = Learner(args.method or "finetune", args.backbone, args.setting or "class",
                           hidden=_positive_int_list(args.hidden or "400,400"), seed=args.seed or 0, **options)
-    x, y = read_cli_data(args.data, args.size)
+    x, y = read_cli_data(args.data, args.size or learner.spec.get("inputs", {}).get("size"))
     learner.config.progress = not args.quiet
     learner.learn(x, y)
     learner.save(target)
@@ -607,10 +609,11 @@ def command_predict(args) -> int:
     import csv
 
     from .data.user import as_labels
-    from .learner import Learner
+    from .learner import Learner, same_labels
 
     learner = Learner.load(args.learner)
-    x, y = read_cli_data(args.data, args.size, need_labels=False)
+    size = args.size or learner.spec.get("inputs", {}).get("size")  # a run's --size, kept in the learner
+    x, y = read_cli_data(args.data, size, need_labels=False)
     predictions = learner.predict(x, args.task)
     if args.out:
         with open(args.out, "w", newline="") as f:
@@ -621,7 +624,7 @@ def command_predict(args) -> int:
     else:
         print("\n".join(str(p) for p in predictions))
     if y is not None:  # from the predictions made above, not a second pass
-        accuracy = (predictions == as_labels(y, len(x))).mean()
+        accuracy = same_labels(predictions, as_labels(y, len(x))).mean()
         print(f"accuracy: {100 * accuracy:.2f}% on {len(x)} inputs", file=sys.stderr)
     return 0
 

@@ -123,4 +123,7 @@ def run_experiment(
                           "alone: feature extraction and the head warm-up (warmup_epochs; LwF's own: "
                           "--param warmup=false) cannot run with it")
     results = run(learner, scenario, out_dir=out_dir, resume=resume, loggers=loggers)
-    return (results, learner) if return_learner else results
+    if not return_learner:
+        return results
+    learner.adopt(scenario)  # from here on it takes the data set's raw inputs and labels
+    return results, learner

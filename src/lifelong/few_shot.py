@@ -107,7 +107,7 @@ def from_index_lists(dataset: Dataset, lists: list[list[str]], name: str, pad_to
     its training images those lines, its test images every test image of its classes. Lines are training indices,
     or, given `lookup` (see `path_lookup`), keys of that map from line to training index."""
     _check_fraction(validation_fraction)
-    x_train, x_test = prepare_inputs(dataset, pad_to)
+    x_train, x_test, preparation = prepare_inputs(dataset, pad_to)
     generator = torch.Generator().manual_seed(seed)
     tasks, seen = [], set()
     for t, lines in enumerate(lists):
@@ -125,7 +125,7 @@ def from_index_lists(dataset: Dataset, lists: list[list[str]], name: str, pad_to
                                 rank[dataset.y_test[test_mask]], validation_fraction if t == 0 else 0.0, generator))
     order = [c for task in tasks for c in task.classes]
     return Scenario(name=name, tasks=tasks, class_order=order, class_names=dataset.class_names,
-                    input_shape=tuple(x_train.shape[1:]),
+                    input_shape=tuple(x_train.shape[1:]), input_preparation=preparation,
                     config=dict(kind="few-shot", dataset=dataset.name, sessions=len(lists),
                                 base_classes=tasks[0].n_classes, ways=[t.n_classes for t in tasks[1:]],
                                 pad_to=pad_to, validation_fraction=validation_fraction, seed=seed))

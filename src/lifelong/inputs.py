@@ -22,6 +22,7 @@ def input_batches(x, index_batches: list[torch.Tensor]):
     part is initialised from."""
     if isinstance(x, torch.Tensor):
         return (x[idx] for idx in index_batches)
+    index_batches = [idx for idx in index_batches if len(idx)]  # no images (an empty part): no batch
     if not index_batches:
         return iter(())
     workers = getattr(x, "workers", 0) if len(index_batches) > 1 else 0
@@ -40,12 +41,10 @@ def in_order(x, size: int, device=None):
 
 def concat(parts: list):
     """The inputs of `parts` one after the other: `torch.cat` of tensors, or the files of `ImageFiles` joined."""
-    if all(isinstance(part, torch.Tensor) for part in parts):
-        return torch.cat(parts)
-    if not all(isinstance(part, ImageFiles) for part in parts):
-        raise TypeError("inputs to join must be all tensors or all ImageFiles: "
-                        "read the data on disk into memory with scenarios.in_memory, or keep it all on disk")
-    return parts[0].join(parts[1:])
+    if all(isinstance(part, ImageFiles) for part in parts):
+        return parts[0].join(parts[1:])
+    # a learner that kept files (a run on disk) learning from tensors: its few stored files are read into memory
+    return torch.cat([read(part) for part in parts])
 
 
 def read(x) -> torch.Tensor:

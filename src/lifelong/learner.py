@@ -35,7 +35,7 @@ from .inputs import in_order
 from .methods import Method, get_method, method_options
 from .models import MLP, ContinualModel, resnet20, resnet32
 from .results import load_checkpoint, save_checkpoint
-from .scenarios import SETTINGS
+from .scenarios import SETTINGS, prepare_raw
 from .training import (TrainConfig, check_options_used, check_warmup_used, import_optimizers, optimizer_state,
                        restore_optimizer, train_task)
 
@@ -101,6 +101,14 @@ def as_inputs(x) -> torch.Tensor:
     if not x.is_floating_point():
         x = x.float().div_(255)
     return x.float() if x.dtype == torch.float64 else x
+
+
+def same_labels(predicted: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Where the predicted labels are the true ones; an integer label and its digits name the same class (a data
+    set's class names are strings, an .npz's labels often integers)."""
+    if predicted.dtype.kind != y.dtype.kind:
+        return predicted.astype(str) == y.astype(str)
+    return predicted == y
 
 
 def _plain(label):
@@ -253,7 +261,8 @@ class Learner:
             self.epoch_losses = train_task(self.method, task, scenario if scenario is not None
                                            else SimpleNamespace(augment=self.augment), self.config, self.generator)
             self.method.after_task(task)
-        self.tasks.append(_TaskRecord(task.id, [_plain(c) for c in task.classes]))
+        # a task made from labels (`learn(x, y)`) holds the labels; a scenario's task, class indices
+        self.tasks.append(_TaskRecord(task.id, task.classes if isinstance(task, _Task) else self._names(task.classes)))
         return self
 
     def _make_task(self, x, y) -> _Task:
@@ -261,6 +270,8 @@ class Learner:
             x, y = from_dataset(x)
         x = self._inputs(x)
         y = as_labels(y, len(x))
+        if "class_names" in self.spec and y.dtype.kind in "iu":  # a data set's names are strings: 3 is "3"
+            y = y.astype(str)
         classes = sorted(set(y.tolist()), key=lambda c: (str(type(c)), c))
         setting = self.spec["setting"]
         if setting == "class":
@@ -276,9 +287,26 @@ class Learner:
         targets = torch.tensor([index[c] for c in y.tolist()], dtype=torch.long)
         return _Task(len(self.tasks), classes, x, targets)
 
+    def adopt(self, scenario) -> None:
+        """After a run on `scenario` (`run_experiment` calls it): its tasks' classes by the data set's own names,
+        and its preparation of inputs (padding, per-channel normalisation) kept, so that `predict` and `learn` take
+        the data set's raw inputs and labels as the run's tasks had them prepared."""
+        if scenario.class_names:
+            self.spec = {**self.spec, "class_names": [_plain(name) for name in scenario.class_names]}
+            self.tasks = [_TaskRecord(t.id, self._names(t.classes)) for t in self.tasks]
+        if scenario.input_preparation is not None:
+            self.spec = {**self.spec, "inputs": dict(scenario.input_preparation)}
+
+    def _names(self, classes: list) -> list:
+        """A scenario task's classes (indices into the data set's classes) by their names, once `adopt`ed."""
+        names = self.spec.get("class_names")
+        return [names[c] for c in classes] if names else [_plain(c) for c in classes]
+
     def _inputs(self, x) -> torch.Tensor:
-        """`as_inputs`, and of the shape the learner was built for (once it is built)."""
+        """`as_inputs`, prepared as the scenario it learned prepared them (`adopt`), of the shape it was built for."""
         x = as_inputs(x)
+        if "inputs" in self.spec:
+            x = prepare_raw(x, self.spec["inputs"])
         if "input_shape" in self.spec and tuple(x.shape[1:]) != tuple(self.spec["input_shape"]):
             raise ConfigError(f"inputs of shape {tuple(x.shape[1:])}, but this learner learned inputs of shape "
                               f"{tuple(self.spec['input_shape'])}")
@@ -326,8 +354,7 @@ class Learner:
         """Accuracy on inputs and labels (or a map-style Dataset of pairs)."""
         if y is None:
             x, y = from_dataset(x)
-        y = as_labels(y, len(x))
-        return float((self.predict(x, task) == y).mean())
+        return float(same_labels(self.predict(x, task), as_labels(y, len(x))).mean())
 
     # ------------------------------------------------------------------ saving
     def state_dict(self) -> dict:
@@ -381,6 +408,8 @@ class Learner:
                       **spec["options"])
         x = torch.zeros(2, *spec["input_shape"])
         learner.build(x)
+        adopted = {key: spec[key] for key in ("inputs", "class_names") if key in spec}  # a run's data set (`adopt`)
+        learner.spec = {**learner.spec, **adopted}
         learner.load_state_dict(saved, [_TaskRecord(i, c) for i, c in enumerate(saved["tasks"])])
         return learner
 

@@ -48,6 +48,9 @@ class Scenario:
     augment: bool = False  # random crop + flip on training batches (CIFAR)
     backbone: str = "mlp"  # the default backbone for this scenario
     config: dict = field(default_factory=dict)  # how the scenario was built, recorded in the results
+    # how the data set's own inputs became the tasks' (`prepare_inputs`): a learner trained on the scenario takes
+    # raw inputs after the run (`Learner.adopt`); None where raw inputs cannot be prepared alone (permuted tasks)
+    input_preparation: dict | None = None
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -56,22 +59,41 @@ class Scenario:
         return iter(self.tasks)
 
 
-def prepare_inputs(dataset: Dataset, pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float inputs in [0, 1], zero-padded to `pad_to` x `pad_to`, normalised with the training statistics."""
+def prepare_inputs(dataset: Dataset, pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Float inputs in [0, 1], zero-padded to `pad_to` x `pad_to`, normalised with the training statistics; and
+    that preparation as plain data (`prepare_raw` applies it to other inputs of the data set)."""
     x_train, x_test = dataset.x_train, dataset.x_test
     if x_train.dtype == torch.uint8:
         x_train, x_test = x_train.float().div_(255), x_test.float().div_(255)
     if pad_to is not None:
-        height, width = x_train.shape[-2:]
-        if pad_to < max(height, width):
-            raise ConfigError(f"cannot pad {height}x{width} images to {pad_to}x{pad_to}")
-        top, left = (pad_to - height) // 2, (pad_to - width) // 2
-        padding = (left, pad_to - width - left, top, pad_to - height - top)
-        x_train, x_test = F.pad(x_train, padding), F.pad(x_test, padding)
+        if pad_to < max(x_train.shape[-2:]):
+            raise ConfigError(f"cannot pad {'x'.join(map(str, x_train.shape[-2:]))} images to {pad_to}x{pad_to}")
+        x_train, x_test = _pad(x_train, pad_to), _pad(x_test, pad_to)
     dims = [0, 2, 3]  # per channel
     mean = x_train.mean(dim=dims, keepdim=True, dtype=torch.float64).float()
     std = x_train.std(dim=dims, keepdim=True).clamp_min(1e-8)
-    return (x_train - mean) / std, (x_test - mean) / std
+    preparation = {"pad_to": pad_to, "mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
+    return (x_train - mean) / std, (x_test - mean) / std, preparation
+
+
+def _pad(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Images zero-padded to `size` x `size`, centred."""
+    height, width = x.shape[-2:]
+    top, left = (size - height) // 2, (size - width) // 2
+    return F.pad(x, (left, size - width - left, top, size - height - top))
+
+
+def prepare_raw(x: torch.Tensor, preparation: dict) -> torch.Tensor:
+    """Float inputs (uint8 images already scaled to [0, 1]) prepared as `prepare_inputs` prepared the data set's:
+    zero-padded to `pad_to`, normalised with the recorded per-channel mean and std."""
+    x = _as_images(x)
+    pad_to = preparation.get("pad_to")
+    if pad_to is not None and x.dim() == 4 and max(x.shape[-2:]) < pad_to:
+        x = _pad(x, pad_to)
+    mean, std = (torch.tensor(preparation[k], dtype=x.dtype, device=x.device) for k in ("mean", "std"))
+    if x.dim() != 4 or x.shape[1] != len(mean):
+        return x  # not images of the data set's channels: the shape check that follows says what is wrong
+    return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
 
 def class_order(n_classes: int, seed: int | None) -> list[int]:
@@ -171,7 +193,7 @@ def split_by_classes(
     if n_tasks < 1 or n_classes % n_tasks:
         raise ConfigError(f"{dataset.name} has {n_classes} classes: n_tasks must divide it, got {n_tasks}")
     order = class_order(n_classes, class_order_seed)
-    x_train, x_test = prepare_inputs(dataset, pad_to)
+    x_train, x_test, preparation = prepare_inputs(dataset, pad_to)
     # rank[label] = position of the label in the class order, so within-task labels are one subtraction away
     rank = torch.empty(n_classes, dtype=torch.long)
     rank[torch.tensor(order)] = torch.arange(n_classes)
@@ -194,6 +216,7 @@ def split_by_classes(
         input_shape=tuple(x_train.shape[1:]),
         config=dict(kind="split-by-classes", dataset=dataset.name, n_tasks=n_tasks, class_order_seed=class_order_seed,
                     pad_to=pad_to, validation_fraction=validation_fraction, seed=seed),
+        input_preparation=preparation,
     )
 
 
@@ -213,7 +236,7 @@ def permuted(
     _check_fraction(validation_fraction)
     if n_tasks < 1:
         raise ConfigError(f"n_tasks must be at least 1, got {n_tasks}")
-    x_train, x_test = prepare_inputs(dataset, pad_to)
+    x_train, x_test, _ = prepare_inputs(dataset, pad_to)
     shape = x_train.shape[1:]
     n_pixels = int(np.prod(shape))
     generator = torch.Generator().manual_seed(seed)  # the permutations alone: the same with or without validation
@@ -278,8 +301,10 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
     if x.shape[1:] != x_test.shape[1:]:
         raise ConfigError(f"training inputs are {tuple(x.shape[1:])}, test inputs {tuple(x_test.shape[1:])}")
     dataset = Dataset(name, x, targets, x_test, test_targets, class_names)
-    return split_by_classes(dataset, n_tasks, class_order_seed, validation_fraction=validation_fraction, seed=seed,
-                            name=name)
+    scenario = split_by_classes(dataset, n_tasks, class_order_seed, validation_fraction=validation_fraction,
+                                seed=seed, name=name)
+    scenario.input_preparation["size"] = size  # an image folder's images are read at this size
+    return scenario
 
 
 def image_folder_on_disk(path, n_tasks: int = 5, *, test_folder=None, test_fraction: float = 0.2,
@@ -349,6 +374,8 @@ def image_folder_on_disk(path, n_tasks: int = 5, *, test_folder=None, test_fract
         tasks.append(task)
     return Scenario(name=name, tasks=tasks, class_order=order, class_names=class_names,
                     input_shape=tuple(images[0].shape),
+                    input_preparation={"pad_to": None, "mean": mean, "std": images.std.flatten().tolist(),
+                                       "size": size},
                     config=dict(kind="image-folder", on_disk=True, n_tasks=n_tasks, test_fraction=test_fraction,
                                 test_folder=None if test_folder is None else str(test_folder),
                                 class_order_seed=class_order_seed, validation_fraction=validation_fraction, seed=seed,
@@ -462,4 +489,6 @@ def make_scenario(
     scenario.augment, scenario.backbone = augment, backbone
     if omniglot:
         scenario.config["omniglot"] = dict(omniglot)
+        # the drawings were inverted and box-resized when read: a file's raw pixels are not the data set's inputs
+        scenario.input_preparation = None
     return scenario

@@ -44,7 +44,7 @@ def list_image_folder(path, size: int | None = None) -> tuple[list[Path], list[i
         for (file, _), shape in zip(found, sizes):
             if shape != sizes[0]:
                 raise ConfigError(f"{file} is {shape[0]}x{shape[1]}, {found[0][0]} is {sizes[0][0]}x{sizes[0][1]}: "
-                                  "give a size to resize them all to")
+                                  "give a size to resize them all to (--size N on the command line, size=N in Python)")
     mode = "L" if all(m in ("L", "1", "I;16", "I") for m in modes) else "RGB"
     return [f for f, _ in found], [k for _, k in found], classes, mode
 
@@ -110,7 +110,8 @@ class ImageFiles(torch.utils.data.Dataset):
 
     def state_dict(self) -> dict:
         """The files' paths and how they are read: plain strings and tensors, for a checkpoint."""
-        return {"image_files": [str(f) for f in self.files], "mode": self.mode, "size": self.size,
+        # absolute paths: a resume may start in another working directory
+        return {"image_files": [str(Path(f).resolve()) for f in self.files], "mode": self.mode, "size": self.size,
                 "mean": self.mean, "std": self.std, "workers": self.workers}
 
     @classmethod
