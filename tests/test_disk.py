@@ -192,3 +192,33 @@ def test_a_learner_after_a_run_predicts_raw_images_in_their_class_names(both_pat
     learner.learn(raw.numpy(), [f"new-{name}" for name in names])
     assert learner.classes_[-4:] == sorted(f"new-{name}" for name in set(names))
     assert learner.evaluate(raw.numpy(), [f"new-{name}" for name in names]) > 0.5
+
+
+def test_predict_reads_a_folder_a_chunk_at_a_time_labelled_or_not(omniglot_folder, tmp_path, capsys, monkeypatch):
+    """`lifelong predict` on a run's learner: a folder of images without classes (the predictions, as the learner
+    gives them on the same images in memory), and a folder of class sub-folders (a CSV row per file, and the
+    accuracy), read 3 files at a time here."""
+    import csv
+
+    from lifelong import Learner, cli
+    from lifelong.data.user import read_image
+
+    learner_file = str(tmp_path / "run" / "learner.pt")
+    assert cli.main(["run", "--data", str(omniglot_folder), "--method", "replay", "--memory", "200", "--setting",
+                     "class", "--epochs", "5", "--hidden", "64", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    drawings = sorted((omniglot_folder / "character07").iterdir())
+    for drawing in drawings:
+        (flat / drawing.name).write_bytes(drawing.read_bytes())
+    monkeypatch.setattr(cli, "PREDICT_CHUNK", 3)  # 20 drawings: 7 reads
+    capsys.readouterr()
+    assert cli.main(["predict", learner_file, "--data", str(flat)]) == 0
+    raw = torch.stack([read_image(drawing, "L") for drawing in drawings])
+    assert capsys.readouterr().out.split() == Learner.load(learner_file).predict(raw).tolist()
+    assert cli.main(["predict", learner_file, "--data", str(omniglot_folder), "--out", str(tmp_path / "p.csv")]) == 0
+    with open(tmp_path / "p.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 400 and rows[21]["file"] == str(omniglot_folder / "character01" / "01.png")
+    share = sum(row["prediction"] == row["label"] for row in rows) / len(rows)
+    assert f"accuracy: {100 * share:.2f}% on 400 inputs" in capsys.readouterr().err and share > 0.5

@@ -164,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                                               "with x, and y if known) with a saved learner; with labels, also the "
                                               "accuracy. --out writes index,prediction[,label] as CSV.")
     predict.add_argument("learner", help="a saved learner")
-    predict.add_argument("--data", required=True, help="an image folder or an .npz (x, and optionally y)")
+    predict.add_argument("--data", required=True,
+                         help="a folder of images (or of one sub-folder per class: the accuracy too), or an .npz (x, "
+                              "and optionally y)")
     predict.add_argument("--size", type=int, help="resize an image folder's images to SIZE x SIZE")
     predict.add_argument("--task", type=int, help="the task id (task setting only)")
     predict.add_argument("--out", help="a CSV file for the predictions")
@@ -608,25 +610,60 @@ def command_learn(args) -> int:
 def command_predict(args) -> int:
     import csv
 
+    import numpy as np
+
     from .data.user import as_labels
     from .learner import Learner, same_labels
 
     learner = Learner.load(args.learner)
     size = args.size or learner.spec.get("inputs", {}).get("size")  # a run's --size, kept in the learner
-    x, y = read_cli_data(args.data, size, need_labels=False)
-    predictions = learner.predict(x, args.task)
+    files = None
+    if Path(args.data).is_dir():  # read and predicted a chunk at a time: a folder need not fit in memory
+        files, y = list_prediction_images(args.data, size)
+        mode = "L" if learner.spec["input_shape"][0] == 1 else "RGB"  # as the learner saw images: grey or colour
+        predictions = np.concatenate([learner.predict(read_images(files[i:i + PREDICT_CHUNK], mode, size), args.task)
+                                      for i in range(0, len(files), PREDICT_CHUNK)])
+    else:
+        x, y = read_cli_data(args.data, size, need_labels=False)
+        predictions = learner.predict(x, args.task)
     if args.out:
         with open(args.out, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["index", "prediction"] + (["label"] if y is not None else []))
+            writer.writerow(["index"] + (["file"] if files else []) + ["prediction"]
+                            + (["label"] if y is not None else []))
             for i, p in enumerate(predictions):
-                writer.writerow([i, p] + ([y[i]] if y is not None else []))
+                writer.writerow([i] + ([files[i]] if files else []) + [p] + ([y[i]] if y is not None else []))
     else:
         print("\n".join(str(p) for p in predictions))
     if y is not None:  # from the predictions made above, not a second pass
-        accuracy = same_labels(predictions, as_labels(y, len(x))).mean()
-        print(f"accuracy: {100 * accuracy:.2f}% on {len(x)} inputs", file=sys.stderr)
+        accuracy = same_labels(predictions, as_labels(y, len(predictions))).mean()
+        print(f"accuracy: {100 * accuracy:.2f}% on {len(predictions)} inputs", file=sys.stderr)
     return 0
+
+
+PREDICT_CHUNK = 1024  # images read at once by `lifelong predict` on a folder
+
+
+def list_prediction_images(path, size: int | None):
+    """(image files, their labels or None) of a folder to predict: one sub-folder of images per class (labelled:
+    the accuracy is reported too) or the images themselves."""
+    import numpy as np
+
+    from .data.user import list_image_folder, list_unlabelled_images
+
+    if any(p.is_dir() and not p.name.startswith(".") for p in Path(path).iterdir()):
+        files, labels, classes, _ = list_image_folder(path, size)
+        return files, np.asarray(classes)[labels]
+    return list_unlabelled_images(path, size)[0], None
+
+
+def read_images(files, mode: str, size: int | None):
+    """Image files as one uint8 batch (N, C, H, W)."""
+    import torch
+
+    from .data.user import read_image
+
+    return torch.stack([read_image(f, mode, size) for f in files])
 
 
 def command_report(args) -> int:

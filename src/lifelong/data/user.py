@@ -32,8 +32,23 @@ def list_image_folder(path, size: int | None = None) -> tuple[list[Path], list[i
     if len(classes) < 2 or not found:
         raise ConfigError(f"{root} must hold one sub-folder of images per class (at least two classes); found "
                           f"{len(classes)} sub-folder(s) and {len(found)} image(s)")
+    mode = check_images([f for f, _ in found], size)
+    return [f for f, _ in found], [k for _, k in found], classes, mode
+
+
+def list_unlabelled_images(path, size: int | None = None) -> tuple[list[Path], str]:
+    """(image files in sorted order, the mode "L" or "RGB") of a folder of images without class sub-folders."""
+    files = sorted(f for f in Path(path).iterdir() if f.suffix.lower() in EXTENSIONS)
+    if not files:
+        raise ConfigError(f"{path} holds no images ({', '.join(EXTENSIONS)}) and no sub-folder of images per class")
+    return files, check_images(files, size)
+
+
+def check_images(files: list[Path], size: int | None) -> str:
+    """The mode ("L" when every image is grey, "RGB" otherwise) of images that can be read, of one size unless
+    they are to be resized to `size`. Only the files' headers are read."""
     modes, sizes = [], []
-    for file, _ in found:
+    for file in files:
         try:
             with Image.open(file) as image:  # the header only
                 modes.append(image.mode)
@@ -41,12 +56,11 @@ def list_image_folder(path, size: int | None = None) -> tuple[list[Path], list[i
         except (UnidentifiedImageError, OSError) as error:
             raise DataError(f"{file} is not a readable image ({error}): remove or replace it") from None
     if size is None:
-        for (file, _), shape in zip(found, sizes):
+        for file, shape in zip(files, sizes):
             if shape != sizes[0]:
-                raise ConfigError(f"{file} is {shape[0]}x{shape[1]}, {found[0][0]} is {sizes[0][0]}x{sizes[0][1]}: "
+                raise ConfigError(f"{file} is {shape[0]}x{shape[1]}, {files[0]} is {sizes[0][0]}x{sizes[0][1]}: "
                                   "give a size to resize them all to (--size N on the command line, size=N in Python)")
-    mode = "L" if all(m in ("L", "1", "I;16", "I") for m in modes) else "RGB"
-    return [f for f, _ in found], [k for _, k in found], classes, mode
+    return "L" if all(m in ("L", "1", "I;16", "I") for m in modes) else "RGB"
 
 
 def read_image(file, mode: str, size: int | None = None) -> torch.Tensor:
