@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lifelong.data.user import ImageFiles
 from lifelong.errors import ConfigError
@@ -194,10 +195,10 @@ def test_a_learner_after_a_run_predicts_raw_images_in_their_class_names(both_pat
     assert learner.evaluate(raw.numpy(), [f"new-{name}" for name in names]) > 0.5
 
 
-def test_predict_reads_a_folder_a_chunk_at_a_time_labelled_or_not(omniglot_folder, tmp_path, capsys, monkeypatch):
+def test_predict_and_learn_read_folders_as_the_learner_saw_its_images(omniglot_folder, tmp_path, capsys, monkeypatch):
     """`lifelong predict` on a run's learner: a folder of images without classes (the predictions, as the learner
     gives them on the same images in memory), and a folder of class sub-folders (a CSV row per file, and the
-    accuracy), read 3 files at a time here."""
+    accuracy), read 3 files at a time here; `lifelong learn` on colour images for a grey learner."""
     import csv
 
     from lifelong import Learner, cli
@@ -222,3 +223,14 @@ def test_predict_reads_a_folder_a_chunk_at_a_time_labelled_or_not(omniglot_folde
     assert len(rows) == 400 and rows[21]["file"] == str(omniglot_folder / "character01" / "01.png")
     share = sum(row["prediction"] == row["label"] for row in rows) / len(rows)
     assert f"accuracy: {100 * share:.2f}% on 400 inputs" in capsys.readouterr().err and share > 0.5
+    # it learns on from a folder of colour images: read in its own grey, as the run read its images
+    colour = tmp_path / "colour"
+    for character in ("character00", "character01"):
+        (colour / f"new-{character}").mkdir(parents=True)
+        for drawing in sorted((omniglot_folder / character).iterdir()):
+            Image.open(drawing).convert("RGB").save(colour / f"new-{character}" / drawing.name)
+    assert cli.main(["learn", learner_file, "--data", str(colour), "--quiet"]) == 0  # was: "inputs of shape (3, 28, 28)"
+    assert Learner.load(learner_file).classes_[-2:] == ["new-character00", "new-character01"]
+    capsys.readouterr()
+    assert cli.main(["learn", learner_file, "--data", str(flat), "--quiet"]) == 2
+    assert "has no class sub-folders" in capsys.readouterr().err

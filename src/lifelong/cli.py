@@ -596,7 +596,14 @@ def command_learn(args) -> int:
                                                                                    "epochs", "lr")}}
         learner = Learner(args.method or "finetune", args.backbone, args.setting or "class",
                           hidden=_positive_int_list(args.hidden or "400,400"), seed=args.seed or 0, **options)
-    x, y = read_cli_data(args.data, args.size or learner.spec.get("inputs", {}).get("size"))
+    size = args.size or learner.spec.get("inputs", {}).get("size")  # a run's --size, kept in the learner
+    if Path(args.data).is_dir() and "input_shape" in learner.spec:  # a learner that has learned: its grey or colour
+        files, y = list_prediction_images(args.data, size)
+        if y is None:
+            raise ConfigError(f"{args.data} has no class sub-folders: learning needs one sub-folder of images per class")
+        x = read_images(files, image_mode(learner), size)
+    else:
+        x, y = read_cli_data(args.data, size)
     learner.config.progress = not args.quiet
     learner.learn(x, y)
     learner.save(target)
@@ -620,7 +627,7 @@ def command_predict(args) -> int:
     files = None
     if Path(args.data).is_dir():  # read and predicted a chunk at a time: a folder need not fit in memory
         files, y = list_prediction_images(args.data, size)
-        mode = "L" if learner.spec["input_shape"][0] == 1 else "RGB"  # as the learner saw images: grey or colour
+        mode = image_mode(learner)
         predictions = np.concatenate([learner.predict(read_images(files[i:i + PREDICT_CHUNK], mode, size), args.task)
                                       for i in range(0, len(files), PREDICT_CHUNK)])
     else:
@@ -655,6 +662,11 @@ def list_prediction_images(path, size: int | None):
         files, labels, classes, _ = list_image_folder(path, size)
         return files, np.asarray(classes)[labels]
     return list_unlabelled_images(path, size)[0], None
+
+
+def image_mode(learner) -> str:
+    """How a learner saw its images: grey ("L", one channel) or colour ("RGB"); other images are converted."""
+    return "L" if learner.spec["input_shape"][0] == 1 else "RGB"
 
 
 def read_images(files, mode: str, size: int | None):
