@@ -44,10 +44,10 @@ def results(folder: Path) -> dict:
     return json.loads((folder / "results.json").read_text())
 
 
-def assert_same_run(two: dict, one: dict) -> None:
+def assert_same_run(two: dict, one: dict, one_sample: float = ONE_SAMPLE) -> None:
     assert (two["world_size"], one["world_size"]) == (2, 1)
     R2, R1 = (np.array(r["accuracy_matrix"], dtype=float) for r in (two, one))
-    assert np.allclose(R2, R1, atol=ONE_SAMPLE + 1e-9, equal_nan=True), (two["method"], R2 - R1)
+    assert np.allclose(R2, R1, atol=one_sample + 1e-9, equal_nan=True), (two["method"], R2 - R1)
     for losses2, losses1 in zip(two["epoch_loss"], one["epoch_loss"]):
         assert np.allclose(losses2, losses1, rtol=1e-3), (two["method"], losses2, losses1)
 
@@ -69,7 +69,7 @@ def test_two_processes_read_a_folder_on_disk_as_one(omniglot_folder, tmp_path):
             "--on-disk", "--data-workers", "0", *COMMON]
     torchrun(*argv, "--out", str(tmp_path / "two"))
     assert main([*argv, "--out", str(tmp_path / "one")]) == 0
-    assert_same_run(results(tmp_path / "two"), results(tmp_path / "one"))
+    assert_same_run(results(tmp_path / "two"), results(tmp_path / "one"), one_sample=1 / 20)  # 20 test drawings a task
     assert results(tmp_path / "two")["method_details"]["memory"]["stored"] == 40
 
 
