@@ -302,7 +302,8 @@ def command_run(args) -> int:
             method_options[name].update(memory)
     benchmark = args.scenario or "split-digits"
     config = train_config("my-data" if args.data else benchmark, epochs=args.epochs, lr=args.lr,
-                          batch_size=args.batch_size, optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
+                          batch_size=args.batch_size, optimizer=args.optimizer, momentum=args.momentum,
+                          weight_decay=args.weight_decay,
                           schedule=args.schedule, warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr,
                           incremental_epochs=args.incremental_epochs, incremental_lr=args.incremental_lr,
                           device=args.device, progress=not args.quiet,
@@ -528,9 +529,10 @@ def check_data_options(args) -> None:
 
     given = lambda *names: [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) not in (None, False)]  # noqa: E731
     if args.data is None:
-        if given("test_data", "test_fraction", "size", "on_disk", "data_workers"):
-            raise ConfigError(f"{', '.join(given('test_data', 'test_fraction', 'size', 'on_disk', 'data_workers'))} "
-                              "go with --data FOLDER (your own images); a benchmark (--scenario) has its own")
+        folder_options = given("test_data", "test_fraction", "size", "on_disk", "data_workers")
+        if folder_options:
+            raise ConfigError(f"{', '.join(folder_options)} go with --data FOLDER (your own images); a benchmark "
+                              "(--scenario) has its own")
         return
     benchmark_options = given("scenario", "ways", "shots", "base_classes", "data_dir", "no_download")
     if benchmark_options:
@@ -574,6 +576,7 @@ def read_cli_data(path: str, size: int | None, need_labels: bool = True):
 
 
 def command_learn(args) -> int:
+    from .data.user import read_images
     from .errors import ConfigError
     from .learner import Learner
 
@@ -596,11 +599,12 @@ def command_learn(args) -> int:
                                                                                    "epochs", "lr")}}
         learner = Learner(args.method or "finetune", args.backbone, args.setting or "class",
                           hidden=_positive_int_list(args.hidden or "400,400"), seed=args.seed or 0, **options)
-    size = args.size or learner.spec.get("inputs", {}).get("size")  # a run's --size, kept in the learner
+    size = image_size(args, learner)
     if Path(args.data).is_dir() and "input_shape" in learner.spec:  # a learner that has learned: its grey or colour
         files, y = list_prediction_images(args.data, size)
         if y is None:
-            raise ConfigError(f"{args.data} has no class sub-folders: learning needs one sub-folder of images per class")
+            raise ConfigError(f"{args.data} has no class sub-folders: learning needs one sub-folder of images per "
+                              "class")
         x = read_images(files, image_mode(learner), size)
     else:
         x, y = read_cli_data(args.data, size)
@@ -619,11 +623,11 @@ def command_predict(args) -> int:
 
     import numpy as np
 
-    from .data.user import as_labels
+    from .data.user import as_labels, read_images
     from .learner import Learner, same_labels
 
     learner = Learner.load(args.learner)
-    size = args.size or learner.spec.get("inputs", {}).get("size")  # a run's --size, kept in the learner
+    size = image_size(args, learner)
     files = None
     if Path(args.data).is_dir():  # read and predicted a chunk at a time: a folder need not fit in memory
         files, y = list_prediction_images(args.data, size)
@@ -664,18 +668,14 @@ def list_prediction_images(path, size: int | None):
     return list_unlabelled_images(path, size)[0], None
 
 
+def image_size(args, learner) -> int | None:
+    """The size to read a folder's images at: --size, else the size a run read its images at (kept in its learner)."""
+    return args.size or learner.spec.get("inputs", {}).get("size")
+
+
 def image_mode(learner) -> str:
     """How a learner saw its images: grey ("L", one channel) or colour ("RGB"); other images are converted."""
     return "L" if learner.spec["input_shape"][0] == 1 else "RGB"
-
-
-def read_images(files, mode: str, size: int | None):
-    """Image files as one uint8 batch (N, C, H, W)."""
-    import torch
-
-    from .data.user import read_image
-
-    return torch.stack([read_image(f, mode, size) for f in files])
 
 
 def command_report(args) -> int:

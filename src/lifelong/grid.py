@@ -12,10 +12,10 @@ and the same command continues it.
 
 workers=1 runs the jobs here, one after another. workers=N starts N processes (spawn: fresh interpreters that copy
 nothing of this one's state), each pinned to cores // N torch threads on cores of its own (Linux; and, where the
-runs use GPUs, to one GPU of its own through CUDA_VISIBLE_DEVICES), since N runs with every core's worth of threads each would take turns on the
-cores and run slower than one after another. The same seed gives the same numbers with any N: each run builds its
-own model and random state from its seed, and the thread count is written into every run (results can differ in
-their last digits with it).
+runs use GPUs, to one GPU of its own through CUDA_VISIBLE_DEVICES), since N runs with every core's worth of threads
+each would take turns on the cores and run slower than one after another. The same seed gives the same numbers with
+any N: each run builds its own model and random state from its seed, and the thread count is written into every
+run (results can differ in their last digits with it).
 """
 
 import os

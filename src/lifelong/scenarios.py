@@ -86,12 +86,12 @@ def _pad(x: torch.Tensor, size: int) -> torch.Tensor:
 def prepare_raw(x: torch.Tensor, preparation: dict) -> torch.Tensor:
     """Float inputs (uint8 images already scaled to [0, 1]) prepared as `prepare_inputs` prepared the data set's:
     zero-padded to `pad_to`, normalised with the recorded per-channel mean and std."""
-    x = _as_images(x)
+    x = _as_images(x)  # (N, C, H, W), as from_data made them
     pad_to = preparation.get("pad_to")
-    if pad_to is not None and x.dim() == 4 and max(x.shape[-2:]) < pad_to:
+    if pad_to is not None and max(x.shape[-2:]) < pad_to:
         x = _pad(x, pad_to)
     mean, std = (torch.tensor(preparation[k], dtype=x.dtype, device=x.device) for k in ("mean", "std"))
-    if x.dim() != 4 or x.shape[1] != len(mean):
+    if x.shape[1] != len(mean):
         return x  # not images of the data set's channels: the shape check that follows says what is wrong
     return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
@@ -349,7 +349,8 @@ def image_folder_on_disk(path, n_tasks: int = 5, *, test_folder=None, test_fract
     var = [(q * n - t * t) / (n * (n - 1)) / 255 ** 2 for t, q in zip(total.tolist(), total_sq.tolist())]
     images = ImageFiles(files, mode, size, torch.tensor(mean).view(-1, 1, 1),
                         torch.tensor(var).sqrt().clamp_min(1e-8).view(-1, 1, 1), workers)
-    test_images = images if test_folder is None else ImageFiles(test_files, mode, size, images.mean, images.std, workers)
+    test_images = (images if test_folder is None
+                   else ImageFiles(test_files, mode, size, images.mean, images.std, workers))
     order = class_order(len(class_names), class_order_seed)
     rank = torch.empty(len(class_names), dtype=torch.long)
     rank[torch.tensor(order)] = torch.arange(len(class_names))
@@ -385,10 +386,10 @@ def image_folder_on_disk(path, n_tasks: int = 5, *, test_folder=None, test_fract
 def in_memory(scenario: Scenario) -> Scenario:
     """The scenario with every task's images read into tensors (the fast path, when they fit): the same numbers as
     reading them batch by batch from disk."""
-    def read(x):
-        return x if x is None or isinstance(x, torch.Tensor) else torch.stack([x[i] for i in range(len(x))])
+    from .inputs import read
 
-    tasks = [replace(task, x_train=read(task.x_train), x_test=read(task.x_test), x_val=read(task.x_val))
+    tasks = [replace(task, x_train=read(task.x_train), x_test=read(task.x_test),
+                     x_val=None if task.x_val is None else read(task.x_val))
              for task in scenario.tasks]
     return replace(scenario, tasks=tasks, config={**scenario.config, "on_disk": False})
 

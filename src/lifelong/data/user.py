@@ -79,8 +79,12 @@ def read_image(file, mode: str, size: int | None = None) -> torch.Tensor:
 def read_image_folder(path, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """(images uint8 (N, C, H, W), labels int64 (N,), class names) of an image folder."""
     files, labels, classes, mode = list_image_folder(path, size)
-    x = torch.stack([read_image(file, mode, size) for file in files])
-    return x, torch.tensor(labels, dtype=torch.long), classes
+    return read_images(files, mode, size), torch.tensor(labels, dtype=torch.long), classes
+
+
+def read_images(files: list, mode: str, size: int | None = None) -> torch.Tensor:
+    """Image files as one uint8 batch (N, C, H, W), each converted to `mode` (and resized to `size`)."""
+    return torch.stack([read_image(file, mode, size) for file in files])
 
 
 class ImageFiles(torch.utils.data.Dataset):

@@ -76,7 +76,8 @@ class Replay(Method):
         if self.memory.classes:
             old = self.memory.data()
             repeats = max(len(x) // self.memory.budget, 1) if self.mix == "repeat" else 1
-            x, targets, task_ids = (concat([new] + [stored] * repeats) for new, stored in zip((x, targets, task_ids), old))
+            x, targets, task_ids = (concat([new] + [stored] * repeats)
+                                    for new, stored in zip((x, targets, task_ids), old))
         if self.old_model is None:
             return x, targets, task_ids
         if self.augmented_inputs:  # the kept copy sees each augmented batch in `loss`
