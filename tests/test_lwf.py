@@ -260,4 +260,5 @@ def test_old_responses_are_recorded_in_evaluation_mode_even_with_dropout(scenari
     expected = method.model.eval()(second.x_train).detach()
     method.train_mode()  # as the engine leaves the model after training
     method.before_task(second)
-    assert torch.equal(method.recorded, expected)
+    # equal up to rounding (recorded in batches of 1,024; a dropout mask would change them by far more)
+    assert torch.allclose(method.recorded, expected, rtol=1e-5, atol=1e-6)

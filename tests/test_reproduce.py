@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -39,6 +40,14 @@ def test_render_puts_ours_beside_the_paper():
     assert table.rstrip().endswith("our notes")
 
 
+def test_a_cell_of_runs_made_with_other_epochs_says_so_flagged_or_not():
+    # finetune task-IL, paper 93.46 +- 2.01: 94.0 is within the rule, 97.0 is flagged; both ran 1 epoch, not 4
+    for value, cell in ((0.94, "94.00 +- 0.00 (n=1) [1 epochs]"), (0.97, "97.00 +- 0.00 (n=1) ! [1 epochs]")):
+        runs = {"finetune/task/0": {"final_average_accuracy": value, "wall_time_s": 1.0, "epochs": 1}}
+        row = next(line for line in render({"runs": runs}).splitlines() if "(`finetune`)" in line)
+        assert row.split(" | ")[1:3] == ["93.46 +- 2.01", cell]
+
+
 def test_bad_rows_and_settings_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="no row 'adam'"):
         reproduce("hsu2018-split-mnist", ["adam"], ["task"], [0], tmp_path)
@@ -65,7 +74,8 @@ def test_reproduce_command_writes_the_table_and_continues_where_it_stopped(share
     assert "seed 0" not in log and "seed 1" in log
     assert json.loads(run_file.read_text()) == first
     table = (tmp_path / "hsu2018_split_mnist.md").read_text()
-    assert "(n=2) [1 epochs]" in table  # not the protocol's 4: said in the cell
+    # not the protocol's 4 epochs: said in the cell (whether the cell is flagged depends on the CPU's last bits)
+    assert re.search(r"\(n=2\)( !)? \[1 epochs\]", table)
     # the same table with another protocol (4 epochs, not 1) would mix the two: refused before anything runs
     assert main(argv[:8] + argv[10:]) == 2
     error = capsys.readouterr().err
