@@ -30,15 +30,24 @@ def pin_threads(n: int | None = None) -> int:
 
 
 def machine() -> dict:
-    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
+    """The library's record of the machine (CPU, kernels, BLAS), with the threads and versions of this run."""
+    from lifelong.results import machine as where
+
+    return {**where(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
 
 
 def save(name: str, document: dict, markdown: str | None = None) -> None:
+    """Write RESULTS/name.json and .md. Both say on which machine they were made (figures differ between CPUs):
+    the JSON in "machine", the markdown in a last line."""
+    from lifelong.results import machine_line
+
     RESULTS.mkdir(parents=True, exist_ok=True)
+    document = {**document, "machine": {**machine(), **document.get("machine", {})}}
     (RESULTS / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n")
     if markdown is not None:
-        (RESULTS / f"{name}.md").write_text(markdown)
+        made_on = f"Made on: {machine_line(document['machine'])}, {document['machine']['torch_threads']} torch thread(s)."
+        (RESULTS / f"{name}.md").write_text(markdown.rstrip("\n") + "\n\n" + made_on + "\n")
 
 
 def best_of(fn, repeats=3) -> float:

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from lifelong.cli import main
 
@@ -64,6 +65,9 @@ def test_run_writes_results_and_report(capsys, tmp_path):
     results = json.loads((out_dir / "class-finetune" / "results.json").read_text())
     for key in ("accuracy_matrix", "average_accuracy", "class_order", "seed", "versions", "train_time_s", "config"):
         assert key in results
+    # on which CPU, with which kernels and BLAS (floats differ in their last bits between them)
+    assert results["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert results["machine"]["cpu"] and results["machine"]["blas"]
     R = results["accuracy_matrix"]
     assert len(R) == 5 and all(0 <= v <= 1 for i, row in enumerate(R) for v in row[: i + 1])
     assert all(v is None for i, row in enumerate(R) for v in row[i + 1:])

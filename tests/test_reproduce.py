@@ -2,6 +2,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from lifelong.cli import main
 from lifelong.errors import ConfigError
@@ -85,9 +86,23 @@ def test_reproduce_command_writes_the_table_and_continues_where_it_stopped(share
     assert set(load(tmp_path)["runs"]) == {"finetune/task/0"}
 
 
-def test_tables_say_how_many_threads_their_runs_used():
-    from lifelong.results import thread_note
+def test_tables_say_how_many_threads_their_runs_used_and_on_which_cpu():
+    from lifelong.results import machine, thread_note
 
-    assert thread_note([{"threads": 1}, {"threads": 1}]) == "Torch threads: 1 (every run)."
-    mixed = thread_note([{"threads": 1}, {"threads": 2}, {}])
+    here = machine()
+    assert here["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and here["cpu"]
+    assert thread_note([{"threads": 1, "machine": here}, {"threads": 1, "machine": here}]) == \
+        f"Torch threads: 1 (every run). Made on: {here['cpu']} ({here['architecture']}), kernels " \
+        f"{here['cpu_capability']}, BLAS {here['blas'].split(':')[0]} (every run)."
+    other = {**here, "cpu_capability": "DEFAULT", "kernel_variables": {"ATEN_CPU_CAPABILITY": "default"}}
+    mixed = thread_note([{"threads": 1, "machine": here}, {"threads": 2, "machine": other}, {}])
     assert mixed.startswith("Torch threads: MIXED") and "1: 1 run(s), 2: 1 run(s), not recorded: 1 run(s)" in mixed
+    assert "Made on: MIXED" in mixed and "kernels DEFAULT, BLAS" in mixed and "ATEN_CPU_CAPABILITY=default: 1" in mixed
+
+
+def test_a_run_records_the_kernels_it_was_made_with(monkeypatch):
+    from lifelong.results import machine
+
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS", raising=False)
+    assert machine()["kernel_variables"] == {"ATEN_CPU_CAPABILITY": "avx2"}

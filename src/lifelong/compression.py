@@ -35,7 +35,7 @@ from .distillation import check_temperature, check_weight, knowledge_distillatio
 from .training import TrainConfig, make_optimizer, make_schedule
 from .errors import ConfigError, TrainingError
 from .models import MLP
-from .results import versions
+from .results import machine, versions
 from .transforms import random_crop
 
 # Test errors out of 10,000 in the paper (section 3); the omitted-3 rows are (errors, errors on 3s).
@@ -221,6 +221,7 @@ def run_compression(data: Dataset, config: CompressionConfig | None = None, log=
                                                       n_classes, config, generator, log)
     results["wall_time_s"] = round(time.perf_counter() - wall, 1)
     results["versions"] = versions()
+    results["machine"] = machine()
     return results
 
 

@@ -21,7 +21,7 @@ from . import distributed, metrics
 from .errors import ConfigError, DataError
 from .learner import Learner
 from .methods import Method
-from .results import load_checkpoint, save_checkpoint, versions, write_json
+from .results import load_checkpoint, machine, save_checkpoint, versions, write_json
 from .scenarios import Scenario
 from .training import TrainConfig, evaluate
 
@@ -174,6 +174,7 @@ def build_results(history: dict, scenario: Scenario, method: Method, config: Tra
         "config": asdict(config),
         "versions": versions(),
         "threads": torch.get_num_threads(),  # results differ (in the last digits) with the thread count
+        "machine": machine(),  # and with the CPU and its kernels
         "world_size": distributed.world_size(),  # processes of the run (torchrun), each a share of every batch
         "accuracy_matrix": main,
         "task_aware_accuracy_matrix": aware,

@@ -17,20 +17,16 @@ disk after each one.
 
 import functools
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from .errors import ConfigError
 from .experiment import run_experiment
 from .grid import run_grid
 from .methods import get_method
-from .results import thread_note, time_left, versions, write_json
+from .results import machine, thread_note, time_left, versions, write_json
 from .scenarios import SETTINGS, make_scenario
 
 REPRODUCTIONS = ("hsu2018-split-mnist",)  # described in catalog.REPRODUCTIONS
@@ -272,7 +268,7 @@ def run_one(job: dict) -> dict:
                              device=job["device"], progress=False, **how)
     return {"final_average_accuracy": results["final_average_accuracy"],
             "accuracy_matrix": results["accuracy_matrix"], **how, "threads": results["threads"],
-            "wall_time_s": time.perf_counter() - started}
+            "machine": results["machine"], "wall_time_s": time.perf_counter() - started}
 
 
 PROTOCOL_DEFAULTS = {"reset_optimizer": True, "preallocate_head": False}
@@ -295,8 +291,7 @@ def save_table(out: Path, notes: str = "") -> dict:
     """Rewrite OUT/hsu2018_split_mnist.json and .md from every run on disk."""
     document = load(out)
     document["versions"] = versions()
-    document["machine"] = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                           "processor": platform.processor() or platform.machine()}
+    document["machine"] = machine()
     write_json(out / f"{NAME}.json", document)
     (out / f"{NAME}.md").write_text(render(document, notes))
     return document

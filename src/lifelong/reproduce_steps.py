@@ -33,7 +33,7 @@ from .catalog import REPRODUCTIONS
 from .errors import ConfigError
 from .experiment import run_experiment
 from .grid import run_grid
-from .results import thread_note, time_left, versions, write_json
+from .results import machine, thread_note, time_left, versions, write_json
 from .scenarios import make_scenario
 
 BIC_ROWS = {  # row -> (label, method, its options)
@@ -190,7 +190,8 @@ def run_row(job: dict) -> dict:
                              for k in range(len(results["task_classes"]))],
             "method_options": job["options"], "train": results["config"], "method_details": results["method_details"],
             "method_details_per_step": details, "train_time_s": results["train_time_s"],
-            "threads": results["threads"], "wall_time_s": time.perf_counter() - started}
+            "threads": results["threads"], "machine": results["machine"],
+            "wall_time_s": time.perf_counter() - started}
 
 
 def aggregate(runs: dict, row: str) -> tuple[list[float], list[float], int, list[int]] | None:
@@ -310,7 +311,7 @@ def plot(name: str, runs: dict, path: Path) -> None:
 def save_table(out: Path, name: str, notes: str = "") -> dict:
     runs = load_runs(out, name)
     document = {"protocol": {k: v for k, v in PROTOCOLS[name].items()}, "versions": versions(),
-                "runs": {f"{row}/{seed}": run for (row, seed), run in runs.items()}}
+                "machine": machine(), "runs": {f"{row}/{seed}": run for (row, seed), run in runs.items()}}
     write_json(out / f"{stem(name)}.json", document)
     (out / f"{stem(name)}.md").write_text(render(name, runs, notes))
     if runs:

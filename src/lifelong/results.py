@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,51 @@ from . import __version__
 def versions() -> dict:
     return {"lifelong": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas() -> str:
+    """The BLAS torch was built with, and its version where torch says it ("mkl: Intel(R) oneAPI Math Kernel
+    Library Version 2024.2-..."): the kernels whose last bits differ between CPUs and instruction sets."""
+    config = torch.__config__.show()
+    found = re.search(r"BLAS_INFO=(\w+)", config)
+    name = found.group(1) if found else "unknown"
+    detail = next((line.strip(" -") for line in config.splitlines()
+                   if "Math Kernel Library" in line or "OpenBLAS" in line), "")
+    return f"{name}: {detail}" if detail else name
+
+
+# the variables that narrow the kernels a run uses: a figure made under one of them says so
+KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "DNNL_MAX_CPU_ISA", "MKL_CBWR")
+
+
+def machine() -> dict:
+    """Where a result was made: floats differ in their last bits between CPUs and kernel sets, so every results
+    file records the CPU, the vectorised kernels torch chose (`torch.backends.cpu.get_cpu_capability()`), the
+    BLAS, and any variable set to narrow them."""
+    return {"cpu": _cpu_model(), "architecture": platform.machine(), "cpu_count": os.cpu_count(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "blas": _blas(),
+            "kernel_variables": {k: os.environ[k] for k in KERNEL_VARIABLES if k in os.environ}}
+
+
+def machine_line(where: dict | None) -> str:
+    """One line naming a results file's machine: 'AMD EPYC (x86_64), kernels AVX512, BLAS mkl'."""
+    if not where:
+        return "not recorded"
+    narrowed = ", ".join(f"{k}={v}" for k, v in where.get("kernel_variables", {}).items())
+    return f"{where['cpu']} ({where['architecture']}), kernels {where['cpu_capability']}, " \
+           f"BLAS {where['blas'].split(':')[0]}" + (f", {narrowed}" if narrowed else "")
 
 
 def _to_json(value):
@@ -64,17 +110,24 @@ def load_checkpoint(path) -> dict:
     return torch.load(path, weights_only=True, map_location="cpu")
 
 
-def thread_note(runs) -> str:
-    """How many torch threads the runs of a table used (results differ in the last digits with the count): one
-    line, which says so when they were mixed."""
+def _count_note(label: str, keys: list, why: str) -> str:
     counts = {}
-    for run in runs:
-        key = run.get("threads", "not recorded")
+    for key in keys:
         counts[key] = counts.get(key, 0) + 1
     if len(counts) == 1:
-        return f"Torch threads: {next(iter(counts))} (every run)."
-    return "Torch threads: MIXED, " + ", ".join(f"{k}: {n} run(s)" for k, n in counts.items()) + \
-        " (numbers differ in their last digits with the thread count)."
+        return f"{label}: {next(iter(counts))} (every run)."
+    return f"{label}: MIXED, " + ", ".join(f"{k}: {n} run(s)" for k, n in counts.items()) + f" ({why})."
+
+
+def thread_note(runs) -> str:
+    """How many torch threads the runs of a table used, and on which CPU they ran (results differ in the last
+    digits with both): one line each, which says so when they were mixed."""
+    runs = list(runs)
+    threads = _count_note("Torch threads", [run.get("threads", "not recorded") for run in runs],
+                          "numbers differ in their last digits with the thread count")
+    cpus = _count_note("Made on", [machine_line(run.get("machine")) for run in runs],
+                       "numbers differ in their last digits between CPUs")
+    return f"{threads} {cpus}"
 
 
 def time_left(elapsed_s: float, done: int, total: int) -> str:
