@@ -103,6 +103,7 @@ def test_single_run_writes_results_json_in_out(capsys, tmp_path):
     assert code == 0 and json.loads((tmp_path / "results.json").read_text())["accuracy_matrix"] == first
 
 
+@pytest.mark.exact
 def test_an_interrupted_comparison_resumes_and_a_finished_run_is_never_overwritten(capsys, tmp_path):
     out_dir = tmp_path / "comparison"
     argv = ["run", "--method", "finetune,l2", "--setting", "class", "--hidden", "16", "--quiet", "--out", str(out_dir)]

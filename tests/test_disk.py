@@ -17,6 +17,7 @@ from lifelong.scenarios import from_data, in_memory
 FAST = dict(epochs=3, batch_size=32, lr=0.001, optimizer="adam", hidden=(64,))
 
 
+@pytest.mark.exact
 def test_disk_and_memory_give_the_same_accuracy_matrix(omniglot_folder):
     on_disk = from_data(omniglot_folder, n_tasks=5, test_fraction=0.25, validation_fraction=0.2, workers=2,
                         on_disk=True)
@@ -53,6 +54,7 @@ def both_paths(omniglot_folder):
     return on_disk, in_memory(on_disk)
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("name", ON_BOTH_PATHS)
 def test_every_method_gives_the_same_accuracy_matrix_from_disk(both_paths, name):
     on_disk, loaded = both_paths
@@ -65,6 +67,7 @@ def test_every_method_gives_the_same_accuracy_matrix_from_disk(both_paths, name)
     assert max(row[i] for i, row in enumerate(disk["accuracy_matrix"])) > 0.5  # a task learnt (chance: 0.05)
 
 
+@pytest.mark.exact
 def test_the_memory_of_data_on_disk_keeps_files_and_reads_them_again(both_paths, tmp_path):
     on_disk, loaded = both_paths
     options = dict(method_options={"memory": 40, "selection": "herding"}, **FAST)
@@ -126,6 +129,7 @@ def test_image_files_are_indexed_as_a_tensor_of_their_images_would_be(both_paths
     assert list(in_order(files[[]], 4)) == [] and list(in_order(files[:5], 4))[1].shape == tensor[4:5].shape
 
 
+@pytest.mark.exact
 def test_an_interrupted_run_on_disk_resumes_with_the_same_exemplars(both_paths, tmp_path, monkeypatch):
     """BiC's two memories (training and validation exemplars) are lists of files in the checkpoint: a run stopped
     before its third task continues to the numbers of an uninterrupted run."""

@@ -28,6 +28,7 @@ def fresh(method_name, scenario, setting, seed=0, **options):
     return build_method(method_name, build_model(scenario, hidden=(32,)), setting, options)
 
 
+@pytest.mark.exact
 def test_same_seed_same_result_and_another_seed_differs(digits_scenario):
     a = run_experiment("finetune", digits_scenario, "class", hidden=(32,), seed=3, **FAST)
     b = run_experiment("finetune", digits_scenario, "class", hidden=(32,), seed=3, **FAST)
@@ -54,6 +55,7 @@ class InterruptedJoint(Interrupted, Joint):
     pass
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("method", ["finetune", "joint"])
 def test_resume_after_an_interruption_gives_the_same_numbers(digits_scenario, tmp_path, method):
     config = TrainConfig(seed=5, **FAST)
@@ -226,6 +228,7 @@ def test_optimizers_are_fused_and_match_the_plain_ones():
         torch.testing.assert_close(ours, theirs)
 
 
+@pytest.mark.exact
 def test_one_optimizer_for_the_whole_sequence_carries_its_moments_and_resumes(digits_scenario, tmp_path):
     config = TrainConfig(seed=5, reset_optimizer=False, **FAST)
     method = fresh("finetune", digits_scenario, "task", seed=5)
@@ -254,6 +257,7 @@ def test_one_optimizer_for_the_whole_sequence_carries_its_moments_and_resumes(di
         TrainConfig(reset_optimizer=False, schedule="cosine")
 
 
+@pytest.mark.exact
 def test_a_checkpoint_from_before_a_new_training_option_still_resumes(digits_scenario, tmp_path):
     config = TrainConfig(**FAST)
     reference = run(fresh("finetune", digits_scenario, "class"), digits_scenario, config, out_dir=tmp_path)

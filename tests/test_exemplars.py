@@ -219,6 +219,7 @@ def test_bias_layer_by_hand():
     assert layer(o).tolist() == [[1.0, 2.0, 3.0, 1.0, 2.0]]
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("name, options", [("replay", {"memory": 60}), ("icarl", {"memory": 60}),
                                            ("bic", {"memory": 100})])
 def test_exemplar_methods_resume_with_the_same_exemplars_and_numbers(digits, tmp_path, name, options):

@@ -180,6 +180,7 @@ def test_topic_losses_are_the_papers_terms_written_as_loops():
     assert float(loss.detach()) == pytest.approx(float(ce) + anchor + minmax, rel=1e-4)
 
 
+@pytest.mark.exact
 def test_topic_keeps_old_nodes_still_and_resumes_to_the_same_predictions(tmp_path):
     from lifelong.learner import Learner
     scenario = few_shot_scenario()

@@ -52,6 +52,7 @@ def saved(out) -> dict:
     return {"runs": runs, "table": table}
 
 
+@pytest.mark.exact
 def test_workers_give_the_same_runs_and_table_as_one_after_another(serial, tmp_path):
     reproduce_steps(NAME, None, SEEDS, tmp_path, workers=2, threads=1)
     ours, reference = saved(tmp_path), saved(serial)
@@ -61,6 +62,7 @@ def test_workers_give_the_same_runs_and_table_as_one_after_another(serial, tmp_p
     assert any("| replay, 100 samples (ours, n=2) |" in line for line in ours["table"])
 
 
+@pytest.mark.exact
 def test_an_interrupted_grid_continues_with_workers(serial, tmp_path):
     def stop(line):  # Ctrl-C just after the first run's file is written
         raise KeyboardInterrupt

@@ -106,6 +106,7 @@ class InterruptedNeuralGas(NeuralGasMethod):
         super().before_task(task)
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("name,interrupted_class", [("competitive", InterruptedCompetitive),
                                                      ("neural-gas", InterruptedNeuralGas)])
 def test_resume_after_an_interruption_gives_the_same_numbers(digits_scenario, tmp_path, name, interrupted_class):

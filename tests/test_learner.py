@@ -79,6 +79,7 @@ print(json.dumps(rows))
 """
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("method, options", [("ewc", {}), ("lwf", {}), ("bic", {"memory": 100}),
                                              ("si", {"reset_optimizer": False})])  # Adam's moments saved too
 def test_save_after_task_2_load_in_a_new_process_and_go_on_as_one_process_would(digits, tmp_path, method, options):
@@ -124,6 +125,7 @@ def test_predict_returns_the_labels_given_to_learn_strings_included(digits):
     assert np.array_equal(np.asarray(by_int.classes_)[proba.argmax(1)], by_int.predict(x))
 
 
+@pytest.mark.exact
 def test_numpy_arrays_tensors_and_map_style_datasets_are_the_same_data(digits):
     task = digits.tasks[0]
     x, y = labelled(task)
@@ -155,6 +157,7 @@ class SmallConvNet(nn.Module):
         return self.layers(x)
 
 
+@pytest.mark.exact
 def test_your_own_feature_extractor_gets_the_growing_head_and_saves(digits, tmp_path):
     torch.manual_seed(0)
     learner = Learner("replay", SmallConvNet(), memory=40, **FAST)

@@ -288,6 +288,7 @@ class Interrupted:
         super().before_task(task)
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("name", ["mas", "ewc", "si"])
 def test_resume_after_an_interruption_gives_the_same_numbers(digits, tmp_path, name):
     config = TrainConfig(seed=5, **FAST)
@@ -433,6 +434,7 @@ def test_importance_reads_the_head_where_the_task_is_read(digits, name):
     assert (method.importance["head.parts.0.bias"][2:] == 0).all()
 
 
+@pytest.mark.exact
 def test_average_accumulation_counts_each_parameter_from_its_birth_and_survives_a_resume(digits):
     """accumulate="average": a head part added at task 1 is the mean of its own tasks' Omega, the backbone the mean
     of all three; a checkpoint taken between update_importance and consolidate loses nothing."""
