@@ -15,6 +15,7 @@ import statistics
 from _common import RESULTS, data_dir, machine, pin_threads, save
 
 from lifelong.experiment import run_experiment
+from lifelong.results import thread_note
 from lifelong.scenarios import make_scenario
 
 ROWS = {
@@ -42,7 +43,8 @@ def main():
             results = run_experiment(method, scenario, "class", seed=seed, progress=False, method_options=options)
             path.write_text(json.dumps({"row": row, "seed": seed, "final": results["final_average_accuracy"],
                                         "curve": results["average_accuracy"],
-                                        "train_time_s": sum(results["train_time_s"])}) + "\n")
+                                        "train_time_s": sum(results["train_time_s"]),
+                                        "threads": results["threads"], "machine": results["machine"]}) + "\n")
             print(f"{row} seed {seed}: {100 * results['final_average_accuracy']:.2f}", flush=True)
     runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.json"))]
     lines = ["# Class-incremental split-MNIST with exemplars", "", __doc__.split("\n\n")[1].replace("\n", " "), "",
@@ -57,7 +59,8 @@ def main():
         summary[row] = (statistics.mean(values), std, len(values))
         times = statistics.mean(r["train_time_s"] for r in runs if r["row"] == row)
         lines.append(f"| {row} | {summary[row][0]:.2f} +- {std:.2f} | {len(values)} | {times:.0f} |")
-    lines += ["", "Paper: Hsu et al. 2018 naive rehearsal (1,100) 90.78 +- 0.85; van de Ven et al. 2019 iCaRL (2,000) "
+    lines += ["", thread_note(runs), "",  # on which CPU the runs were made, which may not be this one
+              "Paper: Hsu et al. 2018 naive rehearsal (1,100) 90.78 +- 0.85; van de Ven et al. 2019 iCaRL (2,000) "
               "94.57 +- 0.11 (their code: sigmoid(old / 2) targets, our row icarl-2000-T2)."]
     save("exemplar_split_mnist", {"machine": machine(), "runs": runs, "summary": summary}, "\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -11,15 +11,14 @@ need alpha < 1 / (4 ln N) ~ 0.04 at N = 500 (McEliece et al. 1987), the share fa
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/hebbian_capacity.py     # about half a minute
 """
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
+from _common import RESULTS, save
+
 from lifelong.hebbian import HebbianMemory
 
-RESULTS = Path(__file__).parent / "results"
 N, DRAWS = 500, 3
 LOADS = [0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.13, 0.14, 0.15, 0.16, 0.18, 0.20, 0.25, 0.30]
 
@@ -43,8 +42,6 @@ def main():
               f"{rows[-1]['exact_fixed_points']:.2f}, mean overlap {rows[-1]['mean_overlap']:.3f}", flush=True)
     seconds = time.perf_counter() - started
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "hebbian_capacity.json").write_text(json.dumps({"N": N, "draws": DRAWS, "rows": rows,
-                                                                "seconds": seconds}, indent=1))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -64,7 +61,7 @@ def main():
     table = "\n".join(f"| {r['load']:.2f} | {r['p']} | {r['retrieved']:.2f} | {r['exact_fixed_points']:.2f} | "
                       f"{r['mean_overlap']:.3f} |" for r in rows)
     at = lambda load: f"{next(r['retrieved'] for r in rows if r['load'] == load):.2f}"  # noqa: E731
-    (RESULTS / "hebbian_capacity.md").write_text(f"""# Hopfield memory capacity (Hebbian storage)
+    save("hebbian_capacity", {"N": N, "draws": DRAWS, "rows": rows, "seconds": seconds}, f"""# Hopfield memory capacity (Hebbian storage)
 
 `benchmarks/hebbian_capacity.py`: N = {N}, {DRAWS} draws of random bipolar patterns per load, asynchronous
 recall started from each stored pattern, {seconds:.0f} s on one CPU thread. Plot: `hebbian_capacity.png`.

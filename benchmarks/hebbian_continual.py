@@ -12,13 +12,13 @@ initialised on samples of the class; only the units of a sample's own class lear
 import json
 import os
 import time
-from pathlib import Path
+
+from _common import RESULTS, save
 
 from lifelong.experiment import run_experiment
 from lifelong.report import comparison_table, plot
 from lifelong.scenarios import make_scenario
 
-RESULTS = Path(__file__).parent / "results"
 METHODS = ("finetune", "joint", "competitive", "neural-gas")
 
 
@@ -53,11 +53,9 @@ def main():
                                f"{matrix_table(r['accuracy_matrix'])}" for r in results)
         sections.append(f"## {scenario_name}, class-incremental\n\n```\n{table}\n```\n\n{matrices}\n\n"
                         f"Plot: `hebbian_continual_{scenario_name}.png`.")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "hebbian_continual.json").write_text(json.dumps(summary, indent=1, default=str))
     final = {s: {r["method"]: r["final_average_accuracy"] for r in runs} for s, runs in summary.items()}
     forgetting = {s: {r["method"]: r["final_forgetting"] for r in runs} for s, runs in summary.items()}
-    (RESULTS / "hebbian_continual.md").write_text(f"""# Local learning against forgetting: competitive learning and neural gas vs fine-tuning
+    save("hebbian_continual", json.loads(json.dumps(summary, default=str)), f"""# Local learning against forgetting: competitive learning and neural gas vs fine-tuning
 
 `benchmarks/hebbian_continual.py` (under the heavy-job lock, 2 CPU threads). Class-incremental: after each task
 the model is tested on every task seen, with no task id (prediction over all classes seen so far). R[i][j] =

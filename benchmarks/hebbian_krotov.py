@@ -14,15 +14,15 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from _common import RESULTS, save
+
 from lifelong.data import load_mnist
 from lifelong.hebbian import KrotovHopfield
 
-RESULTS = Path(__file__).parent / "results"
 PAPER_ACCURACY = 0.9854  # Krotov & Hopfield 2019, 2000 hidden units, test error 1.46%
 
 
@@ -114,13 +114,9 @@ def main():
     print(json.dumps({k: v for k, v in result.items() if k != "epoch_end_seconds"}, indent=1))
     if args.quick:
         return
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "hebbian_krotov.json").write_text(json.dumps(result, indent=1))
-    np.save("/tmp/hb/krotov_weights.npy", learner.weights_)
-    plot(learner.weights_, RESULTS / "hebbian_krotov.png")
     readout_rows = "\n".join(f"| {name} | {r['validation']:.2%} | {r['train']:.2%} | {r['test']:.2%} |"
                              for name, r in readouts.items())
-    (RESULTS / "hebbian_krotov.md").write_text(f"""# Krotov & Hopfield 2019 on MNIST: competing hidden units + a linear top layer
+    save("hebbian_krotov", result, f"""# Krotov & Hopfield 2019 on MNIST: competing hidden units + a linear top layer
 
 `benchmarks/hebbian_krotov.py` (run: `flock /tmp/lifelong-heavy.lock env OMP_NUM_THREADS=2 .venv/bin/python
 benchmarks/hebbian_krotov.py`), CPU, {result['threads']} threads.
@@ -153,6 +149,8 @@ normalised step moves each weight by at most eps); and a simpler top layer (a li
 features instead of tanh(beta S h) with the power-6 loss); its feature power (the paper's 4.5, or 3) and whether
 each sample's features are scaled to unit length are chosen on validation data, never on the test set. See hebbian_krotov.json for the per-epoch timings.
 """)
+    plot(learner.weights_, RESULTS / "hebbian_krotov.png")
+    np.save("/tmp/hb/krotov_weights.npy", learner.weights_)
 
 
 def plot(weights, path):

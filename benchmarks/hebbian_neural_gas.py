@@ -10,16 +10,15 @@ thin ring is a cycle); the error falls (monotonically in expectation) and ends n
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/hebbian_neural_gas.py     # well under a minute
 """
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
 
+from _common import RESULTS, save
+
 from lifelong.hebbian import NeuralGas, quantization_error
 
-RESULTS = Path(__file__).parent / "results"
 N_UNITS, T_MAX, CHUNK, SEEDS = 40, 40_000, 1_000, 5
 
 
@@ -76,11 +75,10 @@ def main():
                "kmeans_single_start_error_mean": float(np.mean(kmeans_single)), "largest_relative_rise": largest_rise, "mean_curve": mean_curve.tolist(), "mean_curve_increases": increases,
                "seconds_per_neural_gas_run": gas_seconds, "runs": runs}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "hebbian_neural_gas.json").write_text(json.dumps(summary, indent=1))
     plot(X, first, mean_curve, np.mean(kmeans))
     rows = "\n".join(f"| {r['seed']} | {r['final_error']:.5f} | {r['share_degree_2']:.2f} | {r['single_cycle']} | "
                      f"{r['n_edges']} |" for r in runs)
-    (RESULTS / "hebbian_neural_gas.md").write_text(f"""# Neural gas on a ring: topology and quantisation error
+    save("hebbian_neural_gas", summary, f"""# Neural gas on a ring: topology and quantisation error
 
 `benchmarks/hebbian_neural_gas.py`: {len(X)} points on the annulus 0.9 <= r <= 1.1, {N_UNITS} units,
 t_max = {T_MAX} steps, eps 0.5 -> 0.005, lambda 10 -> 0.01, edge age 20 -> 200 (Martinetz & Schulten 1991,

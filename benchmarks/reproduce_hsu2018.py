@@ -71,9 +71,11 @@ Rows `mas-exact` and `l-mas` (2026-11-24, after the fix that gives a multi-part 
 importance): MAS with its exact per-sample Omega (eq. 4), the paper's coefficients, agrees in task- and class-IL and
 is 3.7 points above the paper's mean in domain-IL (72.28 +- 2.75 against 68.57 +- 6.85: well within the paper's
 std, flagged by the 1.5-point rule only; the exact Omega is about 2.3 times Hsu's estimate, a stronger penalty).
-l-MAS against MAS on the same sequences, same coefficients: task-IL 99.35 against 99.34, domain-IL 69.22 +- 5.99
-against 72.28 +- 2.75, class-IL 19.81 against 19.74: l-MAS keeps the old tasks somewhat less well in domain-IL,
-as Aljundi et al. report for their sequences, though within our seeds' spread.
+l-MAS against MAS on the same sequences, same coefficients, 5 seeds: task-IL 99.35 against 99.34, domain-IL
+69.22 +- 5.99 against 72.28 +- 2.75, class-IL 19.81 against 19.74. No ordering in any setting: domain-IL's lower
+l-MAS mean is one seed's doing; l-MAS minus MAS on seeds 0-4 is -12.26, +1.23, -5.91, +0.36 and +1.27
+(-3.06 +- 5.95), l-MAS above on 3 of the 5 (Aljundi et al. report l-MAS forgetting somewhat more on their
+sequences).
 
 Row `mas` (rerun 2026-11-24 with `reduction=mean`: Hsu et al.'s Omega divided by the outputs read, as their code's
 `pred[:, :valid_out_dim].pow(2).mean()`; before, by a fixed 2, which is right in task- and domain-IL but too
@@ -85,9 +87,9 @@ against the paper's 19.52 +- 0.29 (19.83 +- 0.23 over 5 seeds with the fixed div
 seeds keep a little of the old classes (23.4 and 21.6), the other eight lie between 19.0 and 20.3. Not checked: the
 one Adam of Hsu et al.'s code (point 1), which the weaker class-IL penalty may make matter here.
 
-The domain-IL rows of MAS (and, in the paper, L2 and SI) vary a lot from seed to seed (MAS: std about 7 in both the
-paper and ours): a shared 2-way head decides between the two digits of every task, and whether the penalty keeps
-the first tasks depends on the run. LwF's rows come from its own issue's runs; see its notes.
+The domain-IL rows of MAS (and, in the paper, L2 and SI) vary a lot from seed to seed (MAS: std 6.85 in the
+paper, 5.16 over our 10 seeds): a shared 2-way head decides between the two digits of every task, and whether the
+penalty keeps the first tasks depends on the run. LwF's rows come from its own issue's runs; see its notes.
 
 **LwF.** Task-IL agrees (99.62 against 99.60). Domain-IL (64.1 against 71.0) and class-IL (19.9 against 24.2) do
 not, with Li & Hoiem's LwF as the issue asks for it. The paper's LwF numbers are those of van de Ven & Tolias's
