@@ -117,7 +117,7 @@ def _lock(lock_file: Path, busy: str):
     included, so a killed writer never leaves a lock that blocks; the file itself stays, harmless (holding the
     lock, not the file's existence, is what counts). Advisory: it keeps lifelong's writers apart, not other
     programs. Taken again inside a block that holds it (the command line, then the engine, in one folder), it
-    passes: the process already holds it."""
+    passes: the process already holds it (so threads of one process are not kept apart)."""
     key = os.path.realpath(lock_file)
     if key in _held:
         _held[key] += 1
