@@ -162,9 +162,9 @@ def test_a_second_run_into_a_locked_out_is_refused_naming_the_holder_and_a_kille
         assert sorted(p.name for p in out.rglob("*")) == [".lock"]  # nothing trained, nothing written
     finally:
         kill(holder)
-    assert (out / ".lock").exists()  # the file stays; the lock went with its holder
+    assert (out / ".lock").exists()  # a killed holder leaves its file, but the lock went with it
     run_experiment("finetune", two_tasks, "class", hidden=(16,), config=TrainConfig(**FAST), out_dir=out)
-    assert (out / "results.json").exists()
+    assert (out / "results.json").exists() and not (out / ".lock").exists()  # a writer done removes its lock file
 
 
 def test_a_second_learn_of_one_learner_file_is_refused_before_learning(tmp_path, capsys, monkeypatch, two_tasks):
@@ -189,6 +189,26 @@ def test_a_second_learn_of_one_learner_file_is_refused_before_learning(tmp_path,
     monkeypatch.undo()
     assert main(["learn", str(model), "--data", str(tmp_path / "task.npz"), "--quiet"]) == 0
     assert len(Learner.load(model).classes_) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "task.npz"]  # no lock file left behind
+
+
+def test_a_lock_file_removed_just_as_it_is_taken_is_taken_anew(tmp_path, monkeypatch):
+    """A holder done removes its lock file; a process that had opened it just before gets a lock on a file no one
+    else opens, and must take the new one, or two writers would each hold a lock."""
+    model = tmp_path / "model.pt"
+    flock = storage.fcntl.flock
+
+    def removed_first(fd, operation):
+        monkeypatch.undo()
+        (tmp_path / ".model.pt.lock").unlink()  # as the holder, done, removes it between our open and our flock
+        return flock(fd, operation)
+
+    monkeypatch.setattr(storage.fcntl, "flock", removed_first)
+    with storage.lock_beside(model):
+        second = subprocess.run([sys.executable, "-c", "import sys; from lifelong.storage import lock_beside\n"
+                                 "with lock_beside(sys.argv[1]): pass", str(model)], capture_output=True, text=True,
+                                env=ENV)
+    assert second.returncode != 0 and f"being written by another lifelong process (pid {os.getpid()})" in second.stderr
 
 
 # ---------------------------------------------------------------------- leftovers and integrity

@@ -113,11 +113,11 @@ def lock_beside(path):
 @contextmanager
 def _lock(lock_file: Path, busy: str):
     """Hold an exclusive advisory lock (fcntl.flock) on `lock_file` while the block runs, or raise ConfigError
-    naming the pid of the process that holds it. The kernel releases a flock when its holder dies, kill -9
-    included, so a killed writer never leaves a lock that blocks; the file itself stays, harmless (holding the
-    lock, not the file's existence, is what counts). Advisory: it keeps lifelong's writers apart, not other
-    programs. Taken again inside a block that holds it (the command line, then the engine, in one folder), it
-    passes: the process already holds it (so threads of one process are not kept apart)."""
+    naming the pid of the process that holds it. The holder removes the file when it is done; the kernel releases
+    a flock when its holder dies, kill -9 included, so a killed writer leaves a file but never a lock that blocks.
+    Advisory: it keeps lifelong's writers apart, not other programs. Taken again inside a block that holds it (the
+    command line, then the engine, in one folder), it passes: the process already holds it (so threads of one
+    process are not kept apart)."""
     key = os.path.realpath(lock_file)
     if key in _held:
         _held[key] += 1
@@ -126,17 +126,8 @@ def _lock(lock_file: Path, busy: str):
         finally:
             _held[key] -= 1
         return
+    fd = _take(lock_file, busy)
     try:
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-    except OSError as error:
-        raise DataError(f"cannot lock {lock_file} ({error.strerror or error})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{busy} by another lifelong process (pid {_holder(fd)}): wait until it ends, or "
-                              "write elsewhere") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         _held[key] = 1
@@ -144,8 +135,32 @@ def _lock(lock_file: Path, busy: str):
             yield
         finally:
             del _held[key]
+            lock_file.unlink(missing_ok=True)  # before the lock goes: no one can take a file that is gone
     finally:
         os.close(fd)  # releases the lock
+
+
+def _take(lock_file: Path, busy: str) -> int:
+    """An open `lock_file`, flock'ed. Its holder may remove it between our open and our flock: then the lock we got
+    is on a file no one else will open, and we open the new one."""
+    while True:
+        try:
+            lock_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as error:
+            raise DataError(f"cannot lock {lock_file} ({error.strerror or error})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.samestat(os.fstat(fd), os.stat(lock_file, follow_symlinks=False)):
+                return fd
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise ConfigError(f"{busy} by another lifelong process (pid {holder}): wait until it ends, or write "
+                              "elsewhere") from None
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def _holder(fd: int) -> str:
