@@ -13,6 +13,7 @@ from lifelong.errors import ConfigError
 from lifelong.experiment import run_experiment
 from lifelong.inputs import in_order
 from lifelong.scenarios import from_data, in_memory
+from lifelong.storage import load_checkpoint
 
 FAST = dict(epochs=3, batch_size=32, lr=0.001, optimizer="adam", hidden=(64,))
 
@@ -73,12 +74,12 @@ def test_the_memory_of_data_on_disk_keeps_files_and_reads_them_again(both_paths,
     options = dict(method_options={"memory": 40, "selection": "herding"}, **FAST)
     disk = run_experiment("replay", on_disk, "class", out_dir=tmp_path / "disk", **options)
     memory = run_experiment("replay", loaded, "class", out_dir=tmp_path / "memory", **options)
-    stored = torch.load(tmp_path / "disk" / "checkpoint.pt", weights_only=True)["method"]["memory"]["x"]
+    stored = load_checkpoint(tmp_path / "disk" / "checkpoint.pt")["method"]["memory"]["x"]
     kept = {key: value["image_files"] for key, value in stored.items()}
     assert sum(len(files) for files in kept.values()) == 40 and all(len(f) == 2 for f in kept.values())
     assert all(isinstance(f, str) and f.endswith(".png") for files in kept.values() for f in files)
     # the same exemplars on both paths: the files chosen hold the very images the in-memory memory keeps
-    in_ram = torch.load(tmp_path / "memory" / "checkpoint.pt", weights_only=True)["method"]["memory"]["x"]
+    in_ram = load_checkpoint(tmp_path / "memory" / "checkpoint.pt")["method"]["memory"]["x"]
     images = ImageFiles.from_state_dict(stored[(0, 0)])
     assert torch.equal(torch.stack([images[i] for i in range(len(images))]), in_ram[(0, 0)])
     assert disk["accuracy_matrix"] == memory["accuracy_matrix"]

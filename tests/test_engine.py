@@ -14,6 +14,7 @@ from lifelong.experiment import build_method, build_model, run_experiment
 from lifelong.methods import Finetune, Joint
 from lifelong.results import _to_json
 from lifelong.scenarios import make_scenario, split_by_classes
+from lifelong.storage import load_checkpoint
 
 FAST = dict(epochs=2, batch_size=32, lr=0.005, optimizer="adam", progress=False)
 
@@ -261,9 +262,9 @@ def test_one_optimizer_for_the_whole_sequence_carries_its_moments_and_resumes(di
 def test_a_checkpoint_from_before_a_new_training_option_still_resumes(digits_scenario, tmp_path):
     config = TrainConfig(**FAST)
     reference = run(fresh("finetune", digits_scenario, "class"), digits_scenario, config, out_dir=tmp_path)
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    del checkpoint["fingerprint"]["train"]["reset_optimizer"]  # written before the option existed
-    torch.save(checkpoint, tmp_path / "checkpoint.pt")
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    del checkpoint["fingerprint"]["train"]["reset_optimizer"]  # written before the option existed...
+    torch.save(checkpoint, tmp_path / "checkpoint.pt")  # ...and before digests: loaded unchecked, as then
     resumed = run(fresh("finetune", digits_scenario, "class"), digits_scenario, config, out_dir=tmp_path,
                   resume=True)
     assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
@@ -359,7 +360,7 @@ def test_a_crafted_checkpoint_is_refused_without_running_its_code(digits_scenari
     two_tasks = make_scenario("split-digits", n_tasks=5)
     two_tasks.tasks = two_tasks.tasks[:2]
     run_experiment("finetune", two_tasks, "class", hidden=(16,), config=config, out_dir=tmp_path)
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # what lifelong writes loads safely
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")  # what lifelong writes loads safely
     witness = tmp_path / "code-ran"
     checkpoint["history"]["payload"] = _CreatesAFile(witness)
     torch.save(checkpoint, tmp_path / "checkpoint.pt")

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 import time
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import nullcontext, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from . import __version__
@@ -266,6 +266,7 @@ def command_run(args) -> int:
     from .report import comparison_table, write_report, write_summary
     from .scenarios import SETTINGS, from_data, make_scenario
     from .errors import ConfigError
+    from .storage import lock_folder
 
     if args.tensorboard:
         check_tensorboard()  # an optional package: missing, one line before any data are read
@@ -337,56 +338,58 @@ def command_run(args) -> int:
             continue
         check_warmup_used(method, config, "--warmup-lr", "--warmup-epochs")
     check_writable(out)
-    single = len(runs) == 1 and len(seeds) == 1
-    for note in dict.fromkeys(unfit):
-        print(f"skipped: {note}", file=sys.stderr)
-    if args.method == "all" and not memory:
-        print(f"{', '.join(skipped)} skipped: they keep exemplars; add --memory N to run them too", file=sys.stderr)
-    print(f"{scenario.name}: {len(scenario)} tasks, {sum(len(t.y_train) for t in scenario)} training samples; "
-          f"{len(runs) * len(seeds)} run(s); results in {out}", file=sys.stderr)
-    all_results = []
-    for seed in seeds:
-        if seed != seeds[0]:
-            scenario = scenario_for(seed)  # the seed also draws validation splits and permutations
-        for setting, name in runs:
-            run_dir = out if single else out / f"{setting}-{name}"
-            run_dir = run_dir / f"seed-{seed}" if len(seeds) > 1 else run_dir
-            # an interrupted comparison: the runs it never reached start now
-            resume = args.resume and (single or (run_dir / "checkpoint.pt").exists())
-            if not args.quiet:
-                print(f"{name} ({setting}-incremental{f', seed {seed}' if len(seeds) > 1 else ''})"
-                      f"{' resumed' if resume else ''}", file=sys.stderr)
-            try:
-                loggers = [csv_file(run_dir / "metrics.csv")] + ([] if args.quiet else [progress_line(prefix="  ")])
-                if args.tensorboard and distributed.is_main():  # (a writer makes its file when made)
-                    loggers.append(tensorboard(Path(args.tensorboard) / (f"{setting}-{name}" if single
-                                                                         else run_dir.relative_to(out))))
-                results, learner = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
-                                                  backbone=args.backbone, hidden=hidden,
-                                                  config=replace(config, seed=seed),
-                                                  method_options=method_options[name],
-                                                  preallocate_head=args.preallocate_head, return_learner=True,
-                                                  loggers=loggers)
-            except KeyboardInterrupt:
-                saved = (f"the tasks already finished are saved in {run_dir}" if (run_dir / "checkpoint.pt").exists()
-                         else f"no task of {name} had finished")
-                print(f"interrupted: {saved}; add --resume --out {out} to the same command to continue",
-                      file=sys.stderr)
-                return 130
-            if distributed.is_main():
-                learner.save(run_dir / "learner.pt")  # lifelong learn/predict go on from it
-            all_results.append(results)
-    print(comparison_table(all_results))
-    where = f"{out}/learner.pt" if single else f"{out}/<run>/learner.pt"
-    print(f"learners saved as {where}: continue with `lifelong learn {where} --data NEW_DATA`, predict with "
-          "`lifelong predict`", file=sys.stderr)
-    if not distributed.is_main():
-        return 0  # the main process writes the summary and the report
-    if not single:
-        write_summary(out, all_results)
-    write_report(out, all_results)
-    print(f"results, metrics.csv and learner.pt in {out}; report: {out / 'report.html'}", file=sys.stderr)
-    return 0
+    # one writer per --out: a second `lifelong run` into it (with --resume or --seeds too) is refused, naming our pid
+    with lock_folder(out) if distributed.is_main() else nullcontext():
+        single = len(runs) == 1 and len(seeds) == 1
+        for note in dict.fromkeys(unfit):
+            print(f"skipped: {note}", file=sys.stderr)
+        if args.method == "all" and not memory:
+            print(f"{', '.join(skipped)} skipped: they keep exemplars; add --memory N to run them too", file=sys.stderr)
+        print(f"{scenario.name}: {len(scenario)} tasks, {sum(len(t.y_train) for t in scenario)} training samples; "
+              f"{len(runs) * len(seeds)} run(s); results in {out}", file=sys.stderr)
+        all_results = []
+        for seed in seeds:
+            if seed != seeds[0]:
+                scenario = scenario_for(seed)  # the seed also draws validation splits and permutations
+            for setting, name in runs:
+                run_dir = out if single else out / f"{setting}-{name}"
+                run_dir = run_dir / f"seed-{seed}" if len(seeds) > 1 else run_dir
+                # an interrupted comparison: the runs it never reached start now
+                resume = args.resume and (single or (run_dir / "checkpoint.pt").exists())
+                if not args.quiet:
+                    print(f"{name} ({setting}-incremental{f', seed {seed}' if len(seeds) > 1 else ''})"
+                          f"{' resumed' if resume else ''}", file=sys.stderr)
+                try:
+                    loggers = [csv_file(run_dir / "metrics.csv")] + ([] if args.quiet else [progress_line(prefix="  ")])
+                    if args.tensorboard and distributed.is_main():  # (a writer makes its file when made)
+                        loggers.append(tensorboard(Path(args.tensorboard) / (f"{setting}-{name}" if single
+                                                                             else run_dir.relative_to(out))))
+                    results, learner = run_experiment(name, scenario, setting, out_dir=run_dir, resume=resume,
+                                                      backbone=args.backbone, hidden=hidden,
+                                                      config=replace(config, seed=seed),
+                                                      method_options=method_options[name],
+                                                      preallocate_head=args.preallocate_head, return_learner=True,
+                                                      loggers=loggers)
+                except KeyboardInterrupt:
+                    saved = (f"the tasks already finished are saved in {run_dir}"
+                             if (run_dir / "checkpoint.pt").exists() else f"no task of {name} had finished")
+                    print(f"interrupted: {saved}; add --resume --out {out} to the same command to continue",
+                          file=sys.stderr)
+                    return 130
+                if distributed.is_main():
+                    learner.save(run_dir / "learner.pt")  # lifelong learn/predict go on from it
+                all_results.append(results)
+        print(comparison_table(all_results))
+        where = f"{out}/learner.pt" if single else f"{out}/<run>/learner.pt"
+        print(f"learners saved as {where}: continue with `lifelong learn {where} --data NEW_DATA`, predict with "
+              "`lifelong predict`", file=sys.stderr)
+        if not distributed.is_main():
+            return 0  # the main process writes the summary and the report
+        if not single:
+            write_summary(out, all_results)
+        write_report(out, all_results)
+        print(f"results, metrics.csv and learner.pt in {out}; report: {out / 'report.html'}", file=sys.stderr)
+        return 0
 
 
 def command_run_in_processes(args) -> int:
@@ -576,6 +579,16 @@ def read_cli_data(path: str, size: int | None, need_labels: bool = True):
 
 
 def command_learn(args) -> int:
+    """`lifelong learn`, the learner's file locked from reading it to saving it: a second `lifelong learn` of the
+    same file is refused at once, rather than both saving and the classes one of them learned being lost."""
+    from .storage import lock_beside
+
+    target = Path(args.out or args.learner)
+    with nullcontext() if target.is_dir() else lock_beside(target):  # a folder: refused in learn_and_save
+        return learn_and_save(args)
+
+
+def learn_and_save(args) -> int:
     from .data.user import read_images
     from .errors import ConfigError
     from .learner import Learner
@@ -620,12 +633,16 @@ def command_learn(args) -> int:
 
 def command_predict(args) -> int:
     import csv
+    import io
 
     import numpy as np
 
     from .data.user import as_labels, read_images
     from .learner import Learner, same_labels
+    from .storage import write_text
 
+    if args.out:
+        check_predict_out(args)
     learner = Learner.load(args.learner)
     size = image_size(args, learner)
     files = None
@@ -637,19 +654,36 @@ def command_predict(args) -> int:
     else:
         x, y = read_cli_data(args.data, size, need_labels=False)
         predictions = learner.predict(x, args.task)
-    if args.out:
-        with open(args.out, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["index"] + (["file"] if files else []) + ["prediction"]
-                            + (["label"] if y is not None else []))
-            for i, p in enumerate(predictions):
-                writer.writerow([i] + ([files[i]] if files else []) + [p] + ([y[i]] if y is not None else []))
+    if args.out:  # written whole, then renamed over --out: never half a file, never through a link there
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(["index"] + (["file"] if files else []) + ["prediction"] + (["label"] if y is not None else []))
+        for i, p in enumerate(predictions):
+            writer.writerow([i] + ([files[i]] if files else []) + [p] + ([y[i]] if y is not None else []))
+        write_text(args.out, table.getvalue())
     else:
         print("\n".join(str(p) for p in predictions))
     if y is not None:  # from the predictions made above, not a second pass
         accuracy = same_labels(predictions, as_labels(y, len(predictions))).mean()
         print(f"accuracy: {100 * accuracy:.2f}% on {len(predictions)} inputs", file=sys.stderr)
     return 0
+
+
+def check_predict_out(args) -> None:
+    """--out is a new CSV file, checked before anything is read: not one of the command's own inputs (the learner,
+    --data), not a folder, in a folder that exists."""
+    from .errors import ConfigError
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder: give a CSV file's path")
+    if not out.resolve().parent.is_dir():
+        raise ConfigError(f"--out {out}: its folder {out.parent} does not exist")
+    for option, given in (("LEARNER", args.learner), ("--data", args.data)):
+        if out.resolve() == Path(given).resolve() or (out.exists() and Path(given).exists()
+                                                      and os.path.samefile(out, given)):
+            raise ConfigError(f"--out {out} is {option}, an input of this command: give another file for the "
+                              "predictions")
 
 
 PREDICT_CHUNK = 1024  # images read at once by `lifelong predict` on a folder

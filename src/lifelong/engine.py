@@ -11,6 +11,7 @@ model; only the main one writes.
 import math
 import pickle
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,7 +24,11 @@ from .learner import Learner
 from .methods import Method
 from .results import load_checkpoint, machine, save_checkpoint, versions, write_json
 from .scenarios import Scenario
+from .storage import lock_folder, remove_leftovers
 from .training import TrainConfig, evaluate
+
+RUN_FILES = ("checkpoint.pt", "results.json", "metrics.csv")  # written only by the holder of the run folder's lock
+
 
 def _differences(saved: dict, now: dict) -> list[str]:
     """What differs between a checkpoint's fingerprint and this run's: each differing option with both values
@@ -68,7 +73,6 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
     elif config is not None and config != learner.config:
         raise ConfigError("a Learner brings its own training configuration: pass config=None with it")
     config = learner.config
-    n_tasks = len(scenario)
     empty = [task.id + 1 for task in scenario.tasks if len(task.y_train) == 0]
     if empty:  # found before any training, not hours into a sequence
         raise ConfigError(f"task(s) {', '.join(map(str, empty))} of {scenario.name} have no training samples: "
@@ -77,6 +81,15 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
     method = learner.method
     method.check(scenario)
     out_dir = Path(out_dir) if out_dir is not None else None
+    # one writer per run folder: a second run into it is refused, naming the first one's pid
+    with lock_folder(out_dir) if out_dir is not None and distributed.is_main() else nullcontext():
+        return _run_tasks(learner, scenario, method, config, out_dir, resume, loggers)
+
+
+def _run_tasks(learner: Learner, scenario: Scenario, method: Method, config: TrainConfig, out_dir: Path | None,
+               resume: bool, loggers) -> dict:
+    """`run`'s loop over the tasks, the run folder locked."""
+    n_tasks = len(scenario)
     fingerprint = _fingerprint(scenario, method, config)
     history = {"correct_aware": [], "correct_agnostic": [], "counts": [], "val_aware": [], "val_agnostic": [],
                "val_counts": [], "train_time_s": [], "eval_time_s": [], "epoch_loss": []}
@@ -89,8 +102,12 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
     if resume:
         if checkpoint_path is None or not checkpoint_path.exists():
             raise ConfigError(f"nothing to resume: no checkpoint.pt in {out_dir}; run without --resume to start")
+        if distributed.is_main():  # what a killed run was writing (a kill -9 mid-checkpoint leaves it)
+            remove_leftovers(out_dir, owned=RUN_FILES)
         try:
             checkpoint = load_checkpoint(checkpoint_path)
+        except DataError:  # its digest does not match: damaged, said in one line
+            raise
         except pickle.UnpicklingError as error:  # weights_only refused a global: a crafted or foreign file
             raise DataError(f"{checkpoint_path} holds more than tensors and plain data, and loading it could run "
                             f"code, so it was not loaded ({str(error).splitlines()[0]}). Only resume runs that "

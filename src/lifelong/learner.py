@@ -36,6 +36,7 @@ from .methods import Method, get_method, method_options
 from .models import MLP, ContinualModel, resnet20, resnet32
 from .results import load_checkpoint, save_checkpoint
 from .scenarios import SETTINGS, prepare_raw
+from .storage import lock_beside
 from .training import (TrainConfig, check_options_used, check_warmup_used, import_optimizers, optimizer_state,
                        restore_optimizer, train_task)
 
@@ -374,15 +375,17 @@ class Learner:
         restore_optimizer(self.method, state.get("optimizer"), self.config)
 
     def save(self, path) -> None:
-        """Write the learner to `path` (tensors and plain data only: `load` runs no code from the file)."""
+        """Write the learner to `path` (tensors and plain data only: `load` runs no code from the file), atomically,
+        with a digest of its contents that `load` checks; while another process writes `path`, refused."""
         self._check_fitted()
         if self.spec["backbone"] == "built":
             raise ConfigError("this learner wraps a method built outside it, which `load` could not rebuild: build "
                               "the learner by name, Learner(method_name, model, ...), to save it")
         config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()}
-        save_checkpoint(path, {"format": FORMAT, "version": 1, "spec": self.spec, "config": config,
-                               "augment": self.augment, "tasks": [t.classes for t in self.tasks],
-                               **self.state_dict()})
+        with lock_beside(path):  # two processes saving one file: the second is refused, not silently lost
+            save_checkpoint(path, {"format": FORMAT, "version": 1, "spec": self.spec, "config": config,
+                                   "augment": self.augment, "tasks": [t.classes for t in self.tasks],
+                                   **self.state_dict()})
 
     @classmethod
     def load(cls, path, model: nn.Module | None = None) -> "Learner":
@@ -392,6 +395,8 @@ class Learner:
             saved = load_checkpoint(path)
         except FileNotFoundError:
             raise ConfigError(f"no saved learner at {path}") from None
+        except DataError:  # its contents do not match their digest: damaged
+            raise
         except Exception as error:  # weights_only refusing a global, a truncated file...
             raise DataError(f"{path} is not a learner lifelong can load safely ({type(error).__name__}: "
                             f"{str(error).splitlines()[0] if str(error) else ''}); nothing was run from it") from None

@@ -5,9 +5,12 @@ a few lines: see the README.
 """
 
 import csv
+import io
 import math
 import sys
 from pathlib import Path
+
+from .storage import write_text
 
 
 def tasks_done(results: dict) -> int:
@@ -46,11 +49,11 @@ def csv_file(path):
             rows.append([i + 1, results["average_accuracy"][i], results["accuracy_seen_classes"][i], forgetting,
                          results["train_time_s"][i], results["eval_time_s"][i],
                          *("" if a is None or (isinstance(a, float) and math.isnan(a)) else a for a in accuracy)])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(rows)
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(header)
+        writer.writerows(rows)
+        write_text(path, table.getvalue())  # atomically: never half a file, never through a link planted there
 
     return log
 

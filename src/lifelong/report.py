@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .errors import ConfigError, DataError
 from .results import read_json, write_json
+from .storage import replace_atomically, write_text
 
 
 def _pct(value) -> str:
@@ -120,7 +121,7 @@ def write_summary(out_dir, results: list[dict]) -> None:
                   for (scenario, setting, method), runs in groups.items()]
     write_json(out_dir / "summary.json", {"runs": [{k: r[k] for k in keys} for r in results],
                                           "over_seeds": aggregated})
-    (out_dir / "summary.txt").write_text(comparison_table(results) + "\n")
+    write_text(out_dir / "summary.txt", comparison_table(results) + "\n")
 
 
 def _stats(values: list) -> dict:
@@ -346,8 +347,31 @@ def plot(results: list[dict], path) -> None:
     import matplotlib.pyplot as plt
 
     fig = report_figure(results)
-    fig.savefig(path, dpi=100)
+    save_png(fig, path, dpi=100)
     plt.close(fig)
+
+
+def save_png(fig, path, dpi: int) -> None:
+    """A figure as a PNG file, replaced atomically (never through a link planted at `path`)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    replace_atomically(path, buffer.getbuffer())
+
+
+def file_names(names) -> dict:
+    """A file name for each name read from a document (a scenario's, in `report-NAME.png`): letters, digits, '.',
+    '_' and '-' kept, any run of other characters one '-', no leading dot, at most 80 characters: a name, never a
+    path (`/../../x` is `x`). Two names made alike are told apart (`-2`)."""
+    chosen = {}
+    for name in names:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).lstrip(".-")[:80] or "scenario"
+        candidate, k = stem, 2
+        while candidate in chosen.values():
+            candidate, k = f"{stem}-{k}", k + 1
+        chosen[name] = candidate
+    return chosen
 
 
 def _png(fig) -> str:
@@ -464,8 +488,7 @@ def write_html(path, results: list[dict], reproductions: list[Path] = ()) -> Non
             body.append(f'<img alt="{escape(figure.name)}" src="data:image/png;base64,{data}">')
     page = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>lifelong report</title>'
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(page)
+    write_text(path, page)
 
 
 def report(*paths, out=None) -> str:
@@ -479,9 +502,10 @@ def report(*paths, out=None) -> str:
     folder = Path(out) if out is not None else Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
     folder.mkdir(parents=True, exist_ok=True)
     scenarios = list(dict.fromkeys(r["scenario"] for r in results))
+    names = file_names(scenarios)  # a scenario's name comes from a file read: made a safe name, never a path
     figures = []
     for scenario in scenarios:
-        figure = folder / ("report.png" if len(scenarios) == 1 else f"report-{scenario}.png")
+        figure = folder / ("report.png" if len(scenarios) == 1 else f"report-{names[scenario]}.png")
         plot([r for r in results if r["scenario"] == scenario], figure)
         figures.append(str(figure))
     write_html(folder / "report.html", results, reproductions)
@@ -533,6 +557,5 @@ def plot_temperature(logits, path, temperatures=None, class_names=None, marked=(
     axes[1].set_title("the same, log scale")
     axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_png(fig, path, dpi=110)
     plt.close(fig)

@@ -4,12 +4,12 @@ import json
 import os
 import platform
 import re
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import __version__
+from .storage import load_checkpoint, save_checkpoint, write_text  # noqa: F401 (imported from here too)
 
 
 def versions() -> dict:
@@ -73,41 +73,14 @@ def _to_json(value):
     return value
 
 
-def _replace_atomically(path, write) -> None:
-    """`write(tmp)` a temporary file in the same folder, then rename it over `path` (atomic on POSIX): a reader
-    never sees half a file, and a failure leaves the last good file and no temporary one. The file is opened as
-    any other (the umask decides who may read it); the process id keeps concurrent writers apart."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_json(path, document: dict) -> None:
-    _replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(_to_json(document), indent=2) + "\n"))
+    """The document as JSON, replaced atomically (`lifelong.storage`)."""
+    write_text(path, json.dumps(_to_json(document), indent=2) + "\n")
 
 
 def read_json(path) -> dict:
     with open(path) as f:
         return json.load(f)
-
-
-def save_checkpoint(path, state: dict) -> None:
-    """torch.save, atomically. The state holds tensors and plain Python data only, so that `load_checkpoint`
-    can read it without unpickling anything else."""
-    _replace_atomically(path, lambda tmp: torch.save(state, tmp))
-
-
-def load_checkpoint(path) -> dict:
-    """torch.load with `weights_only=True`: tensors, numbers, strings and containers of them, nothing that can
-    run code when it is read (a pickle can name any function to call; this loader refuses every such name and
-    raises `pickle.UnpicklingError`). Loaded onto the CPU; the caller moves what it needs."""
-    return torch.load(path, weights_only=True, map_location="cpu")
 
 
 def _count_note(label: str, keys: list, why: str) -> str:
