@@ -18,8 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lifelong.cli import main  # noqa: E402
-from lifelong.report import (_figure, draw_curves, draw_forgetting, line_styles, load_results,  # noqa: E402
-                             report_figure, task_forgetting)
+from lifelong.plotting import line_styles  # noqa: E402
+from lifelong.report import (_figure, draw_curves, draw_forgetting, load_results, report_figure,  # noqa: E402
+                             task_forgetting)
 
 REPO = Path(__file__).resolve().parents[1]
 

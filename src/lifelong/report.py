@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from .errors import ConfigError, DataError
+from .plotting import line_styles, save_png
 from .results import read_json, write_json
 from .storage import replace_atomically, write_text
 
@@ -165,22 +166,7 @@ def _read_results(path) -> dict:
     return document
 
 
-# Plots. Every line has a colour and a line style of its own: tab10's ten colours, then tab20b's twenty (30 in all),
-# the style turning with each line, so that neighbours differ twice and a grey-scale print still tells them apart.
-LINE_STYLES = (("-", "o"), ("--", "s"), (":", "^"))
 BAND = "line: mean over seeds; band: min..max over seeds"
-
-
-def line_styles(n: int) -> list[dict]:
-    """Matplotlib keywords (color, linestyle, marker) for n lines, no two alike (colours distinct up to 30)."""
-    import matplotlib
-
-    colours = list(matplotlib.colormaps["tab10"].colors) + list(matplotlib.colormaps["tab20b"].colors)
-    styles = []
-    for i in range(n):
-        linestyle, marker = LINE_STYLES[(i + i // len(colours)) % 3]  # past 30 colours, the style still differs
-        styles.append({"color": colours[i % len(colours)], "linestyle": linestyle, "marker": marker})
-    return styles
 
 
 def _styles_by_label(groups) -> dict[str, dict]:
@@ -349,15 +335,6 @@ def plot(results: list[dict], path) -> None:
     fig = report_figure(results)
     save_png(fig, path, dpi=100)
     plt.close(fig)
-
-
-def save_png(fig, path, dpi: int) -> None:
-    """A figure as a PNG file, replaced atomically (never through a link planted at `path`)."""
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    replace_atomically(path, buffer.getbuffer())
 
 
 def file_names(names) -> dict:

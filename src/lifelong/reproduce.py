@@ -27,6 +27,7 @@ from .experiment import run_experiment
 from .grid import run_grid
 from .methods import get_method
 from .results import machine, thread_note, time_left, versions, write_json
+from .storage import lock_folder, write_text
 from .scenarios import SETTINGS, make_scenario
 
 REPRODUCTIONS = ("hsu2018-split-mnist",)  # described in catalog.REPRODUCTIONS
@@ -224,34 +225,35 @@ def reproduce(name: str, rows: list[str], settings: list[str], seeds: list[int],
         raise ConfigError(f"unknown reproduction {name!r}; choose from: {', '.join(REPRODUCTIONS)}")
     check_rows(rows, settings)
     out = Path(out)
-    done = load(out)["runs"]
-    planned = [(f"{row}/{setting}/{seed}", row, setting, seed) for seed in seeds for setting in settings
-               for row in rows if setting in ROW_SETTINGS.get(row, SETTINGS)]
-    for key, row, setting, _ in planned:  # a saved run is reused only if it ran the same way
-        if key in done and saved_protocol(done[key]) != protocol(row, setting, epochs):
-            raise ConfigError(f"{out} already has run {key} made differently ({saved_protocol(done[key])}, now "
-                              f"{protocol(row, setting, epochs)}): use another --out, or delete "
-                              f"{run_file(out, key)} (and the row's other runs) to run it again")
-    # seeds outermost: a reproduction stopped early leaves every row with the same number of seeds
-    jobs = [dict(key=key, row=row, setting=setting, seed=seed, data_dir=data_dir, download=download,
-                 device=device, how=protocol(row, setting, epochs)) for key, row, setting, seed in planned
-            if key not in done]
-    began, finished = time.perf_counter(), []
+    with lock_folder(out):  # one reproduction at a time in `out`: a second is refused, naming the first
+        done = load(out)["runs"]
+        planned = [(f"{row}/{setting}/{seed}", row, setting, seed) for seed in seeds for setting in settings
+                   for row in rows if setting in ROW_SETTINGS.get(row, SETTINGS)]
+        for key, row, setting, _ in planned:  # a saved run is reused only if it ran the same way
+            if key in done and saved_protocol(done[key]) != protocol(row, setting, epochs):
+                raise ConfigError(f"{out} already has run {key} made differently ({saved_protocol(done[key])}, now "
+                                  f"{protocol(row, setting, epochs)}): use another --out, or delete "
+                                  f"{run_file(out, key)} (and the row's other runs) to run it again")
+        # seeds outermost: a reproduction stopped early leaves every row with the same number of seeds
+        jobs = [dict(key=key, row=row, setting=setting, seed=seed, data_dir=data_dir, download=download,
+                     device=device, how=protocol(row, setting, epochs)) for key, row, setting, seed in planned
+                if key not in done]
+        began, finished = time.perf_counter(), []
 
-    def done_run(job: dict, run: dict) -> None:  # here, as each run ends: its file, then the table
-        write_json(run_file(out, job["key"]), {"key": job["key"], **run})
-        save_table(out, notes)
-        finished.append(job)
-        if log:
-            log(f"[{len(finished)}/{len(jobs)}] {job['row']} {job['setting']}-IL seed {job['seed']}: "
-                f"{100 * run['final_average_accuracy']:.2f}% ({run['wall_time_s']:.0f} s"
-                f"{time_left(time.perf_counter() - began, len(finished), len(jobs))})")
+        def done_run(job: dict, run: dict) -> None:  # here, as each run ends: its file, then the table
+            write_json(run_file(out, job["key"]), {"key": job["key"], **run})
+            save_table(out, notes)
+            finished.append(job)
+            if log:
+                log(f"[{len(finished)}/{len(jobs)}] {job['row']} {job['setting']}-IL seed {job['seed']}: "
+                    f"{100 * run['final_average_accuracy']:.2f}% ({run['wall_time_s']:.0f} s"
+                    f"{time_left(time.perf_counter() - began, len(finished), len(jobs))})")
 
-    try:
-        run_grid(jobs, run_one, done_run, workers, threads, gpu=device != "cpu", ray_address=ray_address)
-    finally:
-        _split_mnist.cache_clear()  # read once per process for all its runs
-    return save_table(out, notes)
+        try:
+            run_grid(jobs, run_one, done_run, workers, threads, gpu=device != "cpu", ray_address=ray_address)
+        finally:
+            _split_mnist.cache_clear()  # read once per process for all its runs
+        return save_table(out, notes)
 
 
 @functools.lru_cache(maxsize=1)
@@ -293,5 +295,5 @@ def save_table(out: Path, notes: str = "") -> dict:
     document["versions"] = versions()
     document["machine"] = machine()
     write_json(out / f"{NAME}.json", document)
-    (out / f"{NAME}.md").write_text(render(document, notes))
+    write_text(out / f"{NAME}.md", render(document, notes))
     return document

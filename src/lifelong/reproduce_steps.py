@@ -34,6 +34,8 @@ from .errors import ConfigError
 from .experiment import run_experiment
 from .grid import run_grid
 from .results import machine, thread_note, time_left, versions, write_json
+from .plotting import line_styles, save_png
+from .storage import lock_folder, write_text
 from .scenarios import make_scenario
 
 BIC_ROWS = {  # row -> (label, method, its options)
@@ -142,33 +144,34 @@ def reproduce_steps(name: str, rows: list[str] | None, seeds, out, data_dir=None
     scaled = {"epochs": epochs, **({"incremental_epochs": epochs} if protocol.get("fscil") else {})} if epochs else {}
     train = {**protocol["train"], **scaled}  # --epochs: every step's (FSCIL: the base session's and the sessions')
     out = Path(out)
-    done = load_runs(out, name)
-    for (row, seed), run in done.items():
-        if row in rows and seed in seeds and run["train"]["epochs"] != train.get("epochs", run["train"]["epochs"]):
-            raise ConfigError(f"{run_file(out, name, row, seed)} ran {run['train']['epochs']} epochs per step, not "
-                              f"{train['epochs']}: use another --out, or delete it to run it again")
-    planned = [(row, seed) for seed in seeds for row in rows if (row, seed) not in done]
-    jobs = [dict(row=row, seed=seed, method=protocol["rows"][row][1],
-                 options={**memory_options(protocol), **protocol.get("method_options", {}), **protocol["rows"][row][2]},
-                 scenario=dict(name=protocol["scenario"], data_dir=data_dir, download=download,
-                               n_tasks=protocol.get("n_tasks"), class_order_seed=protocol.get("class_order_seed")),
-                 backbone=protocol.get("backbone"), train=train, device=device) for row, seed in planned]
-    began, finished = time.perf_counter(), []
+    with lock_folder(out):  # one reproduction at a time in `out`: a second is refused, naming the first
+        done = load_runs(out, name)
+        for (row, seed), run in done.items():
+            if row in rows and seed in seeds and run["train"]["epochs"] != train.get("epochs", run["train"]["epochs"]):
+                raise ConfigError(f"{run_file(out, name, row, seed)} ran {run['train']['epochs']} epochs per step, not "
+                                  f"{train['epochs']}: use another --out, or delete it to run it again")
+        planned = [(row, seed) for seed in seeds for row in rows if (row, seed) not in done]
+        jobs = [dict(row=row, seed=seed, method=protocol["rows"][row][1],
+                     options={**memory_options(protocol), **protocol.get("method_options", {}), **protocol["rows"][row][2]},
+                     scenario=dict(name=protocol["scenario"], data_dir=data_dir, download=download,
+                                   n_tasks=protocol.get("n_tasks"), class_order_seed=protocol.get("class_order_seed")),
+                     backbone=protocol.get("backbone"), train=train, device=device) for row, seed in planned]
+        began, finished = time.perf_counter(), []
 
-    def done(job: dict, run: dict) -> None:  # here, as each run ends: its file, then the table
-        write_json(run_file(out, name, job["row"], job["seed"]), run)
-        save_table(out, name)
-        finished.append(job)
-        if log:
-            curve = " ".join(f"{100 * a:.1f}" for a in run["accuracy_seen_classes"])
-            log(f"[{len(finished)}/{len(jobs)}] {job['row']} seed {job['seed']}: {curve} ({run['wall_time_s']:.0f} s"
-                f"{time_left(time.perf_counter() - began, len(finished), len(jobs))})")
+        def done(job: dict, run: dict) -> None:  # here, as each run ends: its file, then the table
+            write_json(run_file(out, name, job["row"], job["seed"]), run)
+            save_table(out, name)
+            finished.append(job)
+            if log:
+                curve = " ".join(f"{100 * a:.1f}" for a in run["accuracy_seen_classes"])
+                log(f"[{len(finished)}/{len(jobs)}] {job['row']} seed {job['seed']}: {curve} ({run['wall_time_s']:.0f} s"
+                    f"{time_left(time.perf_counter() - began, len(finished), len(jobs))})")
 
-    try:
-        run_grid(jobs, run_row, done, workers, threads, gpu=device != "cpu", ray_address=ray_address)
-    finally:
-        _scenario.cache_clear()  # the data set, read once per process for all its runs
-    return save_table(out, name)
+        try:
+            run_grid(jobs, run_row, done, workers, threads, gpu=device != "cpu", ray_address=ray_address)
+        finally:
+            _scenario.cache_clear()  # the data set, read once per process for all its runs
+        return save_table(out, name)
 
 
 @functools.lru_cache(maxsize=1)
@@ -283,8 +286,6 @@ def plot(name: str, runs: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .report import line_styles
-
     paper, rows = PROTOCOLS[name].get("paper", {}), PROTOCOLS[name]["rows"]
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     classes = None
@@ -304,7 +305,7 @@ def plot(name: str, runs: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it covers no curve
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_png(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -313,7 +314,7 @@ def save_table(out: Path, name: str, notes: str = "") -> dict:
     document = {"protocol": {k: v for k, v in PROTOCOLS[name].items()}, "versions": versions(),
                 "machine": machine(), "runs": {f"{row}/{seed}": run for (row, seed), run in runs.items()}}
     write_json(out / f"{stem(name)}.json", document)
-    (out / f"{stem(name)}.md").write_text(render(name, runs, notes))
+    write_text(out / f"{stem(name)}.md", render(name, runs, notes))
     if runs:
         plot(name, runs, out / f"{stem(name)}.png")
     return document
