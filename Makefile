@@ -21,7 +21,7 @@ benchmark: $(VENV)/.installed  ## engine overhead against a bare PyTorch loop (n
 	$(PY) benchmarks/overhead.py
 
 docs: $(VENV)/.docs-installed  ## the documentation site (docs/, MkDocs) into site/; warnings are errors
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 $(VENV)/.docs-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[docs]'
