@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test benchmark clean
+.PHONY: demo test benchmark docs clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,5 +20,12 @@ test: $(VENV)/.installed  ## the test suite
 benchmark: $(VENV)/.installed  ## engine overhead against a bare PyTorch loop (needs MNIST in $$LIFELONG_DATA)
 	$(PY) benchmarks/overhead.py
 
+docs: $(VENV)/.docs-installed  ## the documentation site (docs/, MkDocs) into site/; warnings are errors
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

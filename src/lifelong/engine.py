@@ -61,7 +61,7 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
     """Learn the tasks of `scenario` in order with `learner` (a `Learner`, or a built `Method` with its `config`);
     return (and write, when `out_dir` is given) the results.
 
-    The results hold the accuracy matrix R[i][j] (fractions, NaN/null for tasks not yet seen) of the setting
+    The results hold the accuracy matrix `R[i][j]` (fractions, NaN/null for tasks not yet seen) of the setting
     (task-aware accuracy in the task setting, task-agnostic otherwise) and both matrices, plus the metrics
     derived from it (see `lifelong.metrics`) and the wall time of each task.
 

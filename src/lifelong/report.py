@@ -266,7 +266,7 @@ def draw_forgetting(fig, results: list[dict]) -> None:
 
 
 def draw_matrices(fig, results: list[dict]) -> None:
-    """The accuracy matrix R[i][j] of each method as a heat map (the mean over seeds), tasks numbered from 1 as
+    """The accuracy matrix `R[i][j]` of each method as a heat map (the mean over seeds), tasks numbered from 1 as
     in the curves, one colour bar for all."""
     import numpy as np
 
