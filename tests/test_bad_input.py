@@ -213,6 +213,10 @@ def test_from_data_refuses_no_rows_strings_and_nan_and_takes_any_real_dtype():
     broken[5, 2] = np.nan
     with pytest.raises(ConfigError, match="1 NaN or infinite value.*input 5"):
         from_data(broken, y, n_tasks=1)
+    extreme = np.full_like(x, 3e38)  # finite, but their variance is not
+    extreme[::2] *= -1
+    with pytest.raises(ConfigError, match="cannot be normalised in float32"):
+        from_data(extreme, y, n_tasks=1)
     reference = from_data(x, y, n_tasks=2).tasks[0].x_train
     for dtype in (np.float64, np.float16, ">f4"):  # big-endian: an .npz written on another machine
         task = from_data(x.astype(dtype), y, n_tasks=2).tasks[0]

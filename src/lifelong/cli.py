@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--setting",
                      help="task, domain and/or class, comma-separated (default class,task: each method in those of "
                           "the two it runs in)")
-    run.add_argument("--n-tasks", type=_int, help="number of tasks (default: the benchmark's; fscil-omniglot: sessions)")
+    run.add_argument("--n-tasks", type=_int,
+                     help="number of tasks (default: the benchmark's; fscil-omniglot: sessions)")
     run.add_argument("--ways", type=_int, help="fscil-omniglot: new classes per session (default 5)")
     run.add_argument("--shots", type=_int, help="fscil-omniglot: training images per new class (default 5)")
     run.add_argument("--base-classes", type=_int, help="fscil-omniglot: classes of the base session (default 60)")
@@ -189,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--lr", type=float, help="a new learner's learning rate (default 0.001, Adam)")
     learn.add_argument("--seed", type=_seed, help="a new learner's seed (default 0)")
     learn.add_argument("--quiet", action="store_true", help="no progress bars")
-    learn.add_argument("--threads", type=_threads, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
-                        "run fastest on one, and a busy machine slows many threads far more)")
+    learn.add_argument("--threads", type=_threads,
+                       help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                            "run fastest on one, and a busy machine slows many threads far more)")
 
     predict = commands.add_parser("predict", help="labels of new inputs from a saved learner (and accuracy)",
                                   description="Predict the label of every input in DATA (an image folder or an .npz "
@@ -203,8 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--size", type=_size, help="resize an image folder's images to SIZE x SIZE")
     predict.add_argument("--task", type=_int, help="the task id (task setting only)")
     predict.add_argument("--out", help="a CSV file for the predictions")
-    predict.add_argument("--threads", type=_threads, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
-                        "run fastest on one, and a busy machine slows many threads far more)")
+    predict.add_argument("--threads", type=_threads,
+                         help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                              "run fastest on one, and a busy machine slows many threads far more)")
 
     distill = commands.add_parser(
         "distill", help="knowledge distillation: teacher-to-student compression on MNIST (Hinton et al. 2015)",
@@ -229,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only plot class probabilities against T for these comma-separated logits "
                               "(e.g. 3,10) into OUT/temperature.png; no training")
     distill.add_argument("--quiet", action="store_true", help="no progress lines")
-    distill.add_argument("--threads", type=_threads, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
-                        "run fastest on one, and a busy machine slows many threads far more)")
+    distill.add_argument("--threads", type=_threads,
+                         help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                              "run fastest on one, and a busy machine slows many threads far more)")
 
     reproduce = commands.add_parser(
         "reproduce", help="rerun a paper's table: the paper's mean +- std and ours side by side",
@@ -250,15 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--setting", help="Hsu et al.'s settings (default task,domain,class)")
     reproduce.add_argument("--seeds", type=_int, default=5, help="number of seeds (default 5: 0 .. 4)")
     reproduce.add_argument("--first-seed", type=_seed, default=0, help="first seed (default 0)")
-    reproduce.add_argument("--epochs", type=_int, help="epochs per task (default: the protocol's; FSCIL: the base session's and every session's), to scale a run down")
+    reproduce.add_argument("--epochs", type=_int, help="epochs per task (default: the protocol's; FSCIL: the base "
+                                                       "session's and every session's), to scale a run down")
     reproduce.add_argument("--data-dir", help="data directory (default: $LIFELONG_DATA, else ~/.cache/lifelong)")
     reproduce.add_argument("--no-download", action="store_true", help="never download missing data files")
     reproduce.add_argument("--device", default="cpu", help="torch device (default cpu)")
     reproduce.add_argument("--out", help="output directory (default runs/NAME)")
     reproduce.add_argument("--quiet", action="store_true", help="no progress lines")
-    reproduce.add_argument("--threads", type=_threads, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
-                        "run fastest on one, and a busy machine slows many threads far more; with --workers N: "
-                        "each worker's, default cores // N)")
+    reproduce.add_argument("--threads", type=_threads,
+                           help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                                "run fastest on one, and a busy machine slows many threads far more; with --workers N: "
+                                "each worker's, default cores // N)")
     reproduce.add_argument("--workers", type=_threads, default=1,
                            help="runs at once on this machine, each in its own process with its share of the cores "
                                 "(and its own GPU where there are several); the same files and table (default 1)")
@@ -766,7 +772,8 @@ def command_reproduce(args) -> int:
     if not 1 <= args.seeds <= MAX_RUNS:
         raise ConfigError(f"--seeds must be from 1 to {MAX_RUNS:,}, got {args.seeds}")
     if args.first_seed + args.seeds - 1 > MAX_SEED:
-        raise ConfigError(f"--first-seed {args.first_seed} with --seeds {args.seeds} goes past the last seed, 2**63 - 1")
+        raise ConfigError(f"--first-seed {args.first_seed} with --seeds {args.seeds} goes past the last seed, "
+                          "2**63 - 1")
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.ray is not None:
@@ -817,7 +824,7 @@ def main(argv=None) -> int:
             set_threads(args.threads)
         return handler(args)
     except LifelongError as error:
-        print(f"lifelong: error: {error}", file=sys.stderr)
+        print(f"lifelong: error: {' '.join(str(error).splitlines())}", file=sys.stderr)  # one line, whatever it quotes
         return 2
     except BrokenPipeError:  # piped into `head`, which has read what it wanted: no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

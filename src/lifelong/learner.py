@@ -114,6 +114,21 @@ def _plain(label):
     return label.item() if isinstance(label, np.generic) else label
 
 
+def _brief(value) -> str:
+    """A value from a file in a message: one line, at most 60 characters (a tensor's repr runs over many)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_plain(value) -> bool:
+    """An option as `save` writes it: a number, a string, True/False/None, or lists and dicts of them."""
+    if isinstance(value, list):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
 def _is_label(value) -> bool:
     return isinstance(value, (int, str)) and not isinstance(value, bool)
 
@@ -134,24 +149,25 @@ def check_saved(saved: dict, path) -> None:
         refuse(", ".join(([f"it lacks {', '.join(lacks)}"] if lacks else []) +
                          ([f"it has unknown entries {', '.join(adds[:5])}"] if adds else [])))
     spec, tasks = saved["spec"], saved["tasks"]
-    if saved["version"] != 1:
-        refuse(f"format version {saved['version']!r} (this lifelong reads version 1)")
+    if type(saved["version"]) is not int or saved["version"] != 1:
+        refuse(f"format version {_brief(saved['version'])} (this lifelong reads version 1)")
     if not isinstance(spec, dict) or not all(isinstance(spec.get(k), str) for k in ("method", "setting", "backbone")):
         refuse("its spec names no method, setting and backbone")
     from .catalog import METHODS
 
     for key, known in (("method", METHODS), ("setting", SETTINGS), ("backbone", BACKBONES + ("custom",))):
         if spec[key] not in known:
-            refuse(f"unknown {key} {spec[key]!r}")
-    if not isinstance(spec.get("options"), dict) or not all(isinstance(k, str) for k in spec["options"]):
-        refuse("its method options are not a dictionary of names")
+            refuse(f"unknown {key} {_brief(spec[key])}")
+    options = spec.get("options")
+    if not isinstance(options, dict) or not all(isinstance(k, str) and _is_plain(v) for k, v in options.items()):
+        refuse(f"its method options {_brief(options)} are not names with numbers or strings")
     hidden, shape = spec.get("hidden"), spec.get("input_shape")
     if not isinstance(hidden, list) or not hidden or not all(_is_size(h) for h in hidden):
-        refuse(f"hidden sizes {hidden!r}")
+        refuse(f"hidden sizes {_brief(hidden)}")
     # math.prod: Python's integers, which numpy's int64 product would overflow on three large sides
     if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(_is_size(n) for n in shape) \
             or math.prod(shape) > MAX_INPUT_VALUES:
-        refuse(f"input shape {shape!r} (at most {MAX_INPUT_VALUES:,} values per input)")
+        refuse(f"input shape {_brief(shape)} (at most {MAX_INPUT_VALUES:,} values per input)")
     if spec["backbone"] == "mlp" and mlp_parameters(math.prod(shape), hidden) > MAX_PARAMETERS:
         refuse(f"an MLP of {mlp_parameters(math.prod(shape), hidden):,} parameters")
     if not isinstance(tasks, list) or not tasks or not all(
@@ -163,8 +179,9 @@ def check_saved(saved: dict, path) -> None:
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not isinstance(heads, list) \
             or not all(_is_size(h) for h in heads) or sum(heads) > sum(map(len, tasks)):
         refuse("its method's state does not match its tasks")
-    if not isinstance(saved["config"], dict) or not isinstance(saved["config"].get("milestones"), list) \
-            or not isinstance(saved["augment"], bool) or not isinstance(saved["rng"], dict):
+    if not isinstance(saved["config"], dict) or not _is_plain(saved["config"]) \
+            or not isinstance(saved["config"].get("milestones"), list) or not isinstance(saved["augment"], bool) \
+            or not isinstance(saved["rng"], dict):
         refuse("its training configuration or random state")
     names = spec.get("class_names", [])
     if not isinstance(names, list) or not all(_is_label(c) for c in names):
@@ -475,8 +492,8 @@ class Learner:
             raise ConfigError(f"{path} holds a learner on your own model: load it with Learner.load(path, model=...) "
                               "and a fresh instance of the same architecture")
         if spec["backbone"] != "custom" and model is not None:
-            raise ConfigError(f"{path} holds a learner on the library's {spec['backbone']} backbone, which it rebuilds: "
-                              "load it without model=")
+            raise ConfigError(f"{path} holds a learner on the library's {spec['backbone']} backbone, which it "
+                              "rebuilds: load it without model=")
         try:
             return cls._rebuild(saved, model, path)
         except LifelongError:
@@ -502,6 +519,8 @@ class Learner:
                 raise ConfigError(f"model= is not the architecture saved in {path}: {differences}")
             raise DataError(f"{path} was altered: its weights do not fit its backbone ({differences})")
         learner.load_state_dict(saved, [_TaskRecord(i, c) for i, c in enumerate(saved["tasks"])])
+        # one prediction: a state of the right keys but the wrong kinds (a method's own entries) shows here
+        learner.decision_function(torch.zeros(2, *spec["input_shape"]), 0 if spec["setting"] == "task" else None)
         return learner
 
     def __repr__(self) -> str:

@@ -25,5 +25,6 @@ def check_mlp(n_inputs: int, hidden) -> None:
     """Refuse an MLP of more than MAX_PARAMETERS, before a byte of it is allocated."""
     count = mlp_parameters(n_inputs, hidden)
     if count > MAX_PARAMETERS:
-        raise ConfigError(f"an MLP of hidden sizes {','.join(map(str, hidden))} on inputs of {n_inputs:,} value(s) holds "
-                    f"{count:,} parameters, more than the {MAX_PARAMETERS:,} allowed: give smaller hidden sizes")
+        raise ConfigError(f"an MLP of hidden sizes {','.join(map(str, hidden))} on inputs of {n_inputs:,} value(s) "
+                          f"holds {count:,} parameters, more than the {MAX_PARAMETERS:,} allowed: give smaller hidden "
+                          "sizes")

@@ -313,8 +313,8 @@ def draw_curves(fig, results: list[dict]) -> None:
                 x, xlabel = _x_axis(runs[0])
                 _band(ax, x, [[100 * a for a in headline(r)] for r in runs], styles[label],
                       _legend_label(label, runs))
-        ax.set(title=_plain(f"{setting}-incremental"), xlabel=xlabel, ylabel=f"{headline_name(results)} (%)", ylim=(0, 101),
-               xticks=x)
+        ax.set(title=_plain(f"{setting}-incremental"), xlabel=xlabel, ylabel=f"{headline_name(results)} (%)",
+               ylim=(0, 101), xticks=x)
         ax.grid(alpha=0.3)
     _legend(fig, [ax for ax, _ in panels])
     seeds = " (" + BAND + ")" if any(len(runs) > 1 for runs in groups.values()) else ""

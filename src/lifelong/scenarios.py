@@ -10,6 +10,7 @@ Inputs are float32, normalised per channel with the mean and standard deviation 
 (after optional zero-padding: split-MNIST padded to 32x32 gives Hsu et al.'s 0.1000 / 0.2752).
 """
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -311,6 +312,9 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
     dataset = Dataset(name, x, targets, x_test, test_targets, class_names)
     scenario = split_by_classes(dataset, n_tasks, class_order_seed, validation_fraction=validation_fraction,
                                 seed=seed, name=name)
+    if not all(math.isfinite(v) for v in scenario.input_preparation["std"]):  # the variance past float32's range
+        raise ConfigError(f"inputs of values up to {float(x.abs().max()):.3g} cannot be normalised in float32 (their "
+                          "variance overflows): scale them down")
     scenario.input_preparation["size"] = size  # an image folder's images are read at this size
     return scenario
 

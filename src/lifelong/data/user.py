@@ -227,8 +227,8 @@ def as_inputs(x, what: str = "inputs") -> torch.Tensor:
     bad = ~torch.isfinite(x)
     if bad.any():
         first = int(bad.flatten(1).any(1).nonzero()[0])
-        raise ConfigError(f"{what} hold {int(bad.sum()):,} NaN or infinite value(s), the first in input {first}: "
-                          "remove or replace them (they would turn the loss into NaN)")
+        raise ConfigError(f"{what} hold {int(bad.sum()):,} NaN or infinite value(s) (or past float32's 3.4e38), "
+                          f"the first in input {first}: remove or replace them (they would turn the loss into NaN)")
     return x
 
 
