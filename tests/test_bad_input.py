@@ -18,6 +18,7 @@ from torch import nn
 from lifelong import Learner
 from lifelong.cli import main
 from lifelong.errors import ConfigError, DataError, TrainingError
+from lifelong.experiment import run_experiment
 from lifelong.scenarios import from_data
 
 FAST = dict(epochs=1, progress=False)
@@ -292,6 +293,9 @@ def test_nan_in_a_learners_data_says_so_and_a_nan_loss_names_learns_options(tmp_
     message = str(error.value)
     assert "lower the learning rate" in message and "learner.config.lr" in message and "--lr" in message
     assert "--out" not in message and "resume" not in message
+    with pytest.raises(TrainingError, match="lower the learning rate .* into a new --out"):  # a run's, its own
+        run_experiment("finetune", from_data(x * 1e6, y, n_tasks=2), hidden=(8,), lr=1e30, optimizer="sgd",
+                       epochs=3, progress=False)
 
 
 # ---------------------------------------------------------------------- lifelong report
