@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import LifelongError
+from .limits import MAX_INT, MAX_RUNS, MAX_SEED, MAX_SIZE, MAX_THREADS
 
 EXAMPLES = """examples:
   lifelong run                                     # every method, class- and task-incremental, on split-digits
@@ -39,6 +40,38 @@ def _param(text: str):
         except ValueError:
             pass
     return key, {"true": True, "false": False, "none": None}.get(value.lower(), value)
+
+
+def _bounded(text: str, low: int, high: int, expected: str) -> int:
+    """An integer from `low` to `high` (`expected` says so), checked as the command line is read: a number past
+    what torch or the machine can hold is refused before any work, not as an overflow deep inside torch."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text[:30]}")
+    return value
+
+
+def _int(text: str) -> int:
+    return _bounded(text, -MAX_INT - 1, MAX_INT, "a whole number between -2**63 and 2**63 - 1 (torch's integers)")
+
+
+def _seed(text: str) -> int:
+    return _bounded(text, 0, MAX_SEED, "a seed from 0 to 2**63 - 1")
+
+
+def _numpy_seed(text: str) -> int:  # numpy's RandomState draws the class order
+    return _bounded(text, 0, 2**32 - 1, "a seed from 0 to 2**32 - 1 (numpy's)")
+
+
+def _size(text: str) -> int:
+    return _bounded(text, 1, MAX_SIZE, f"a side in pixels from 1 to {MAX_SIZE}")
+
+
+def _threads(text: str) -> int:  # torch takes a C int, and each is a thread or a process (the lower bound: later)
+    return _bounded(text, -MAX_THREADS, MAX_THREADS, f"a number of threads or processes up to {MAX_THREADS}")
 
 
 class OneLineErrors(argparse.ArgumentParser):
@@ -70,29 +103,30 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: --test-fraction of each class, drawn once with seed 0)")
     run.add_argument("--test-fraction", type=float, help="with --data: the share of each class kept for testing "
                                                          "when there is no --test-data (default 0.2)")
-    run.add_argument("--size", type=int, help="with --data: resize the images to SIZE x SIZE")
+    run.add_argument("--size", type=_size, help="with --data: resize the images to SIZE x SIZE")
     run.add_argument("--on-disk", action="store_true",
                      help="with --data: leave the images in their files and read them batch by batch (data that do "
                           "not fit in memory); the same numbers as in memory, slower")
-    run.add_argument("--data-workers", type=int,
+    run.add_argument("--data-workers", type=_threads,
                      help="with --on-disk: the DataLoader processes that read the images (default 2)")
     run.add_argument("--setting",
                      help="task, domain and/or class, comma-separated (default class,task: each method in those of "
                           "the two it runs in)")
-    run.add_argument("--n-tasks", type=int, help="number of tasks (default: the benchmark's; fscil-omniglot: sessions)")
-    run.add_argument("--ways", type=int, help="fscil-omniglot: new classes per session (default 5)")
-    run.add_argument("--shots", type=int, help="fscil-omniglot: training images per new class (default 5)")
-    run.add_argument("--base-classes", type=int, help="fscil-omniglot: classes of the base session (default 60)")
-    run.add_argument("--class-order-seed", type=int,
+    run.add_argument("--n-tasks", type=_int,
+                     help="number of tasks (default: the benchmark's; fscil-omniglot: sessions)")
+    run.add_argument("--ways", type=_int, help="fscil-omniglot: new classes per session (default 5)")
+    run.add_argument("--shots", type=_int, help="fscil-omniglot: training images per new class (default 5)")
+    run.add_argument("--base-classes", type=_int, help="fscil-omniglot: classes of the base session (default 60)")
+    run.add_argument("--class-order-seed", type=_numpy_seed,
                      help="shuffle the class order with this numpy seed (default: the benchmark's order)")
     run.add_argument("--validation-fraction", type=float, default=0.0,
                      help="hold out this fraction of each task's training data for validation (default 0)")
-    run.add_argument("--epochs", type=int, help="epochs per task (default: the benchmark's)")
+    run.add_argument("--epochs", type=_int, help="epochs per task (default: the benchmark's)")
     run.add_argument("--lr", type=float, help="learning rate")
-    run.add_argument("--incremental-epochs", type=int,
+    run.add_argument("--incremental-epochs", type=_int,
                      help="epochs of every task after the first (FSCIL's few-shot sessions; default: --epochs)")
     run.add_argument("--incremental-lr", type=float, help="learning rate of every task after the first (default: --lr)")
-    run.add_argument("--batch-size", type=int, help="mini-batch size")
+    run.add_argument("--batch-size", type=_int, help="mini-batch size")
     run.add_argument("--optimizer", choices=("sgd", "adam"),
                      help="optimizer (a new one per task, unless --one-optimizer)")
     run.add_argument("--momentum", type=float, help="SGD momentum")
@@ -100,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preallocate-head", action="store_true",
                      help="class setting: a head with every class's output from the start, unseen classes left out "
                           "of the loss and the prediction (Hsu et al.'s code); default: it grows task by task")
-    run.add_argument("--warmup-epochs", type=int,
+    run.add_argument("--warmup-epochs", type=_int,
                      help="first train the new head alone on frozen features for this many epochs (Li & Hoiem)")
     run.add_argument("--warmup-lr", type=float, help="warm-up learning rate (default: --lr)")
     run.add_argument("--schedule", choices=("none", "step", "cosine"), help="learning-rate schedule within a task")
@@ -109,14 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "code); default: a new one per task")
     run.add_argument("--backbone", choices=("mlp", "resnet20", "resnet32"), help="default: the benchmark's")
     run.add_argument("--hidden", default="400,400", help="MLP hidden layer sizes (default 400,400)")
-    run.add_argument("--memory", type=int, metavar="N",
+    run.add_argument("--memory", type=_int, metavar="N",
                      help="methods that keep exemplars (replay, icarl, bic): a total budget of N stored samples, "
                           "shared evenly by the classes seen (iCaRL's rule)")
-    run.add_argument("--memory-per-class", type=int, metavar="M",
+    run.add_argument("--memory-per-class", type=_int, metavar="M",
                      help="methods that keep exemplars: M stored samples per class instead of a total budget")
     run.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
                      help="a method option, e.g. --param lower_blocks=1 (repeatable)")
-    run.add_argument("--seed", type=int, help="random seed (default 0): same seed, same numbers")
+    run.add_argument("--seed", type=_seed, help="random seed (default 0): same seed, same numbers")
     run.add_argument("--seeds", help="several seeds: a list (0,1,2) or a count (3: seeds 0, 1, 2); each run is kept "
                                      "and the table gives mean +- std over them")
     run.add_argument("--data-dir", help="data directory (default: $LIFELONG_DATA, else ~/.cache/lifelong)")
@@ -128,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tensorboard", metavar="DIR",
                      help="also write TensorBoard scalars (loss per epoch, accuracy per task) to DIR/<run>; needs "
                           "pip install 'lifelong[tensorboard]'")
-    run.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+    run.add_argument("--threads", type=_threads, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
                         "run fastest on one, and a busy machine slows many threads far more)")
 
     listing = commands.add_parser("list", help="list the methods and scenarios; --method NAME: its options")
@@ -142,22 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
                     "is started with --method and the options.")
     learn.add_argument("learner", help="the saved learner (read, then written back unless --out)")
     learn.add_argument("--data", required=True, help="an image folder (one sub-folder per class) or an .npz (x, y)")
-    learn.add_argument("--size", type=int, help="resize an image folder's images to SIZE x SIZE")
+    learn.add_argument("--size", type=_size, help="resize an image folder's images to SIZE x SIZE")
     learn.add_argument("--out", help="write the learner here instead of over LEARNER")
     learn.add_argument("--method", help="a new learner's method (default finetune)")
     learn.add_argument("--setting", help="a new learner's setting (default class)")
     learn.add_argument("--backbone", choices=("mlp", "resnet20", "resnet32"), help="a new learner's model (mlp)")
     learn.add_argument("--hidden", help="a new learner's MLP hidden sizes (default 400,400)")
-    learn.add_argument("--memory", type=int, metavar="N", help="a new learner's exemplar budget")
-    learn.add_argument("--memory-per-class", type=int, metavar="M", help="a new learner's exemplars per class")
+    learn.add_argument("--memory", type=_int, metavar="N", help="a new learner's exemplar budget")
+    learn.add_argument("--memory-per-class", type=_int, metavar="M", help="a new learner's exemplars per class")
     learn.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE",
                        help="a new learner's method option (repeatable)")
-    learn.add_argument("--epochs", type=int, help="a new learner's epochs per task (default 4)")
+    learn.add_argument("--epochs", type=_int, help="a new learner's epochs per task (default 4)")
     learn.add_argument("--lr", type=float, help="a new learner's learning rate (default 0.001, Adam)")
-    learn.add_argument("--seed", type=int, help="a new learner's seed (default 0)")
+    learn.add_argument("--seed", type=_seed, help="a new learner's seed (default 0)")
     learn.add_argument("--quiet", action="store_true", help="no progress bars")
-    learn.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
-                        "run fastest on one, and a busy machine slows many threads far more)")
+    learn.add_argument("--threads", type=_threads,
+                       help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                            "run fastest on one, and a busy machine slows many threads far more)")
 
     predict = commands.add_parser("predict", help="labels of new inputs from a saved learner (and accuracy)",
                                   description="Predict the label of every input in DATA (an image folder or an .npz "
@@ -167,11 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--data", required=True,
                          help="a folder of images (or of one sub-folder per class: the accuracy too), or an .npz (x, "
                               "and optionally y)")
-    predict.add_argument("--size", type=int, help="resize an image folder's images to SIZE x SIZE")
-    predict.add_argument("--task", type=int, help="the task id (task setting only)")
+    predict.add_argument("--size", type=_size, help="resize an image folder's images to SIZE x SIZE")
+    predict.add_argument("--task", type=_int, help="the task id (task setting only)")
     predict.add_argument("--out", help="a CSV file for the predictions")
-    predict.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
-                        "run fastest on one, and a busy machine slows many threads far more)")
+    predict.add_argument("--threads", type=_threads,
+                         help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                              "run fastest on one, and a busy machine slows many threads far more)")
 
     distill = commands.add_parser(
         "distill", help="knowledge distillation: teacher-to-student compression on MNIST (Hinton et al. 2015)",
@@ -181,14 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "test errors; 206 (133 on 3s), 109 (14 on 3s) with the bias + 3.5. 10 to 20 minutes on 2 CPU cores.")
     distill.add_argument("--dataset", choices=("mnist", "digits"), default="mnist",
                          help="mnist (default) or scikit-learn's 8x8 digits (embedded; seconds)")
-    distill.add_argument("--epochs", type=int, help="teacher epochs (default 16; the paper trains far longer)")
-    distill.add_argument("--student-epochs", type=int, help="epochs of each student (default 8)")
+    distill.add_argument("--epochs", type=_int, help="teacher epochs (default 16; the paper trains far longer)")
+    distill.add_argument("--student-epochs", type=_int, help="epochs of each student (default 8)")
     distill.add_argument("--temperature", type=float, default=20.0, help="distillation temperature T (default 20)")
     distill.add_argument("--soft-weight", type=float, default=1.0, help="weight of T^2 * soft term (default 1)")
     distill.add_argument("--hard-weight", type=float, default=1.0, help="weight of the hard term (default 1)")
     distill.add_argument("--omit-class", default="3", help="class left out of the transfer set, or 'none' (default 3)")
     distill.add_argument("--bias-shift", type=float, default=3.5, help="raise of that class's bias (default 3.5)")
-    distill.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    distill.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     distill.add_argument("--data-dir", help="data directory (default: $LIFELONG_DATA, else ~/.cache/lifelong)")
     distill.add_argument("--no-download", action="store_true", help="never download missing data files")
     distill.add_argument("--out", help="output directory (default: a new folder under runs/)")
@@ -196,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only plot class probabilities against T for these comma-separated logits "
                               "(e.g. 3,10) into OUT/temperature.png; no training")
     distill.add_argument("--quiet", action="store_true", help="no progress lines")
-    distill.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
-                        "run fastest on one, and a busy machine slows many threads far more)")
+    distill.add_argument("--threads", type=_threads,
+                         help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                              "run fastest on one, and a busy machine slows many threads far more)")
 
     reproduce = commands.add_parser(
         "reproduce", help="rerun a paper's table: the paper's mean +- std and ours side by side",
@@ -215,18 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
                                              "ewc,online-ewc,si,mas; BiC: baseline-1,baseline-2,bic,upper-bound; "
                                              "FSCIL: ft-cnn,joint-cnn,icarl,ncm,prototype,topic)")
     reproduce.add_argument("--setting", help="Hsu et al.'s settings (default task,domain,class)")
-    reproduce.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5: 0 .. 4)")
-    reproduce.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
-    reproduce.add_argument("--epochs", type=int, help="epochs per task (default: the protocol's; FSCIL: the base session's and every session's), to scale a run down")
+    reproduce.add_argument("--seeds", type=_int, default=5, help="number of seeds (default 5: 0 .. 4)")
+    reproduce.add_argument("--first-seed", type=_seed, default=0, help="first seed (default 0)")
+    reproduce.add_argument("--epochs", type=_int, help="epochs per task (default: the protocol's; FSCIL: the base "
+                                                       "session's and every session's), to scale a run down")
     reproduce.add_argument("--data-dir", help="data directory (default: $LIFELONG_DATA, else ~/.cache/lifelong)")
     reproduce.add_argument("--no-download", action="store_true", help="never download missing data files")
     reproduce.add_argument("--device", default="cpu", help="torch device (default cpu)")
     reproduce.add_argument("--out", help="output directory (default runs/NAME)")
     reproduce.add_argument("--quiet", action="store_true", help="no progress lines")
-    reproduce.add_argument("--threads", type=int, help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
-                        "run fastest on one, and a busy machine slows many threads far more; with --workers N: "
-                        "each worker's, default cores // N)")
-    reproduce.add_argument("--workers", type=int, default=1,
+    reproduce.add_argument("--threads", type=_threads,
+                           help="torch threads (default: $OMP_NUM_THREADS, else 1: small models "
+                                "run fastest on one, and a busy machine slows many threads far more; with --workers N: "
+                                "each worker's, default cores // N)")
+    reproduce.add_argument("--workers", type=_threads, default=1,
                            help="runs at once on this machine, each in its own process with its share of the cores "
                                 "(and its own GPU where there are several); the same files and table (default 1)")
     reproduce.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
@@ -246,12 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _positive_int_list(text: str) -> tuple[int, ...]:
     from .errors import ConfigError
+    from .limits import check_mlp
     try:
         sizes = tuple(int(v) for v in _csv(text))
     except ValueError:
         sizes = ()
     if not sizes or min(sizes) < 1:
-        raise ConfigError(f"--hidden takes positive layer sizes like 400,400, got {text!r}")
+        raise ConfigError(f"--hidden takes positive layer sizes like 400,400, got {text[:50]!r}")
+    check_mlp(1, sizes)  # on inputs of a single value: sizes no machine holds are refused before the data are read
     return sizes
 
 
@@ -310,6 +351,9 @@ def command_run(args) -> int:
                           device=args.device, progress=not args.quiet,
                           reset_optimizer=not args.one_optimizer)
     seeds = parse_seeds(args.seeds, args.seed)
+    if len(runs) * len(seeds) > MAX_RUNS:
+        raise ConfigError(f"{len(runs)} method-setting pair(s) times {len(seeds)} seeds make "
+                          f"{len(runs) * len(seeds):,} runs, more than the {MAX_RUNS:,} one command runs: split them")
 
     def scenario_for(seed):
         if args.data is not None:  # your own folder: one split into training and test images, whatever the seed
@@ -418,13 +462,13 @@ def parse_seeds(seeds: str | None, seed: int | None) -> list[int]:
     try:
         values = [int(v) for v in _csv(seeds)]
     except ValueError:
-        raise ConfigError(f"--seeds takes a list like 0,1,2 or a count like 3, got {seeds!r}") from None
+        raise ConfigError(f"--seeds takes a list like 0,1,2 or a count like 3, got {seeds[:50]!r}") from None
     if len(values) == 1:
-        if values[0] < 1:
-            raise ConfigError(f"--seeds {values[0]}: a count of seeds must be at least 1")
+        if not 1 <= values[0] <= MAX_RUNS:  # checked before the list is made: --seeds 10**9 would fill the memory
+            raise ConfigError(f"--seeds {values[0]}: a count of seeds must be from 1 to {MAX_RUNS:,}")
         values = list(range(values[0]))
-    if len(set(values)) != len(values) or min(values) < 0:
-        raise ConfigError(f"--seeds must be distinct seeds >= 0, got {seeds!r}")
+    if len(set(values)) != len(values) or min(values) < 0 or max(values) > MAX_SEED:
+        raise ConfigError(f"--seeds must be distinct seeds from 0 to 2**63 - 1, got {seeds[:50]!r}")
     return values
 
 
@@ -549,6 +593,10 @@ def check_data_options(args) -> None:
     if args.data_workers is not None and not args.on_disk:
         raise ConfigError("--data-workers sets the processes that read --on-disk images: add --on-disk, or leave "
                           "it out (in memory, nothing is read while training)")
+    cores = os.cpu_count() or 1
+    if args.data_workers is not None and args.data_workers > cores:  # as --threads: allowed, but said
+        print(f"lifelong: warning: {args.data_workers} data workers on {cores} cores: they will take turns, which is "
+              f"slower than --data-workers {cores}", file=sys.stderr)
     for option, folder in (("--data", args.data), ("--test-data", args.test_data)):
         if folder is not None and not Path(folder).is_dir():
             raise ConfigError(f"{option} {folder}: not a folder; give an image folder with one sub-folder per class")
@@ -556,26 +604,15 @@ def check_data_options(args) -> None:
 
 def read_cli_data(path: str, size: int | None, need_labels: bool = True):
     """(inputs, labels or None) of an image folder or an .npz file with arrays x (and y)."""
-    import numpy as np
-
-    from .data.user import read_user_data
-    from .errors import ConfigError, DataError
+    from .data.user import read_npz, read_user_data
+    from .errors import ConfigError
 
     source = Path(path)
     if source.is_dir():
         return read_user_data(source, size=size)
     if source.suffix != ".npz" or not source.is_file():
         raise ConfigError(f"--data {path}: give an image folder (one sub-folder per class) or an .npz file")
-    try:
-        with np.load(source, allow_pickle=False) as arrays:  # allow_pickle=False: reading runs no code
-            x, y = arrays["x"], (arrays["y"] if "y" in arrays.files else None)
-    except KeyError:
-        raise ConfigError(f"{path} has no array named x: save it with np.savez(path, x=inputs, y=labels)") from None
-    except (ValueError, OSError) as error:
-        raise DataError(f"{path} is not a readable .npz file ({error})") from None
-    if y is None and need_labels:
-        raise ConfigError(f"{path} has no array y: learning needs the labels (np.savez(path, x=..., y=...))")
-    return x, y
+    return read_npz(source, need_labels)
 
 
 def command_learn(args) -> int:
@@ -766,8 +803,11 @@ def command_reproduce(args) -> int:
 
     from .reproduce_steps import PROTOCOLS, reproduce_steps, stem
 
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    if not 1 <= args.seeds <= MAX_RUNS:
+        raise ConfigError(f"--seeds must be from 1 to {MAX_RUNS:,}, got {args.seeds}")
+    if args.first_seed + args.seeds - 1 > MAX_SEED:
+        raise ConfigError(f"--first-seed {args.first_seed} with --seeds {args.seeds} goes past the last seed, "
+                          "2**63 - 1")
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.ray is not None:
@@ -818,7 +858,7 @@ def main(argv=None) -> int:
             set_threads(args.threads)
         return handler(args)
     except LifelongError as error:
-        print(f"lifelong: error: {error}", file=sys.stderr)
+        print(f"lifelong: error: {' '.join(str(error).splitlines())}", file=sys.stderr)  # one line, whatever it quotes
         return 2
     except BrokenPipeError:  # piped into `head`, which has read what it wanted: no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

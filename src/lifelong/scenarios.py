@@ -10,6 +10,7 @@ Inputs are float32, normalised per channel with the mean and standard deviation 
 (after optional zero-padding: split-MNIST padded to 32x32 gives Hsu et al.'s 0.1000 / 0.2752).
 """
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -106,17 +107,23 @@ def class_order(n_classes: int, seed: int | None) -> list[int]:
     return np.random.RandomState(seed).permutation(n_classes).tolist()
 
 
-def _validation_split(y: torch.Tensor, fraction: float, generator: torch.Generator):
-    """Indices (train, validation): `fraction` of every class held out, stratified and seeded."""
+def _validation_split(y: torch.Tensor, fraction: float, generator: torch.Generator,
+                      option: str = "validation_fraction", class_names=None):
+    """Indices (train, held out): `fraction` of every class held out, stratified and seeded. `option` names the
+    fraction in the error (test_fraction draws the test set this way), `class_names` the classes."""
+    validation = option == "validation_fraction"
     train_idx, val_idx = [], []
     for label in torch.unique(y).tolist():
         idx = torch.nonzero(y == label).flatten()
         idx = idx[torch.randperm(len(idx), generator=generator)]
         n_val = int(round(fraction * len(idx)))
         if not 1 <= n_val < len(idx):
-            raise ConfigError(f"validation_fraction {fraction} holds out {n_val} of the {len(idx)} training samples "
-                              f"of class {label}: each class needs at least one sample for validation and one for "
-                              "training")
+            name = label if class_names is None else repr(class_names[label])
+            raise ConfigError(
+                f"{option} {fraction} holds out {n_val} of the {len(idx)} {'training ' if validation else ''}samples "
+                f"of class {name}: each class needs at least one sample for {'validation' if validation else 'testing'}"
+                " and one for training" + ("" if validation else " (or give a test set of its own: x_test= in "
+                                                                 "Python, --test-data on the command line)"))
         val_idx.append(idx[:n_val])
         train_idx.append(idx[n_val:])
     return torch.cat(train_idx).sort().values, torch.cat(val_idx).sort().values
@@ -271,8 +278,9 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
     batch by batch, by `workers` DataLoader processes, while training and evaluating (`image_folder_on_disk`); for
     data that do not fit in memory.
     """
-    from .data.user import read_user_data
+    from .data.user import check_size, read_user_data
 
+    check_size(size)  # before any image is read
     if on_disk:
         if not isinstance(x, (str, Path)) or not (x_test is None or isinstance(x_test, (str, Path))) or (
                 y is not None or y_test is not None):
@@ -289,7 +297,8 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
     if x_test is None:
         if not 0 < test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1) when no test set is given, got {test_fraction}")
-        train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed))
+        train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed),
+                                                "test_fraction", class_names)
         x, x_test, targets, test_targets = x[train_idx], x[test_idx], targets[train_idx], targets[test_idx]
     else:
         x_test, test_labels = read_user_data(x_test, y_test, size)
@@ -303,6 +312,9 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
     dataset = Dataset(name, x, targets, x_test, test_targets, class_names)
     scenario = split_by_classes(dataset, n_tasks, class_order_seed, validation_fraction=validation_fraction,
                                 seed=seed, name=name)
+    if not all(math.isfinite(v) for v in scenario.input_preparation["std"]):  # the variance past float32's range
+        raise ConfigError(f"inputs of values up to {float(x.abs().max()):.3g} cannot be normalised in float32 (their "
+                          "variance overflows): scale them down")
     scenario.input_preparation["size"] = size  # an image folder's images are read at this size
     return scenario
 
@@ -325,7 +337,8 @@ def image_folder_on_disk(path, n_tasks: int = 5, *, test_folder=None, test_fract
     if test_folder is None:
         if not 0 < test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
-        train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed))
+        train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed),
+                                                "test_fraction", class_names)
         test_files, test_targets = files, targets  # the test indices pick among the same files
     else:
         test_files, test_labels, test_names, _ = list_image_folder(test_folder, size)  # read in the training mode
