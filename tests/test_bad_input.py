@@ -20,6 +20,7 @@ from lifelong.cli import main
 from lifelong.errors import ConfigError, DataError, TrainingError
 from lifelong.experiment import run_experiment
 from lifelong.scenarios import from_data
+from lifelong.storage import load_checkpoint, save_checkpoint
 
 FAST = dict(epochs=1, progress=False)
 
@@ -89,7 +90,7 @@ def test_resume_from_a_loadable_file_that_is_no_checkpoint_is_one_line(tmp_path,
 
 
 def saved(path) -> dict:
-    return torch.load(path, weights_only=True)
+    return load_checkpoint(path)  # the contents under the file's digest
 
 
 @pytest.mark.parametrize("change, message", [
@@ -106,7 +107,7 @@ def test_a_learner_file_of_other_keys_or_absurd_shapes_is_refused_before_anythin
         learner_file, monkeypatch, change, message):
     state = saved(learner_file)
     change(state)
-    torch.save(state, learner_file)
+    save_checkpoint(learner_file, state)  # its digest valid: what is checked next is the contents
     monkeypatch.setattr(Learner, "build", lambda *a, **k: pytest.fail("built from an unchecked file"))
     with pytest.raises(DataError, match=message):
         Learner.load(learner_file)
