@@ -138,7 +138,7 @@ def demo_runs(methods: list[str], settings: list[str]):
     from lifelong.catalog import METHODS
     from lifelong.errors import ConfigError
     from lifelong.experiment import build_method, build_model
-    from lifelong.scenarios import make_scenario
+    from lifelong.benchmarks import make_scenario
 
     scenario = make_scenario("split-digits")
     runs, skipped = [], []
@@ -218,7 +218,7 @@ def agreement(args, deadline: float) -> dict:
 def speed_scenario(args, work: Path):
     """split-CIFAR-100 (10 tasks) from the real archive in --data-dir, or from a synthetic one written in `work`."""
     from lifelong.data import cifar, md5sum
-    from lifelong.scenarios import make_scenario
+    from lifelong.benchmarks import make_scenario
 
     if args.data_dir is not None:
         return make_scenario("split-cifar100", data_dir=args.data_dir, n_tasks=10, download=False), None
@@ -589,7 +589,7 @@ def main(argv=None) -> int:
         print(NO_GPU_LINE)
         return 0
     from lifelong.errors import ConfigError
-    from lifelong.training import check_device
+    from lifelong.checks import check_device
 
     try:
         for d in asked:

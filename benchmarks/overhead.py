@@ -22,7 +22,7 @@ from torch import nn
 
 from lifelong.engine import TrainConfig, run
 from lifelong.experiment import build_method, build_model
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 
 def bare_loop(scenario, seed: int) -> list[float]:

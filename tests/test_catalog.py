@@ -8,7 +8,7 @@ from lifelong import catalog
 from lifelong.methods import METHODS
 from lifelong.reproduce import REPRODUCTIONS
 from lifelong.reproduce_steps import PROTOCOLS
-from lifelong.scenarios import BENCHMARKS
+from lifelong.benchmarks import BENCHMARKS
 
 
 def test_catalogue_matches_the_registries():

@@ -305,7 +305,8 @@ def command_run(args) -> int:
     from .training import check_warmup_used
     from .methods import METHODS, get_method
     from .report import comparison_table, write_report, write_summary
-    from .scenarios import SETTINGS, from_data, make_scenario
+    from .benchmarks import make_scenario
+    from .scenarios import SETTINGS, from_data
     from .errors import ConfigError
     from .storage import lock_folder
 

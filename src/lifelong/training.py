@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
+from .checks import check_device
 from .errors import ConfigError, TrainingError
 from .inputs import in_order, input_batches
 from .limits import MAX_INT, MAX_SEED
@@ -26,22 +27,6 @@ from .transforms import crop_and_flip
 OPTIMIZERS = ("sgd", "adam")
 LINE_EVERY_S = 5.0  # without a terminal: at most one epoch line every this many seconds
 SCHEDULES = ("none", "step", "cosine")
-
-
-def check_device(device: str) -> None:
-    """A torch device this machine has (a clear error before any work, rather than a traceback later)."""
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
-    if parsed.type not in ("cpu", "cuda", "mps"):  # torch knows more (meta: tensors without data), none trains here
-        raise ConfigError(f"device {device!r} cannot train; use cpu, cuda, cuda:N or mps")
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r}: this machine (or this torch build) has no CUDA GPU; use --device cpu")
-    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    if parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {device!r}: MPS is not available here; use --device cpu")
 
 
 @dataclass
