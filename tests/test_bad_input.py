@@ -103,6 +103,7 @@ def saved(path) -> dict:
     (lambda s: s["spec"].update(method="magic"), "unknown method 'magic'"),
     (lambda s: s.update(version=torch.zeros(3)), "format version tensor"),
     (lambda s: s["spec"]["options"].update(memory=torch.zeros(9, 9)), "method options .* are not names with numbers"),
+    (lambda s: s.update(optimizer={"groups": [[torch.zeros(2)]], "state": {}}), "its optimizer's state"),
 ])
 def test_a_learner_file_of_other_keys_or_absurd_shapes_is_refused_before_anything_is_built(
         learner_file, monkeypatch, change, message):
