@@ -102,14 +102,25 @@ def saved(path) -> dict:
     (lambda s: s["spec"].update(backbone="resnet20", input_shape=[1, 50_000, 50_000]), "input shape"),
     (lambda s: s["method"].update(head_sizes=[10**9]), "does not match its tasks"),
     (lambda s: s["spec"].update(method="magic"), "unknown method 'magic'"),
+    (lambda s: s.update(version=torch.zeros(3)), "format version tensor"),
+    (lambda s: s["spec"]["options"].update(memory=torch.zeros(9, 9)), "method options .* are not names with numbers"),
+    (lambda s: s.update(optimizer={"groups": [[torch.zeros(2)]], "state": {}}), "its optimizer's state"),
 ])
 def test_a_learner_file_of_other_keys_or_absurd_shapes_is_refused_before_anything_is_built(
         learner_file, monkeypatch, change, message):
     state = saved(learner_file)
     change(state)
     save_checkpoint(learner_file, state)  # its digest valid: what is checked next is the contents
-    monkeypatch.setattr(Learner, "build", lambda *a, **k: pytest.fail("built from an unchecked file"))
+    monkeypatch.setattr(Learner, "_rebuild", lambda *a, **k: pytest.fail("built from an unchecked file"))
     with pytest.raises(DataError, match=message):
+        Learner.load(learner_file)
+
+
+def test_a_learner_file_whose_state_loads_but_cannot_predict_is_refused_at_load(learner_file):
+    state = saved(learner_file)
+    state["spec"]["inputs"] = {"pad_to": None, "mean": "abc", "std": [1.0]}  # how its inputs are prepared
+    save_checkpoint(learner_file, state)
+    with pytest.raises(DataError, match="its contents do not fit together"):
         Learner.load(learner_file)
 
 
@@ -242,7 +253,8 @@ def test_from_data_refuses_no_rows_strings_and_nan_and_takes_any_real_dtype():
     (["--seeds", "5000", "--setting", "class,task"], "20,000 runs, more than the 10,000"),
 ])
 def test_numbers_past_what_torch_or_the_machine_holds_are_one_line(capsys, argv, message):
-    line = one_line(capsys, "run", "--method", "finetune,lwf", *argv)
+    # --out a file: were the number let through, the command would stop there, before any training
+    line = one_line(capsys, "run", "--method", "finetune,lwf", *argv, "--out", os.devnull)
     assert message in line, line
 
 
@@ -344,7 +356,9 @@ def test_report_on_deep_nesting_non_utf8_bytes_or_endless_numbers_is_one_line(tm
 def test_report_out_that_is_an_existing_file_is_one_line(tmp_path, capsys):
     (tmp_path / "results.json").write_text(json.dumps(results_document()))
     (tmp_path / "taken").write_text("")
-    assert "--out " in one_line(capsys, "report", str(tmp_path), "--out", str(tmp_path / "taken"))
+    assert f"--out {tmp_path / 'taken'} is a file" in one_line(capsys, "report", str(tmp_path), "--out",
+                                                                 str(tmp_path / "taken"))
+    assert "cannot write to --out" in one_line(capsys, "report", str(tmp_path), "--out", str(tmp_path / "taken" / "x"))
     assert (tmp_path / "taken").read_text() == ""
 
 

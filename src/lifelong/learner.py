@@ -187,6 +187,12 @@ def check_saved(saved: dict, path) -> None:
     names = spec.get("class_names", [])
     if not isinstance(names, list) or not all(_is_label(c) for c in names):
         refuse("its class names")
+    optimizer = saved["optimizer"]  # None, or its parameter groups by name and torch's state of it
+    if optimizer is not None and not (
+            isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+            and isinstance(optimizer.get("groups"), list)
+            and all(isinstance(g, list) and all(isinstance(n, str) for n in g) for g in optimizer["groups"])):
+        refuse("its optimizer's state")
 
 
 def _differences(saved: dict, state: dict, prefix: str = "backbone.") -> str:
