@@ -34,9 +34,12 @@ IGNORED = ("seed", "progress", "eval_batch_size", "device")  # what may differ b
 
 
 def _how(run: dict) -> dict:
-    """How a run was trained, but for its seed: runs are averaged only when this is equal."""
+    """How a run was trained, and how its scenario was cut, but for its seed: runs are averaged only when this is
+    equal (two runs of one scenario in 5 and in 2 tasks are two rows, not one mean)."""
     config = run.get("config", {})
-    return {k: v for k, v in config.items() if k not in IGNORED}
+    cut = run.get("scenario_config") if isinstance(run.get("scenario_config"), dict) else {}
+    return {**{k: v for k, v in config.items() if k not in IGNORED},
+            **{f"scenario {k}": v for k, v in cut.items() if k not in IGNORED}}
 
 
 def _by_method(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
