@@ -16,7 +16,7 @@ from .._version import __version__
 from ..errors import LifelongError
 from . import distill, learn, listing, report, reproduce, run
 from .arguments import OneLineErrors, comma_list, set_threads
-from .run_checks import check_data_options
+from .run_checks import check_data_options, methods_named
 
 COMMANDS = {  # name -> what it does; in the order of `lifelong --help`
     "run": run.command_run_in_processes, "list": listing.command_list, "learn": learn.command_learn,
@@ -43,8 +43,7 @@ def check_names(args) -> None:
     from ..errors import ConfigError
 
     if args.command == "run":
-        methods = list(catalog.METHODS) if args.method == "all" else comma_list(args.method)
-        names = [("method", name, catalog.METHODS) for name in methods]
+        names = [("method", name, catalog.METHODS) for name in methods_named(args)]
         names += [("setting", setting, catalog.SETTINGS) for setting in comma_list(args.setting or "")]
         if args.data is None:
             names.append(("scenario", args.scenario or "split-digits", catalog.SCENARIOS))

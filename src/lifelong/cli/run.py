@@ -11,7 +11,7 @@ from pathlib import Path
 from ..limits import MAX_RUNS
 from .arguments import (add_data_dir, add_threads, comma_list, key_value, layer_sizes, numpy_seed, seed, side, threads,
                         whole)
-from .run_checks import check_writable, options_by_method, parse_seeds
+from .run_checks import check_writable, methods_named, options_by_method, parse_seeds
 
 EXAMPLES = """examples:
   lifelong run                                     # every method, class- and task-incremental, on split-digits
@@ -30,7 +30,9 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Train one or more methods on a sequence of tasks and measure forgetting. With no arguments: "
                     "every method, class- and task-incremental, on split-digits (embedded data, well under a minute).")
-    run.add_argument("--method", default="all", help="method name(s), comma-separated, or 'all' (default)")
+    run.add_argument("--method", default="all",
+                     help="method name(s), comma-separated, or 'all' (default): every method, the few-shot ones "
+                          "(topic, prototype) on the few-shot scenarios (fscil-*) only")
     run.add_argument("--scenario", help="benchmark name (default split-digits)")
     run.add_argument("--data", metavar="FOLDER",
                      help="your own image folder (one sub-folder per class) instead of a benchmark: its classes in "
@@ -117,7 +119,7 @@ def command_run(args) -> int:
 
     if args.tensorboard:
         check_tensorboard()  # an optional package: missing, one line before any data are read
-    methods = list(METHODS) if args.method == "all" else comma_list(args.method)
+    methods = methods_named(args)
     for name in methods:
         get_method(name)
     settings = comma_list(args.setting or "class,task")

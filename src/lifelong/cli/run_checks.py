@@ -10,6 +10,15 @@ from ..limits import MAX_RUNS, MAX_SEED
 from .arguments import comma_list
 
 
+def methods_named(args) -> list[str]:
+    """--method's names; `all`: `catalog.methods_for_all` of the scenario (the few-shot methods on few-shot ones)."""
+    from .. import catalog
+
+    if args.method != "all":
+        return comma_list(args.method)
+    return catalog.methods_for_all(None if args.data is not None else args.scenario or "split-digits")
+
+
 def parse_seeds(seeds: str | None, seed: int | None) -> list[int]:
     """--seeds as a list (0,1,2) or a count (3: 0, 1, 2); else [--seed] (default 0)."""
     if seeds is None:
