@@ -557,9 +557,10 @@ def parse(argv):
     if len(args.devices) != 2:
         parser.error(f"--devices takes two devices, got {args.devices}")
     args.speed_device = args.speed_device or args.devices[1]
-    from lifelong.catalog import METHODS
+    from lifelong.catalog import METHODS, methods_for_all
 
-    args.methods = list(METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
+    args.methods = (methods_for_all("split-digits") if args.methods == "all"
+                    else [m.strip() for m in args.methods.split(",")])
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         parser.error(f"unknown method(s) {', '.join(unknown)}")
