@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from _common import RESULTS  # noqa: E402  (also puts src/ on the path)
+from lifelong.results import json_safe  # noqa: E402
 
 NO_GPU_LINE = "gpu_check: no CUDA GPU here; nothing measured (run it on a machine with one)"
 DEMO_MEMORY = 200  # `make demo`: lifelong run --memory 200
@@ -514,17 +515,6 @@ def markdown(doc: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- main
-def plain(obj):
-    """For JSON: NaN and infinities (cells not yet measured, a comparison that could not be made) as null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    return obj
-
-
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -635,7 +625,7 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     text = markdown(doc)
     (out_dir / f"{name}.md").write_text(text)
-    (out_dir / f"{name}.json").write_text(json.dumps(plain(doc), indent=2, default=str) + "\n")
+    (out_dir / f"{name}.json").write_text(json.dumps(json_safe(doc), indent=2, default=str) + "\n")
     print(text)
     log(f"written: {out_dir / name}.md and .json")
     return 1 if bad else 0

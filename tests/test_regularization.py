@@ -16,7 +16,7 @@ from lifelong.methods import METHODS as METHODS_BY_NAME
 from lifelong.methods.mas import hebbian_importance
 from lifelong.methods.regularization import batch_gradient_statistic, per_sample_statistic
 from lifelong.models import ContinualModel
-from lifelong.results import _to_json
+from lifelong.results import json_safe
 from lifelong.benchmarks import make_scenario
 
 FAST = dict(epochs=2, batch_size=32, lr=0.005, optimizer="adam", progress=False)
@@ -298,7 +298,7 @@ def test_resume_after_an_interruption_gives_the_same_numbers(digits, tmp_path, n
     with pytest.raises(KeyboardInterrupt):
         run(cls(build_model(digits, hidden=(32,)), "class"), digits, config, out_dir=tmp_path)
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["accuracy_matrix"][:2] == _to_json(reference["accuracy_matrix"][:2])
+    assert saved["accuracy_matrix"][:2] == json_safe(reference["accuracy_matrix"][:2])
     resumed = run(fresh(name, digits, "class", seed=5), digits, config, out_dir=tmp_path, resume=True)
     assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
 

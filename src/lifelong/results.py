@@ -1,6 +1,7 @@
 """Results files: one JSON document per run, written atomically (never half a file on disk)."""
 
 import json
+import math
 import os
 import platform
 import re
@@ -62,20 +63,20 @@ def machine_line(where: dict | None) -> str:
            f"BLAS {where['blas'].split(':')[0]}" + (f", {narrowed}" if narrowed else "")
 
 
-def _to_json(value):
-    """NaN (a task not yet evaluated) becomes null, so the file is valid JSON for every reader."""
-    if isinstance(value, float) and value != value:
+def json_safe(value):
+    """NaN (a task not yet evaluated) and infinities become null, so the file is valid JSON for every reader."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _to_json(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_to_json(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def write_json(path, document: dict) -> None:
     """The document as JSON, replaced atomically (`lifelong.storage`)."""
-    write_text(path, json.dumps(_to_json(document), indent=2) + "\n")
+    write_text(path, json.dumps(json_safe(document), indent=2) + "\n")
 
 
 def read_json(path) -> dict:
