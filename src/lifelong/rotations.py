@@ -174,8 +174,8 @@ def mnist_360_angles(label: int, first: int, count: int, n: int, start: float | 
 
 
 def _turned_per_class(x: torch.Tensor, y: torch.Tensor, interpolation: str):
-    """Mammoth's MNIST-360 test set: class by class (0-8), the k-th image of class j (in the data set's order)
-    turned by k x 360 / n_j degrees. Returns (images, labels, angles)."""
+    """Mammoth's MNIST-360 test set: class by class (0-8; the others left out), the k-th image of class j (in the
+    data set's order) turned by k x 360 / n_j degrees. Returns (images, labels, angles)."""
     idx, angles = [], []
     for j in range(MNIST_360_CLASSES):
         members = torch.nonzero(y == j).flatten()
@@ -232,8 +232,7 @@ def mnist_360(
         x_train, y_train = x_train[kept], y_train[kept]
     counts = [int((y_train == j).sum()) for j in range(MNIST_360_CLASSES)]
     schedule = mnist_360_schedule(counts, batch_size, rounds)
-    keep = y_test < MNIST_360_CLASSES
-    x_test, y_test, _ = _turned_per_class(x_test[keep], y_test[keep], interpolation)
+    x_test, y_test, _ = _turned_per_class(x_test, y_test, interpolation)  # 0-8 only
 
     members = [torch.nonzero(y_train == j).flatten() for j in range(MNIST_360_CLASSES)]  # the data set's order
     generator = torch.Generator().manual_seed(seed)
