@@ -14,7 +14,7 @@ LAYERS = [
     ("foundation", ["_version", "errors", "checks", "catalog", "limits", "storage", "results", "metrics",
                     "transforms", "distillation", "loggers", "plotting", "grid", "distributed"]),
     ("data", ["data", "data.*", "inputs"]),
-    ("scenarios", ["scenarios", "few_shot", "benchmarks"]),
+    ("scenarios", ["scenarios", "rotations", "few_shot", "benchmarks"]),
     ("models", ["models", "models.*", "hebbian", "hebbian.*"]),
     ("methods", ["memory", "methods", "methods.*"]),
     ("training", ["training", "learner"]),

@@ -1,13 +1,14 @@
 """The named benchmarks: a data set and how it is cut into tasks, by name (`lifelong list` describes each).
 
 `make_scenario("split-mnist")` reads the data set (`lifelong.data`) and cuts it (`lifelong.scenarios` for splits
-by classes and permutations, `lifelong.few_shot` for few-shot sessions from index lists). It sits above both, so
-that neither imports the other.
+by classes and permutations, `lifelong.rotations` for rotated MNIST and MNIST-360, `lifelong.few_shot` for few-shot
+sessions from index lists). It sits above them, so that none imports another.
 """
 
 from . import few_shot as fscil  # (`few_shot` is make_scenario's argument)
 from .data import load_dataset, load_omniglot, omniglot_split
 from .errors import ConfigError
+from .rotations import MNIST_360_CLASSES, mnist_360, rotated
 from .scenarios import Scenario, permuted, split_by_classes
 
 
@@ -17,6 +18,11 @@ BENCHMARKS = {
     "split-mnist": ("mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
     "split-fashion": ("fashion-mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
     "permuted-mnist": ("mnist", dict(kind="permuted", n_tasks=10, pad_to=32), None),
+    # Buzzega et al. 2020 (DER; Mammoth's first release): 28x28, ToTensor alone (no normalisation), every task
+    # permuted or rotated; MNIST-360 the general-continual stream (27 segments, one per pair of digits, in order)
+    "permuted-mnist-der": ("mnist", dict(kind="permuted", n_tasks=20, permute_first=True, normalize=False), None),
+    "rotated-mnist": ("mnist", dict(kind="rotated", n_tasks=20), None),
+    "mnist-360": ("mnist", dict(kind="mnist-360", rounds=3, batch_size=16), None),
     "split-cifar100": ("cifar100", dict(kind="split", n_tasks=10, class_order_seed=1993,
                                         augment=True, backbone="resnet32"), (5, 10)),
     "split-omniglot": ("omniglot", dict(kind="split", n_tasks=10,
@@ -70,7 +76,13 @@ def make_scenario(
     if n_tasks is not None:
         if allowed_tasks and n_tasks not in allowed_tasks:
             raise ConfigError(f"{name} comes in {' or '.join(map(str, allowed_tasks))} tasks, got {n_tasks}")
-        spec["n_tasks"] = n_tasks
+        if kind == "mnist-360":  # one task per pair of digits: 9 per round
+            if n_tasks < 1 or n_tasks % MNIST_360_CLASSES:
+                raise ConfigError(f"{name} has {MNIST_360_CLASSES} segments per round (the pairs (0, 1) ... (8, 0)): "
+                                  f"n_tasks must be a multiple of {MNIST_360_CLASSES} (default 27), got {n_tasks}")
+            spec["rounds"] = n_tasks // MNIST_360_CLASSES
+        else:
+            spec["n_tasks"] = n_tasks
     if class_order_seed is not None:
         if kind != "split":
             why = "its index lists fix the classes of each session" if kind == "few-shot" else "every task holds every class"
@@ -87,6 +99,10 @@ def make_scenario(
                                           lookup=fscil.path_lookup(dataset, lists, spec["lists"]))
     elif kind == "split":
         scenario = split_by_classes(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
+    elif kind == "rotated":
+        scenario = rotated(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
+    elif kind == "mnist-360":
+        scenario = mnist_360(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
     else:
         scenario = permuted(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
     scenario.augment, scenario.backbone = augment, backbone

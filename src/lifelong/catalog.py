@@ -56,6 +56,12 @@ SCENARIOS = {
     "split-mnist": "MNIST padded to 32x32 (Hsu et al. 2018), 5 tasks {0,1},{2,3},{4,5},{6,7},{8,9}",
     "split-fashion": "Fashion-MNIST padded to 32x32, 5 tasks of 2 classes",
     "permuted-mnist": "MNIST padded to 32x32, 10 tasks of permuted pixels (domain-incremental by nature)",
+    "permuted-mnist-der": "Buzzega et al. 2020's P-MNIST: MNIST 28x28 in [0, 1], 20 tasks, every one permuted "
+                          "(domain-incremental; MLP 100-100: --hidden 100,100)",
+    "rotated-mnist": "Buzzega et al. 2020's R-MNIST: MNIST 28x28 in [0, 1], 20 tasks, each turned by one angle drawn "
+                     "from [0, 180) (domain-incremental; --hidden 100,100)",
+    "mnist-360": "general continual (Buzzega et al. 2020): digits 0-8 streamed in pairs (0,1)...(8,0), 3 rounds, "
+                 "turning through 360 degrees; 27 ordered segments, one 9-way head (--setting domain)",
     "split-cifar100": "CIFAR-100, 5 or 10 tasks in iCaRL's class order (seed 1993), ResNet-32, crop+flip",
     "split-omniglot": "Omniglot, the first 200 background characters, 28x28, ink 1; of each one's 20 drawings in "
                       "SHA-1 order, 15 train / 5 test; 10 tasks of 20",

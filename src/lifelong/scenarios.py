@@ -63,9 +63,11 @@ class Scenario:
         return iter(self.tasks)
 
 
-def prepare_inputs(dataset: Dataset, pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Float inputs in [0, 1], zero-padded to `pad_to` x `pad_to`, normalised with the training statistics; and
-    that preparation as plain data (`prepare_raw` applies it to other inputs of the data set)."""
+def prepare_inputs(dataset: Dataset, pad_to: int | None = None,
+                   normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Float inputs in [0, 1], zero-padded to `pad_to` x `pad_to`, normalised with the training statistics (or,
+    `normalize=False`, left in [0, 1]: mean 0 and std 1 recorded); and that preparation as plain data
+    (`prepare_raw` applies it to other inputs of the data set)."""
     x_train, x_test = dataset.x_train, dataset.x_test
     if x_train.dtype == torch.uint8:
         x_train, x_test = x_train.float().div_(255), x_test.float().div_(255)
@@ -74,8 +76,12 @@ def prepare_inputs(dataset: Dataset, pad_to: int | None = None) -> tuple[torch.T
             raise ConfigError(f"cannot pad {'x'.join(map(str, x_train.shape[-2:]))} images to {pad_to}x{pad_to}")
         x_train, x_test = _pad(x_train, pad_to), _pad(x_test, pad_to)
     dims = [0, 2, 3]  # per channel
-    mean = x_train.mean(dim=dims, keepdim=True, dtype=torch.float64).float()
-    std = x_train.std(dim=dims, keepdim=True).clamp_min(1e-8)
+    if normalize:
+        mean = x_train.mean(dim=dims, keepdim=True, dtype=torch.float64).float()
+        std = x_train.std(dim=dims, keepdim=True).clamp_min(1e-8)
+    else:  # x - 0 and / 1 leave the values as they are (a copy of the inputs, as normalising makes one)
+        mean = torch.zeros((1, x_train.shape[1], 1, 1), dtype=x_train.dtype)
+        std = torch.ones_like(mean)
     preparation = {"pad_to": pad_to, "mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
     return (x_train - mean) / std, (x_test - mean) / std, preparation
 
@@ -161,7 +167,7 @@ class PermutedTask:
         return len(self.classes)
 
     def _permuted(self, x: torch.Tensor) -> torch.Tensor:
-        if self.perm is None:  # task 1: the original order
+        if self.perm is None:  # task 1 (unless permute_first): the original order
             return x
         # index_select: half the time of x[:, perm] here (0.05 against 0.10 s for 10,000 images), so evaluating a
         # task costs its forward pass and a fifth more
@@ -237,16 +243,21 @@ def permuted(
     pad_to: int | None = None,
     validation_fraction: float = 0.0,
     name: str | None = None,
+    permute_first: bool = False,
+    normalize: bool = True,
 ) -> Scenario:
     """Every task holds all classes with its own fixed random permutation of the pixels.
 
     The first task keeps the original pixel order (as in Hsu et al.'s code); task t > 0 permutes the pixels with
-    a permutation drawn from `seed`. The natural setting is domain-incremental (one shared head).
+    a permutation drawn from `seed`. `permute_first`: the first task is permuted too (Buzzega et al. 2020's
+    Mammoth: every task draws a permutation; task t then has the permutation that task t + 1 has without it).
+    `normalize=False`: inputs left in [0, 1] (Mammoth's `ToTensor` alone), not normalised with the training
+    statistics. The natural setting is domain-incremental (one shared head).
     """
     _check_fraction(validation_fraction)
     if n_tasks < 1:
         raise ConfigError(f"n_tasks must be at least 1, got {n_tasks}")
-    x_train, x_test, _ = prepare_inputs(dataset, pad_to)
+    x_train, x_test, _ = prepare_inputs(dataset, pad_to, normalize)
     shape = x_train.shape[1:]
     n_pixels = int(np.prod(shape))
     generator = torch.Generator().manual_seed(seed)  # the permutations alone: the same with or without validation
@@ -255,14 +266,18 @@ def permuted(
              if validation_fraction > 0 else None)
     tasks = []
     for t in range(n_tasks):
-        perm = None if t == 0 else torch.randperm(n_pixels, generator=generator)
+        perm = None if t == 0 and not permute_first else torch.randperm(n_pixels, generator=generator)
         tasks.append(PermutedTask(t, list(range(dataset.n_classes)), x_train, dataset.y_train, x_test, dataset.y_test,
                                   perm, split))
+    config = dict(kind="permuted", dataset=dataset.name, n_tasks=n_tasks, pad_to=pad_to,
+                  validation_fraction=validation_fraction, seed=seed)
+    # recorded where they differ from the defaults: the configuration of runs made before stays the same (a
+    # checkpoint is resumed only under an equal configuration)
+    config.update({k: v for k, v, default in (("permute_first", permute_first, False),
+                                              ("normalize", normalize, True)) if v != default})
     return Scenario(
         name=name or f"permuted-{dataset.name}", tasks=tasks, class_order=list(range(dataset.n_classes)),
-        class_names=dataset.class_names, input_shape=tuple(shape),
-        config=dict(kind="permuted", dataset=dataset.name, n_tasks=n_tasks, pad_to=pad_to,
-                    validation_fraction=validation_fraction, seed=seed),
+        class_names=dataset.class_names, input_shape=tuple(shape), config=config,
     )
 
 
