@@ -27,6 +27,11 @@ SCENARIO_DEFAULTS = {
     "split-mnist": dict(epochs=4, batch_size=128, lr=0.001, optimizer="adam"),
     "split-fashion": dict(epochs=4, batch_size=128, lr=0.001, optimizer="adam"),
     "permuted-mnist": dict(epochs=4, batch_size=128, lr=0.001, optimizer="adam"),
+    # Buzzega et al. 2020's protocols (Mammoth's first release, its `best_args` for plain SGD): one epoch, no
+    # momentum; their MLP 784-100-100 is `--hidden 100,100` (the default hidden sizes are the library's 400, 400)
+    "permuted-mnist-der": dict(epochs=1, batch_size=128, lr=0.2, optimizer="sgd", momentum=0.0),
+    "rotated-mnist": dict(epochs=1, batch_size=128, lr=0.2, optimizer="sgd", momentum=0.0),
+    "mnist-360": dict(epochs=1, batch_size=16, lr=0.1, optimizer="sgd", momentum=0.0),  # the stream's batches of 16
     "split-cifar100": dict(epochs=30, batch_size=128, lr=0.1, optimizer="sgd", momentum=0.9,
                            weight_decay=5e-4, schedule="cosine"),
     "split-omniglot": dict(epochs=10, batch_size=64, lr=0.001, optimizer="adam"),
