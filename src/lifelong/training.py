@@ -232,18 +232,30 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
             return []
         optimizer = task_optimizer(method, params, config)
         schedule = make_schedule(optimizer, config)
+        descend, loss_of = _descender(optimizer, own_hook(method, "before_step")), method.loss
 
         def step(*batch, weight):
-            return _descend(optimizer, method.loss(*batch), weight, method.before_step)
+            return descend(loss_of(*batch), weight)
+
+    before_epoch = own_hook(method, "before_epoch")
 
     def start_epoch(epoch):
         method.train_mode()
-        method.before_epoch(epoch, config.epochs)
+        if before_epoch is not None:
+            before_epoch(epoch, config.epochs)
 
     losses = _run_epochs(step, start_epoch, data, config.epochs, schedule, scenario, config, generator,
                          _label(task, scenario), shard=not local)
     distributed.settle(method.model)
     return losses
+
+
+def own_hook(method: Method, name: str):
+    """`method`'s hook `name` (bound), or None where it is `Method`'s own, which does nothing: looked up once per
+    task, so that a hook that does nothing for the method at hand costs no call per step. Whatever a subclass
+    defines (or an instance is given) is called, even if it only calls the base class's."""
+    hook = getattr(method, name)
+    return None if getattr(hook, "__func__", None) is getattr(Method, name) else hook
 
 
 def _label(task: Task, scenario) -> str:
@@ -259,7 +271,7 @@ def warm_up_head(method: Method, task: Task, data, scenario, config, generator) 
         return  # nothing new to warm up (the first task, or the domain setting's shared head)
     epochs = warmup_epochs(method, config)
     config = replace(config, lr=config.warmup_lr or config.lr)  # the warm-up's learning rate, also in its errors
-    optimizer = make_optimizer(params, config)
+    descend = _descender(make_optimizer(params, config))
     model = method.model
     augmented = getattr(scenario, "augment", False)
     x, targets, task_ids = data[:3]
@@ -273,21 +285,53 @@ def warm_up_head(method: Method, task: Task, data, scenario, config, generator) 
         if augmented:
             with torch.no_grad():
                 inputs = model.backbone(inputs)
-        return _descend(optimizer, method.classification_loss(model.head(inputs), targets, task_ids), weight)
+        return descend(method.classification_loss(model.head(inputs), targets, task_ids), weight)
 
     _run_epochs(step, lambda epoch: model.eval(), [x, targets, task_ids], epochs, None, scenario, config,
                 generator, f"{_label(task, scenario)} warm-up")
 
 
-def _descend(optimizer, loss: torch.Tensor, weight: float = 1.0, before_step=None) -> torch.Tensor:
-    """One gradient step on `loss`, the loss of this process's share `weight` of the batch (1 alone), with
-    `before_step()` between the backward pass and the step; returns the whole batch's loss, detached."""
-    optimizer.zero_grad(set_to_none=True)
-    loss = distributed.backward(loss, weight, optimizer)  # on several processes: the gradients added up
-    if before_step is not None:
-        before_step()  # after the sum: a penalty's gradient is added once, not once per process
-    optimizer.step()
-    return loss
+def _descender(optimizer, before_step=None):
+    """`descend(loss, weight)`: one gradient step on `loss`, the loss of this process's share `weight` of the batch
+    (1 alone), with `before_step()` (None: nothing) between the backward pass and the step; it returns the whole
+    batch's loss, detached. What does not change from step to step is settled here, once per task: the parameters
+    whose gradients are cleared (those of the optimizer: its groups are complete before the task's first step), and
+    whether the gradients are added up over processes (alone: `loss.backward()`, no message)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    alone = distributed.world_size() == 1
+
+    def descend(loss: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+        for p in params:  # optimizer.zero_grad(set_to_none=True) without its profiler scope: 8 us a step here
+            p.grad = None
+        if alone:
+            loss.backward()
+            loss = loss.detach()
+        else:
+            loss = distributed.backward(loss, weight, optimizer)  # the gradients added up over the processes
+        if before_step is not None:
+            before_step()  # after the sum: a penalty's gradient is added once, not once per process
+        optimizer.step()
+        return loss
+
+    return descend
+
+
+class _IndexBatches:
+    """An epoch's batches of indices, each sliced from the shuffled `order` when it is reached: no list of views
+    made at the start of the epoch, whose size would grow with the number of steps (6,000 a pass over MNIST at
+    batch 10). `len` is the number of batches; iterating twice (`zip` with `input_batches`) slices each once
+    per iteration."""
+
+    def __init__(self, order: torch.Tensor, size: int):
+        self.order, self.size = order, size
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.size)
+
+    def __iter__(self):
+        order, size = self.order, self.size
+        for start in range(0, len(order), size):
+            yield order[start:start + size]
 
 
 def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator,
@@ -300,6 +344,9 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
     inputs, tensors = data[0], data[1:]
     device = tensors[0].device
     n_batches = math.ceil(n / config.batch_size)
+    augment = getattr(scenario, "augment", False)
+    # alone (one process, or a step that takes whole batches), every batch is all this process's: nothing to cut
+    share = distributed.share if shard and distributed.world_size() > 1 else None
     bar = tqdm(total=epochs * n_batches, desc=description, unit="batch", leave=False,
                disable=None if config.progress else True)  # None: off when not a terminal
     last_line = time.monotonic()
@@ -309,15 +356,18 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
             start_epoch(epoch)
             order = torch.randperm(n, generator=generator).to(device)
             epoch_loss = torch.zeros((), device=device)
-            batches = order.split(config.batch_size)
+            batches = _IndexBatches(order, config.batch_size)
             for idx, x in zip(batches, input_batches(inputs, batches)):
-                rest = [t[idx] for t in tensors]
-                if getattr(scenario, "augment", False):  # drawn for the whole batch: the generators stay in step
+                rest = [t.index_select(0, idx) for t in tensors]  # = t[idx], without indexing's parsing
+                if augment:  # drawn for the whole batch: the generators stay in step
                     x = crop_and_flip(x, generator)
-                mine, weight = distributed.share(len(idx)) if shard else (slice(None), 1.0)
-                loss = step(x[mine], *(t[mine] for t in rest), weight=weight)
+                if share is None:
+                    loss = step(x, *rest, weight=1.0)
+                else:
+                    mine, weight = share(len(idx))
+                    loss = step(x[mine], *(t[mine] for t in rest), weight=weight)
                 if loss is not None:
-                    epoch_loss += loss
+                    epoch_loss += loss  # a tensor: no sync with the device, nothing that grows with the steps
                 bar.update()
             # one check per epoch: a check per batch would force a device sync at every step
             if not torch.isfinite(epoch_loss):

@@ -137,8 +137,10 @@ class Method:
     def seen(self, logits: torch.Tensor) -> torch.Tensor:
         """The outputs of the tasks seen so far. The same logits, unless the head was built with every class's
         output from the start (`preallocate_head`, Hsu et al.'s class-IL head): later classes stay out until
-        their task comes."""
-        return logits[:, : self.output_mask.shape[1]]
+        their task comes. (The logits themselves when they are all seen: a slice of every column would still cost
+        a step two operations, forward and backward.)"""
+        n = self.output_mask.shape[1]
+        return logits if logits.shape[1] == n else logits[:, :n]
 
     def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over the outputs the setting allows: a sample's own task part in the task setting."""
