@@ -32,7 +32,8 @@ from lifelong.experiment import build_method, build_model, train_config
 from lifelong.memory import ExemplarMemory
 from lifelong.methods.bic import BiC
 from lifelong.results import versions
-from lifelong.scenarios import Scenario, Task, make_scenario
+from lifelong.benchmarks import make_scenario
+from lifelong.scenarios import Scenario, Task
 
 NOTES = """## Notes
 

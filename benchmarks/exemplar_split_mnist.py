@@ -16,7 +16,7 @@ from _common import RESULTS, data_dir, machine, pin_threads, save
 
 from lifelong.experiment import run_experiment
 from lifelong.results import thread_note
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 ROWS = {
     "replay-1100": ("replay", {"memory": 1100, "mix": "repeat"}),

@@ -138,7 +138,7 @@ def demo_runs(methods: list[str], settings: list[str]):
     from lifelong.catalog import METHODS
     from lifelong.errors import ConfigError
     from lifelong.experiment import build_method, build_model
-    from lifelong.scenarios import make_scenario
+    from lifelong.benchmarks import make_scenario
 
     scenario = make_scenario("split-digits")
     runs, skipped = [], []
@@ -218,7 +218,7 @@ def agreement(args, deadline: float) -> dict:
 def speed_scenario(args, work: Path):
     """split-CIFAR-100 (10 tasks) from the real archive in --data-dir, or from a synthetic one written in `work`."""
     from lifelong.data import cifar, md5sum
-    from lifelong.scenarios import make_scenario
+    from lifelong.benchmarks import make_scenario
 
     if args.data_dir is not None:
         return make_scenario("split-cifar100", data_dir=args.data_dir, n_tasks=10, download=False), None
@@ -557,9 +557,10 @@ def parse(argv):
     if len(args.devices) != 2:
         parser.error(f"--devices takes two devices, got {args.devices}")
     args.speed_device = args.speed_device or args.devices[1]
-    from lifelong.catalog import METHODS
+    from lifelong.catalog import METHODS, methods_for_all
 
-    args.methods = list(METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
+    args.methods = (methods_for_all("split-digits") if args.methods == "all"
+                    else [m.strip() for m in args.methods.split(",")])
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         parser.error(f"unknown method(s) {', '.join(unknown)}")
@@ -589,7 +590,7 @@ def main(argv=None) -> int:
         print(NO_GPU_LINE)
         return 0
     from lifelong.errors import ConfigError
-    from lifelong.training import check_device
+    from lifelong.checks import check_device
 
     try:
         for d in asked:

@@ -17,7 +17,7 @@ from _common import RESULTS, save
 
 from lifelong.experiment import run_experiment
 from lifelong.report import comparison_table, plot
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 METHODS = ("finetune", "joint", "competitive", "neural-gas")
 

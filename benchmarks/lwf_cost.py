@@ -20,7 +20,7 @@ from _common import data_dir, machine, pin_threads, save
 
 from lifelong.training import TrainConfig, train_task
 from lifelong.experiment import build_method, build_model
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 NAMES = ("finetune", "lwf")
 NOTES = """## Where the extra cost goes

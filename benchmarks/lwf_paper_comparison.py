@@ -17,7 +17,7 @@ import torch
 from _common import data_dir, machine, pin_threads, save
 
 from lifelong.experiment import run_experiment
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 METHODS = ("finetune", "finetune-fc", "feature-extraction", "lwf", "joint")
 

@@ -43,7 +43,8 @@ from lifelong.methods.mas import add_layer_importance, hebbian_importance, relu_
 from lifelong.methods.regularization import batch_gradient_statistic, per_sample_statistic
 from lifelong.models import linear_maps, linear_parts
 from lifelong.results import versions
-from lifelong.scenarios import Scenario, Task, make_scenario, prepare_inputs
+from lifelong.benchmarks import make_scenario
+from lifelong.scenarios import Scenario, Task, prepare_inputs
 
 RESULTS_TMP = Path(tempfile.gettempdir())
 L_MAS_NOTE = """## l-MAS against one forward pass: not met (at parity), and why

@@ -20,7 +20,7 @@ from lifelong.engine import run
 from lifelong.experiment import build_model, train_config
 from lifelong.methods import MAS, Finetune, LocalMAS
 from lifelong.results import versions
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 STRENGTH = 1.0
 

@@ -32,7 +32,7 @@ from _common import data_dir, machine, pin_threads, save
 from torch import nn
 
 from lifelong.learner import Learner
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 from lifelong.training import TrainConfig, evaluate
 
 HIDDEN = (400, 400)  # `--hidden 8`: a model so small that a step is nearly all fixed cost (the difference in ms

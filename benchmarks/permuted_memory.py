@@ -20,7 +20,7 @@ def child(n_tasks: int) -> dict:
     import torch
 
     from lifelong.experiment import run_experiment
-    from lifelong.scenarios import make_scenario
+    from lifelong.benchmarks import make_scenario
 
     torch.set_num_threads(1)
     scenario = make_scenario("permuted-mnist", data_dir=data_dir(), n_tasks=n_tasks, download=False)

@@ -19,7 +19,7 @@ from _common import data_dir, machine, pin_threads, save
 from torch import nn
 
 from lifelong.experiment import run_experiment
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 ROWS = {  # row -> (method, options); the defaults unless said
     "finetune": ("finetune", {}),

@@ -8,7 +8,7 @@ from lifelong import catalog
 from lifelong.methods import METHODS
 from lifelong.reproduce import REPRODUCTIONS
 from lifelong.reproduce_steps import PROTOCOLS
-from lifelong.scenarios import BENCHMARKS
+from lifelong.benchmarks import BENCHMARKS
 
 
 def test_catalogue_matches_the_registries():
@@ -18,6 +18,19 @@ def test_catalogue_matches_the_registries():
         assert METHODS[name].keeps_exemplars == keeps_exemplars, name
     assert list(catalog.SCENARIOS) == list(BENCHMARKS)
     assert list(catalog.REPRODUCTIONS) == [*REPRODUCTIONS, *PROTOCOLS]
+
+
+def test_method_all_runs_the_few_shot_methods_on_few_shot_scenarios_only():
+    """`--method all`'s rule (catalog.methods_for_all): the few-shot scenarios are the registry's few-shot ones, and
+    only there do the few-shot methods join the ordinary ones."""
+    assert list(catalog.FEW_SHOT_SCENARIOS) == [name for name, (_, spec, _) in BENCHMARKS.items()
+                                                if spec["kind"] == "few-shot"]
+    assert set(catalog.FEW_SHOT_METHODS) == {"topic", "prototype"} <= set(catalog.METHODS)
+    ordinary = [name for name in catalog.METHODS if name not in ("topic", "prototype")]
+    for scenario in ("split-digits", "split-mnist", "permuted-mnist", "split-omniglot", None):  # None: --data
+        assert catalog.methods_for_all(scenario) == ordinary, scenario
+    for scenario in catalog.FEW_SHOT_SCENARIOS:
+        assert catalog.methods_for_all(scenario) == list(catalog.METHODS), scenario
 
 
 def _imports_torch(*argv) -> tuple[bool, str]:

@@ -80,16 +80,33 @@ def test_run_writes_results_and_report(capsys, tmp_path):
 
 
 def test_the_default_run_trains_every_method_that_needs_no_memory(capsys, tmp_path):
-    """`make demo`'s `lifelong run`, class setting, one epoch: every method in the catalogue that keeps no exemplars
-    runs to the end on split-digits (none is refused by its own check)."""
+    """`make demo`'s `lifelong run`, class setting, one epoch: every method of `all` on split-digits (the few-shot
+    ones are for the few-shot scenarios) that keeps no exemplars runs to the end (none is refused by its own check)."""
     from lifelong import catalog
     code, out, err = run_cli(capsys, "run", "--setting", "class", "--epochs", "1", "--hidden", "16", "--quiet",
                              "--out", str(tmp_path / "demo"))
     assert code == 0, err
-    expected = {name for name, (_, _, keeps) in catalog.METHODS.items() if not keeps}
+    expected = {name for name in catalog.methods_for_all("split-digits") if not catalog.METHODS[name][2]}
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert {r["method"] for r in summary["runs"]} == expected
     assert not any(line.startswith("skipped:") for line in err.splitlines()), err
+
+
+@pytest.mark.parametrize("argv, few_shot", [
+    ([], False), (["--scenario", "split-mnist"], False), (["--data", "photos"], False),
+    (["--scenario", "fscil-omniglot"], True), (["--scenario", "fscil-cifar100"], True),
+])
+def test_method_all_is_every_method_the_few_shot_ones_on_few_shot_scenarios_only(argv, few_shot):
+    """What `--method all` (the default) runs, read from the command line as `lifelong run` reads it (no training):
+    the ordinary methods everywhere, topic and prototype only on a few-shot scenario; named, they run anywhere."""
+    from lifelong import catalog
+    from lifelong.cli import build_parser
+    from lifelong.cli.run_checks import methods_named
+
+    methods = methods_named(build_parser().parse_args(["run", *argv]))
+    assert ("topic" in methods, "prototype" in methods) == (few_shot, few_shot)
+    assert set(methods) == set(catalog.METHODS) - ({"topic", "prototype"} if not few_shot else set())
+    assert methods_named(build_parser().parse_args(["run", "--method", "topic,finetune"])) == ["topic", "finetune"]
 
 
 def test_single_run_writes_results_json_in_out(capsys, tmp_path):

@@ -217,7 +217,7 @@ def test_predict_and_learn_read_folders_as_the_learner_saw_its_images(omniglot_f
     drawings = sorted((omniglot_folder / "character07").iterdir())
     for drawing in drawings:
         (flat / drawing.name).write_bytes(drawing.read_bytes())
-    monkeypatch.setattr(cli, "PREDICT_CHUNK", 3)  # 20 drawings: 7 reads
+    monkeypatch.setattr(cli.learn, "PREDICT_CHUNK", 3)  # 20 drawings: 7 reads (`lifelong predict` is in cli/learn.py)
     capsys.readouterr()
     assert cli.main(["predict", learner_file, "--data", str(flat)]) == 0
     raw = torch.stack([read_image(drawing, "L") for drawing in drawings])

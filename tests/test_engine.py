@@ -13,7 +13,8 @@ from lifelong.errors import ConfigError, DataError, TrainingError
 from lifelong.experiment import build_method, build_model, run_experiment
 from lifelong.methods import Finetune, Joint
 from lifelong.results import _to_json
-from lifelong.scenarios import make_scenario, split_by_classes
+from lifelong.benchmarks import make_scenario
+from lifelong.scenarios import split_by_classes
 from lifelong.storage import load_checkpoint
 
 FAST = dict(epochs=2, batch_size=32, lr=0.005, optimizer="adam", progress=False)

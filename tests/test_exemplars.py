@@ -13,7 +13,7 @@ from lifelong.experiment import build_method, build_model, run_experiment
 from lifelong.memory import ExemplarMemory, herding
 from lifelong.methods import BiC, ICaRL
 from lifelong.methods.bic import BiasLayer
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 FAST = dict(epochs=2, batch_size=32, lr=0.005, optimizer="adam", progress=False)
 

@@ -15,7 +15,7 @@ from lifelong import few_shot
 from lifelong.data import load_cub200, load_mini_imagenet
 from lifelong.errors import ConfigError, DataError
 from lifelong.experiment import train_config
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 PROTOCOLS = {"fscil-mini-imagenet": "mini_imagenet", "fscil-cub200": "cub200"}
 # the image a line names, written out here rather than taken from the loaders under test: miniImageNet's file name,

@@ -10,7 +10,7 @@ from lifelong.engine import TrainConfig, run
 from lifelong.errors import ConfigError
 from lifelong.experiment import build_method, build_model, run_experiment
 from lifelong.methods import Competitive, NeuralGasMethod
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 FAST = dict(epochs=2, batch_size=32, progress=False)
 

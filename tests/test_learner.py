@@ -16,7 +16,7 @@ from lifelong import Learner
 from lifelong.data import load_digits
 from lifelong.errors import ConfigError, DataError
 from lifelong.experiment import run_experiment
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 FAST = dict(epochs=2, batch_size=32, lr=0.005, optimizer="adam", progress=False)
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -67,7 +67,7 @@ CONTINUE = """
 import json, sys
 import numpy as np
 from lifelong import Learner
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 tasks = make_scenario("split-digits").tasks
 learner = Learner.load(sys.argv[1])
 rows = []

@@ -6,7 +6,7 @@ from lifelong.engine import TrainConfig, run
 from lifelong.training import train_task
 from lifelong.errors import ConfigError
 from lifelong.experiment import build_method, build_model
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 FAST = dict(epochs=2, batch_size=32, lr=0.005, optimizer="adam", progress=False)
 

@@ -17,7 +17,7 @@ from lifelong.methods.mas import hebbian_importance
 from lifelong.methods.regularization import batch_gradient_statistic, per_sample_statistic
 from lifelong.models import ContinualModel
 from lifelong.results import _to_json
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 FAST = dict(epochs=2, batch_size=32, lr=0.005, optimizer="adam", progress=False)
 METHODS = ("mas", "l-mas", "ewc", "online-ewc", "si", "l2")

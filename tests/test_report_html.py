@@ -113,6 +113,15 @@ def test_curves_of_seeds_are_a_mean_line_and_a_min_max_band_against_classes_seen
     plt.close(fig)
 
 
+def test_runs_of_one_scenario_cut_into_other_task_counts_are_two_rows_not_one_mean():
+    five, two = fake_run("finetune", n_tasks=5), fake_run("finetune", n_tasks=2)
+    five["scenario_config"], two["scenario_config"] = {"n_tasks": 5, "seed": 0}, {"n_tasks": 2, "seed": 0}
+    fig = report_figure([five, two])  # averaging a 5x5 with a 2x2 matrix crashed the heat maps
+    titles = [ax.get_title() for ax in fig.get_axes()]
+    assert any("scenario n_tasks=5" in t for t in titles) and any("scenario n_tasks=2" in t for t in titles)
+    plt.close(fig)
+
+
 def test_forgetting_of_each_task_is_its_best_earlier_accuracy_minus_its_last():
     R = [[0.7, None, None], [0.9, 0.8, None], [0.6, 0.4, 0.95]]  # task 1 best after task 2 (backward transfer)
     assert task_forgetting(R) == pytest.approx([0.9 - 0.6, 0.8 - 0.4])

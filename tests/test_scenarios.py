@@ -5,7 +5,8 @@ import torch
 
 from lifelong.data import Omniglot, load_digits, load_mnist, load_omniglot, omniglot_split
 from lifelong.errors import ConfigError
-from lifelong.scenarios import class_order, make_scenario, permuted, prepare_inputs, split_by_classes
+from lifelong.benchmarks import make_scenario
+from lifelong.scenarios import class_order, permuted, prepare_inputs, split_by_classes
 
 
 @pytest.fixture(scope="module")

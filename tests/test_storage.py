@@ -24,7 +24,7 @@ from lifelong.experiment import run_experiment
 from lifelong.loggers import csv_file
 from lifelong.report import file_names
 from lifelong.results import write_json
-from lifelong.scenarios import make_scenario
+from lifelong.benchmarks import make_scenario
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}

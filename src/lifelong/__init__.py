@@ -1,6 +1,6 @@
 """lifelong: continual (lifelong) learning on PyTorch."""
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 
 def __getattr__(name):

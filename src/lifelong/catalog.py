@@ -45,6 +45,12 @@ METHODS = {
                   "features (FSCIL baseline)", CLASS_ONLY, False),
 }
 
+# `--method all` (the default of `lifelong run`), the rule in one place: every method, but the methods made for
+# few-shot class-incremental learning (FSCIL: a large base session, then sessions of a few shots per new class) only
+# on the few-shot scenarios, where the ordinary methods run beside them as TOPIC's table compares (fine-tuning, joint
+# training, iCaRL, replay with nearest-mean classification, ...). Named, any method runs on any scenario.
+FEW_SHOT_METHODS = ("topic", "prototype")
+
 SCENARIOS = {
     "split-digits": "scikit-learn digits (8x8, embedded, no download), 5 tasks of 2 classes",
     "split-mnist": "MNIST padded to 32x32 (Hsu et al. 2018), 5 tasks {0,1},{2,3},{4,5},{6,7},{8,9}",
@@ -62,6 +68,14 @@ SCENARIOS = {
     "fscil-cub200": "FSCIL (TOPIC, CEC): CUB-200-2011 resized to 84x84, 100 base classes then 10 sessions of 10-way "
                     "5-shot, official lists, ResNet-20",
 }
+
+FEW_SHOT_SCENARIOS = ("fscil-cifar100", "fscil-omniglot", "fscil-mini-imagenet", "fscil-cub200")
+
+
+def methods_for_all(scenario: str | None) -> list[str]:
+    """The methods `--method all` names on `scenario` (None: your own data, `--data FOLDER`, an ordinary one)."""
+    return [name for name in METHODS if name not in FEW_SHOT_METHODS or scenario in FEW_SHOT_SCENARIOS]
+
 
 REPRODUCTIONS = {
     "hsu2018-split-mnist": "Hsu et al. 2018, Table 2: split-MNIST, task-, domain- and class-IL",

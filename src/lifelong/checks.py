@@ -51,3 +51,22 @@ def as_tensor(X: np.ndarray):
 
     X = np.ascontiguousarray(X)
     return torch.from_numpy(X if X.flags.writeable else X.copy())
+
+
+def check_device(device: str) -> None:
+    """A torch device this machine has (a clear error before any work, rather than a traceback later). Here, below
+    both the training loop and the processes of a distributed run, which check the device before they start."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if parsed.type not in ("cpu", "cuda", "mps"):  # torch knows more (meta: tensors without data), none trains here
+        raise ConfigError(f"device {device!r} cannot train; use cpu, cuda, cuda:N or mps")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: this machine (or this torch build) has no CUDA GPU; use --device cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r}: MPS is not available here; use --device cpu")

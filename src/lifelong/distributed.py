@@ -25,6 +25,7 @@ import os
 import torch
 import torch.distributed as dist
 
+from .checks import check_device
 from .errors import ConfigError, TrainingError
 
 
@@ -33,8 +34,6 @@ def init(device: str = "cpu") -> None:
     the gloo backend on CPU, NCCL on CUDA with each process on the GPU of its LOCAL_RANK. Alone: nothing."""
     if int(os.environ.get("WORLD_SIZE", "1")) == 1 or dist.is_initialized():
         return
-    from .training import check_device  # (training imports this module)
-
     check_device(device)  # a clear error before joining, not a traceback
     parsed = torch.device(device)
     if parsed.type == "cuda":

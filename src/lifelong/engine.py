@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import distributed, metrics
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, LifelongError, TrainingError
 from .learner import Learner
 from .methods import Method
 from .results import load_checkpoint, machine, save_checkpoint, versions, write_json
@@ -43,6 +43,32 @@ def _differences(saved: dict, now: dict) -> list[str]:
         else:
             found.append(key)
     return found
+
+
+CHECKPOINT = ("completed_tasks", "method", "optimizer", "rng", "history", "fingerprint")  # what `run` writes
+HISTORY = ("correct_aware", "correct_agnostic", "counts", "val_aware", "val_agnostic", "val_counts", "train_time_s",
+           "eval_time_s")  # a checkpoint's history (and epoch_loss, which older ones lack)
+
+
+def check_checkpoint(checkpoint, path, n_tasks: int) -> None:
+    """A loaded checkpoint.pt, checked before a run resumes from it: a file that loads safely may still be no
+    checkpoint (a learner.pt copied there, `{}`, a number)."""
+    from .learner import FORMAT
+
+    if isinstance(checkpoint, dict) and checkpoint.get("format") == FORMAT:
+        raise DataError(f"{path} is a saved learner (`lifelong learn` and `predict` take it), not a run's checkpoint: "
+                        "only a checkpoint that `lifelong run` wrote can be resumed")
+    missing = [key for key in CHECKPOINT if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:
+        raise DataError(f"{path} is not a checkpoint of lifelong run (no {', '.join(missing)}): delete it and run "
+                        "again into a new --out")
+    done, fingerprint, history = checkpoint["completed_tasks"], checkpoint["fingerprint"], checkpoint["history"]
+    if isinstance(done, bool) or not isinstance(done, int) or not 0 <= done <= n_tasks \
+            or not isinstance(fingerprint, dict) or not isinstance(fingerprint.get("train"), dict) \
+            or not isinstance(history, dict) or not isinstance(checkpoint["rng"], dict) \
+            or not all(isinstance(history.get(key), list) for key in HISTORY):
+        raise DataError(f"{path} was altered: its finished tasks, fingerprint or history are not what lifelong run "
+                        "writes; delete it and run again into a new --out")
 
 
 def _fingerprint(scenario: Scenario, method: Method, config: TrainConfig) -> dict:
@@ -116,6 +142,7 @@ def _run_tasks(learner: Learner, scenario: Scenario, method: Method, config: Tra
             raise DataError(f"{checkpoint_path} cannot be read ({type(error).__name__}: {error}): it is damaged. "
                             "The results.json beside it keeps the finished tasks' numbers; delete the checkpoint "
                             "and run again into a new --out") from None
+        check_checkpoint(checkpoint, checkpoint_path, n_tasks)
         saved = checkpoint["fingerprint"]
         # a checkpoint from before a TrainConfig field existed ran with that field's default
         saved["train"] = {**{k: v for k, v in asdict(TrainConfig()).items() if k in fingerprint["train"]},
@@ -125,13 +152,24 @@ def _run_tasks(learner: Learner, scenario: Scenario, method: Method, config: Tra
                               f"({'; '.join(_differences(saved, fingerprint))}): "
                               "resume with the same options, or choose another --out")
         start_task = checkpoint["completed_tasks"]
-        learner.load_state_dict(checkpoint, scenario.tasks[:start_task])
+        try:
+            learner.load_state_dict(checkpoint, scenario.tasks[:start_task])
+        except LifelongError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            raise DataError(f"{checkpoint_path} was altered: its state does not fit the run it names "
+                            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); delete "
+                            "it and run again into a new --out") from None
         history = checkpoint["history"]
         history.setdefault("epoch_loss", [[] for _ in range(start_task)])  # a checkpoint from before it was kept
     results = None
     for task in scenario.tasks[start_task:]:
         started = time.perf_counter()
-        learner.learn_task(task, scenario)
+        try:
+            learner.learn_task(task, scenario)
+        except TrainingError as error:  # the loss became NaN
+            raise TrainingError(f"{error} and run again into a new --out (a resume continues only with the same "
+                                "options); the tasks finished before this one stay saved in --out") from None
         distributed.check_same(method.model, task.id)
         trained = time.perf_counter()
         seen = scenario.tasks[: task.id + 1]

@@ -15,7 +15,8 @@ from .learner import DEFAULTS as LEARNER_DEFAULTS
 from .learner import BACKBONES, Learner, build_backbone, build_method  # noqa: F401 (also imported from here)
 from .methods import FeatureExtraction, get_method
 from .models import ContinualModel
-from .scenarios import Scenario, make_scenario
+from .benchmarks import make_scenario
+from .scenarios import Scenario
 
 # Training defaults per scenario. The MNIST family follows Hsu et al. 2018 (MLP 400-400, 4 epochs, batch 128,
 # Adam 0.001); CIFAR-100 the usual ResNet-32 recipe (SGD 0.1, momentum 0.9, weight decay 5e-4, cosine), with

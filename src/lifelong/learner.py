@@ -20,6 +20,7 @@ learner continues with exactly the numbers an uninterrupted one would give. The 
 drives a learner over a whole scenario; `run_experiment(..., return_learner=True)` hands it back.
 """
 
+import math
 from contextlib import contextmanager
 from dataclasses import asdict
 from types import SimpleNamespace
@@ -28,10 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import as_tensor
-from .data.user import as_labels, from_dataset
-from .errors import ConfigError, DataError
+from .data.user import as_inputs, as_labels, from_dataset
+from .errors import ConfigError, DataError, LifelongError, TrainingError
 from .inputs import in_order
+from .limits import MAX_INPUT_VALUES, MAX_PARAMETERS, check_mlp, mlp_parameters
 from .methods import Method, get_method, method_options
 from .models import MLP, ContinualModel, resnet20, resnet32
 from .results import load_checkpoint, save_checkpoint
@@ -42,6 +43,7 @@ from .training import (TrainConfig, check_options_used, check_warmup_used, impor
 
 BACKBONES = ("mlp", "resnet20", "resnet32")
 FORMAT = "lifelong.Learner"
+SAVED = ("format", "version", "spec", "config", "augment", "tasks", "method", "optimizer", "rng")  # what save writes
 # Training defaults of a learner built by hand: Hsu et al.'s recipe for small images (4 epochs, batch 128, Adam)
 DEFAULTS = dict(epochs=4, batch_size=128, lr=0.001, optimizer="adam")
 
@@ -49,7 +51,16 @@ DEFAULTS = dict(epochs=4, batch_size=128, lr=0.001, optimizer="adam")
 def build_backbone(name: str, input_shape: tuple[int, ...], hidden=(400, 400), dropout: float = 0.0) -> nn.Module:
     """One of the library's backbones for inputs of `input_shape` (C, H, W) or (features,)."""
     if name == "mlp":
-        return MLP(int(np.prod(input_shape)), tuple(hidden), dropout)
+        n_inputs = int(np.prod(input_shape))
+        check_mlp(n_inputs, hidden)  # an absurd size is refused before it is allocated
+        try:
+            return MLP(n_inputs, tuple(hidden), dropout)
+        except RuntimeError as error:  # torch's allocator: more than this machine has
+            if "alloc" not in str(error):
+                raise
+            raise ConfigError(f"an MLP of hidden sizes {','.join(map(str, hidden))} on inputs of {n_inputs:,} values "
+                              f"does not fit in memory here ({str(error).splitlines()[0]}): give smaller hidden "
+                              "sizes") from None
     if name in ("resnet20", "resnet32"):
         if len(input_shape) != 3:
             raise ConfigError(f"{name} takes images (channels, height, width), got inputs of shape {input_shape}")
@@ -91,19 +102,6 @@ def feature_size(backbone: nn.Module, x: torch.Tensor) -> int:
     return out.shape[1]
 
 
-def as_inputs(x) -> torch.Tensor:
-    """Inputs as a float tensor: numpy arrays and tensors alike, integers (uint8 images) scaled to [0, 1]."""
-    if isinstance(x, np.ndarray):
-        x = as_tensor(x)
-    if not isinstance(x, torch.Tensor):
-        raise ConfigError(f"inputs must be a tensor, a numpy array or a map-style Dataset, got {type(x).__name__}")
-    if x.dim() < 2:
-        raise ConfigError(f"inputs must be a batch (samples, ...), got a tensor of shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        x = x.float().div_(255)
-    return x.float() if x.dtype == torch.float64 else x
-
-
 def same_labels(predicted: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Where the predicted labels are the true ones; an integer label and its digits name the same class (a data
     set's class names are strings, an .npz's labels often integers)."""
@@ -115,6 +113,98 @@ def same_labels(predicted: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _plain(label):
     """A numpy label as a Python int or str (JSON and the safe loader take these)."""
     return label.item() if isinstance(label, np.generic) else label
+
+
+def _brief(value) -> str:
+    """A value from a file in a message: one line, at most 60 characters (a tensor's repr runs over many)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_plain(value) -> bool:
+    """An option as `save` writes it: a number, a string, True/False/None, or lists and dicts of them."""
+    if isinstance(value, list):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _is_label(value) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _is_size(value, high: int = MAX_INPUT_VALUES) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high
+
+
+def check_saved(saved: dict, path) -> None:
+    """The contents of a learner file, checked before anything is built from them: the entries `save` writes and
+    no other, the method, setting and backbone by name, and every size within the bounds of `lifelong.limits`
+    (the safe loader reads only tensors and plain data, but those can still ask for a layer of 10^8 units)."""
+    def refuse(what: str):
+        raise DataError(f"{path} is not a learner lifelong saved, or was altered: {what}")
+
+    if set(saved) != set(SAVED):
+        lacks, adds = [k for k in SAVED if k not in saved], sorted(str(k) for k in saved if k not in SAVED)
+        refuse(", ".join(([f"it lacks {', '.join(lacks)}"] if lacks else []) +
+                         ([f"it has unknown entries {', '.join(adds[:5])}"] if adds else [])))
+    spec, tasks = saved["spec"], saved["tasks"]
+    if type(saved["version"]) is not int or saved["version"] != 1:
+        refuse(f"format version {_brief(saved['version'])} (this lifelong reads version 1)")
+    if not isinstance(spec, dict) or not all(isinstance(spec.get(k), str) for k in ("method", "setting", "backbone")):
+        refuse("its spec names no method, setting and backbone")
+    from .catalog import METHODS
+
+    for key, known in (("method", METHODS), ("setting", SETTINGS), ("backbone", BACKBONES + ("custom",))):
+        if spec[key] not in known:
+            refuse(f"unknown {key} {_brief(spec[key])}")
+    options = spec.get("options")
+    if not isinstance(options, dict) or not all(isinstance(k, str) and _is_plain(v) for k, v in options.items()):
+        refuse(f"its method options {_brief(options)} are not names with numbers or strings")
+    hidden, shape = spec.get("hidden"), spec.get("input_shape")
+    if not isinstance(hidden, list) or not hidden or not all(_is_size(h) for h in hidden):
+        refuse(f"hidden sizes {_brief(hidden)}")
+    # math.prod: Python's integers, which numpy's int64 product would overflow on three large sides
+    if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(_is_size(n) for n in shape) \
+            or math.prod(shape) > MAX_INPUT_VALUES:
+        refuse(f"input shape {_brief(shape)} (at most {MAX_INPUT_VALUES:,} values per input)")
+    if spec["backbone"] == "mlp" and mlp_parameters(math.prod(shape), hidden) > MAX_PARAMETERS:
+        refuse(f"an MLP of {mlp_parameters(math.prod(shape), hidden):,} parameters")
+    if not isinstance(tasks, list) or not tasks or not all(
+            isinstance(t, list) and t and all(_is_label(c) for c in t) for t in tasks):
+        refuse("its tasks are not lists of class labels")
+    state = saved["method"]
+    heads = state.get("head_sizes") if isinstance(state, dict) else None
+    # the head has one output per class learned (all of them from the start where a run preallocated it)
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not isinstance(heads, list) \
+            or not all(_is_size(h) for h in heads) or sum(heads) > sum(map(len, tasks)):
+        refuse("its method's state does not match its tasks")
+    if not isinstance(saved["config"], dict) or not _is_plain(saved["config"]) \
+            or not isinstance(saved["config"].get("milestones"), list) or not isinstance(saved["augment"], bool) \
+            or not isinstance(saved["rng"], dict):
+        refuse("its training configuration or random state")
+    names = spec.get("class_names", [])
+    if not isinstance(names, list) or not all(_is_label(c) for c in names):
+        refuse("its class names")
+    optimizer = saved["optimizer"]  # None, or its parameter groups by name and torch's state of it
+    if optimizer is not None and not (
+            isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+            and isinstance(optimizer.get("groups"), list)
+            and all(isinstance(g, list) and all(isinstance(n, str) for n in g) for g in optimizer["groups"])):
+        refuse("its optimizer's state")
+
+
+def _differences(saved: dict, state: dict, prefix: str = "backbone.") -> str:
+    """How the backbone weights in a file (in `saved`, a model's state dict) differ from a backbone's `state`: the
+    first few names missing, unexpected or of another shape; empty when they fit."""
+    saved = {k[len(prefix):]: v for k, v in saved.items() if isinstance(k, str) and k.startswith(prefix)}
+    shape = lambda v: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__  # noqa: E731
+    found = [f"{k} is missing" for k in state if k not in saved]
+    found += [f"{k} is not in the model" for k in saved if k not in state]
+    found += [f"{k} is {shape(state[k])} in the model, {shape(saved[k])} in the file"
+              for k in state if k in saved and shape(saved[k]) != shape(state[k])]
+    return "; ".join(found[:3]) + (f" (and {len(found) - 3} more)" if len(found) > 3 else "")
 
 
 class _TaskRecord:
@@ -245,7 +335,12 @@ class Learner:
         """Learn the next task: inputs and their labels (tensors or numpy arrays), a map-style Dataset of
         (input, label) pairs, or a scenario's `Task`. Returns the learner."""
         task = x if hasattr(x, "x_train") and y is None else self._make_task(x, y)
-        return self.learn_task(task)
+        try:
+            return self.learn_task(task)
+        except TrainingError as error:  # the loss became NaN: what to change is this learner's, not a run's
+            raise TrainingError(f"{error}: learner.config.lr in Python, --lr when `lifelong learn` starts a new "
+                                "learner; then learn the task again from the learner as saved, since this one's "
+                                "weights are spoiled (`lifelong learn` did not write them)") from None
 
     def learn_task(self, task, scenario=None) -> "Learner":
         """Learn `task` (its id must be the next one): the method's hooks around the epochs of training."""
@@ -402,20 +497,41 @@ class Learner:
                             f"{str(error).splitlines()[0] if str(error) else ''}); nothing was run from it") from None
         if not isinstance(saved, dict) or saved.get("format") != FORMAT:
             raise DataError(f"{path} is not a saved learner (a run's checkpoint.pt is resumed with --resume)")
+        check_saved(saved, path)  # before anything is built from it: a file can ask for any shape
         spec = saved["spec"]
         if spec["backbone"] == "custom" and model is None:
             raise ConfigError(f"{path} holds a learner on your own model: load it with Learner.load(path, model=...) "
                               "and a fresh instance of the same architecture")
-        config = dict(saved["config"])
-        config["milestones"] = tuple(config["milestones"])
+        if spec["backbone"] != "custom" and model is not None:
+            raise ConfigError(f"{path} holds a learner on the library's {spec['backbone']} backbone, which it "
+                              "rebuilds: load it without model=")
+        try:
+            return cls._rebuild(saved, model, path)
+        except LifelongError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError, RuntimeError, AttributeError) as error:
+            raise DataError(f"{path} is not a learner lifelong saved, or was altered: its contents do not fit "
+                            f"together ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+                            ) from None
+
+    @classmethod
+    def _rebuild(cls, saved: dict, model: nn.Module | None, path) -> "Learner":
+        """The learner of a checked learner file (`check_saved`): built as it was, then given its saved state."""
+        spec = saved["spec"]
+        config = TrainConfig(**{**saved["config"], "milestones": tuple(saved["config"]["milestones"])})
         learner = cls(spec["method"], model if spec["backbone"] == "custom" else spec["backbone"], spec["setting"],
-                      hidden=spec["hidden"], config=TrainConfig(**config), augment=saved["augment"],
-                      **spec["options"])
-        x = torch.zeros(2, *spec["input_shape"])
-        learner.build(x)
+                      hidden=spec["hidden"], config=config, augment=saved["augment"], **spec["options"])
+        learner.build(torch.zeros(2, *spec["input_shape"]))
         adopted = {key: spec[key] for key in ("inputs", "class_names") if key in spec}  # a run's data set (`adopt`)
         learner.spec = {**learner.spec, **adopted}
+        differences = _differences(saved["method"]["model"], learner.method.model.backbone.state_dict())
+        if differences:
+            if model is not None:
+                raise ConfigError(f"model= is not the architecture saved in {path}: {differences}")
+            raise DataError(f"{path} was altered: its weights do not fit its backbone ({differences})")
         learner.load_state_dict(saved, [_TaskRecord(i, c) for i, c in enumerate(saved["tasks"])])
+        # one prediction: a state of the right keys but the wrong kinds (a method's own entries) shows here
+        learner.decision_function(torch.zeros(2, *spec["input_shape"]), 0 if spec["setting"] == "task" else None)
         return learner
 
     def __repr__(self) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import ConfigError, DataError
 from .plotting import line_styles, save_png
-from .results import read_json, write_json
+from .results import write_json
 from .storage import replace_atomically, write_text
 
 
@@ -34,9 +34,12 @@ IGNORED = ("seed", "progress", "eval_batch_size", "device")  # what may differ b
 
 
 def _how(run: dict) -> dict:
-    """How a run was trained, but for its seed: runs are averaged only when this is equal."""
+    """How a run was trained, and how its scenario was cut, but for its seed: runs are averaged only when this is
+    equal (two runs of one scenario in 5 and in 2 tasks are two rows, not one mean)."""
     config = run.get("config", {})
-    return {k: v for k, v in config.items() if k not in IGNORED}
+    cut = run.get("scenario_config") if isinstance(run.get("scenario_config"), dict) else {}
+    return {**{k: v for k, v in config.items() if k not in IGNORED},
+            **{f"scenario {k}": v for k, v in cut.items() if k not in IGNORED}}
 
 
 def _by_method(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -153,17 +156,80 @@ REQUIRED = ("method", "setting", "scenario", "seed", "accuracy_matrix", "average
 def _read_results(path) -> dict:
     """A results.json, or one clear error when it is damaged or is not one."""
     try:
-        document = read_json(path)
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise DataError(f"{path} is damaged (not valid JSON: {error.msg}, line {error.lineno}): rerun that run, "
                         "or resume it (lifelong run ... --out DIR --resume) to rewrite it") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is damaged (not UTF-8 text: byte {error.start}): rerun that run, or resume it "
+                        "(lifelong run ... --out DIR --resume) to rewrite it") from None
+    except (ValueError, RecursionError) as error:  # an integer of thousands of digits, lists nested thousands deep
+        raise DataError(f"{path} is not a results file of lifelong run ({type(error).__name__}: "
+                        f"{str(error)[:80]})") from None
     except OSError as error:
         raise DataError(f"{path} cannot be read ({error.strerror or error})") from None
     missing = [key for key in REQUIRED if not isinstance(document, dict) or key not in document]
     if missing:
         raise DataError(f"{path} is not a results file of lifelong run (no {', '.join(missing[:4])}"
                         f"{' ...' if len(missing) > 4 else ''}): give the --out folder of a run")
+    check_results(document, path)
     return document
+
+
+def _is_number(value) -> bool:
+    """An int or float that a float holds (JSON's integers have no bound; 10**400 is no accuracy)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def check_results(document: dict, path) -> None:
+    """What the table and the plots read of a results document, of the types `lifelong run` writes: a document of
+    other types is refused in one line, not met as a TypeError in the middle of a plot."""
+    def refuse(what: str):
+        raise DataError(f"{path} is not a results file of lifelong run, or was altered: {what}")
+
+    for key in ("method", "setting", "scenario"):
+        if not isinstance(document[key], str):
+            refuse(f"its {key} is not text")
+    try:  # a string JSON decodes from an escape (\udcff) that no UTF-8 page or terminal can show
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        refuse("it holds text that is not valid Unicode")
+    if isinstance(document["seed"], bool) or not isinstance(document["seed"], int):
+        refuse("its seed is not an integer")
+    matrix = document["accuracy_matrix"]
+    if not isinstance(matrix, list) or not matrix or not all(
+            isinstance(row, list) and len(row) == len(matrix) and all(v is None or _is_number(v) for v in row)
+            for row in matrix):
+        refuse("its accuracy_matrix is not a square matrix of accuracies")
+    # a task done (row i holds accuracies) was evaluated on itself and every task before it
+    if any(row != [None] * len(row) and not all(_is_number(v) for v in row[:i + 1]) for i, row in enumerate(matrix)):
+        refuse("its accuracy_matrix lacks accuracies of a task it has done")
+    few_shot = isinstance(document.get("scenario_config"), dict) and \
+        document["scenario_config"].get("kind") == "few-shot"
+    for key in ("average_accuracy", "accuracy_seen_classes"):
+        curve = document.get(key)
+        if (key in document or few_shot) and not (isinstance(curve, list) and 1 <= len(curve) <= len(matrix)
+                                                  and all(_is_number(v) for v in curve)):
+            refuse(f"its {key} is not a list of accuracies, one per task done")
+    for key in ("final_average_accuracy", "final_forgetting", "backward_transfer"):
+        if document[key] is not None and not _is_number(document[key]):
+            refuse(f"its {key} is not a number")
+    if not _is_number(document["wall_time_s"]):
+        refuse("its wall_time_s is not a number")
+    for key, kind in (("status", str), ("config", dict), ("scenario_config", dict), ("task_classes", list)):
+        if key in document and not isinstance(document[key], kind):
+            refuse(f"its {key} is not a {kind.__name__}")
+    if not isinstance(document.get("config", {}).get("extra", {}), dict):
+        refuse("its config's extra is not a dict")
+    classes = document.get("task_classes", matrix)
+    if len(classes) != len(matrix) or not all(isinstance(c, list) for c in classes):
+        refuse("its task_classes are not one list of classes per task")
 
 
 BAND = "line: mean over seeds; band: min..max over seeds"
@@ -175,8 +241,15 @@ def _styles_by_label(groups) -> dict[str, dict]:
     return dict(zip(labels, line_styles(len(labels))))
 
 
+def _plain(name) -> str:
+    """A name from the results (a scenario named after a folder, a method, a setting) drawn as written: matplotlib
+    reads text between two $ as math, and a folder named $\\undefinedcmd{x}$ stopped the whole report; an escaped
+    $ is drawn as a plain $."""
+    return str(name).replace("$", r"\$")
+
+
 def _legend_label(label: str, runs: list[dict]) -> str:
-    return f"{label} (n={len(runs)})" if len(runs) > 1 else label
+    return _plain(f"{label} (n={len(runs)})" if len(runs) > 1 else label)
 
 
 def _x_axis(run: dict) -> tuple[list[int], str]:
@@ -230,8 +303,8 @@ def draw_curves(fig, results: list[dict]) -> None:
                 x, xlabel = _x_axis(runs[0])
                 _band(ax, x, [[100 * a for a in headline(r)] for r in runs], styles[label],
                       _legend_label(label, runs))
-        ax.set(title=f"{setting}-incremental", xlabel=xlabel, ylabel=f"{headline_name(results)} (%)", ylim=(0, 101),
-               xticks=x)
+        ax.set(title=_plain(f"{setting}-incremental"), xlabel=xlabel, ylabel=f"{headline_name(results)} (%)",
+               ylim=(0, 101), xticks=x)
         ax.grid(alpha=0.3)
     _legend(fig, [ax for ax, _ in panels])
     seeds = " (" + BAND + ")" if any(len(runs) > 1 for runs in groups.values()) else ""
@@ -256,7 +329,7 @@ def draw_forgetting(fig, results: list[dict]) -> None:
             curves = [[100 * f for f in task_forgetting(r["accuracy_matrix"])] for r in runs]
             if s == setting and min(map(len, curves)) > 0:
                 _band(ax, list(range(1, len(curves[0]) + 1)), curves, styles[label], _legend_label(label, runs))
-        ax.set(title=f"{setting}-incremental", xlabel="task", ylabel="forgetting (points)", ylim=(-5, 101),
+        ax.set(title=_plain(f"{setting}-incremental"), xlabel="task", ylabel="forgetting (points)", ylim=(-5, 101),
                xticks=range(1, len(results[0]["accuracy_matrix"])))
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.grid(alpha=0.3)
@@ -283,7 +356,7 @@ def draw_matrices(fig, results: list[dict]) -> None:
                     ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
                             color="white" if v < 60 else "black")
         ticks = range(len(R))
-        ax.set(title=f"{label} ({setting}" + (f", mean of {len(runs)} seeds)" if len(runs) > 1 else ")"),
+        ax.set(title=_plain(f"{label} ({setting}" + (f", mean of {len(runs)} seeds)" if len(runs) > 1 else ")")),
                xlabel="test task j", ylabel="after task i", xticks=ticks, yticks=ticks,
                xticklabels=[j + 1 for j in ticks], yticklabels=[i + 1 for i in ticks])
         ax.title.set_fontsize(8)
@@ -324,7 +397,7 @@ def report_figure(results: list[dict]):
     fig = plt.figure(figsize=(13, sum(heights)), layout="constrained")
     for sub, draw in zip(fig.subfigures(3, 1, height_ratios=heights), (draw_curves, draw_forgetting, draw_matrices)):
         draw(sub, results)
-    fig.suptitle(f"{results[0]['scenario']}", fontsize=12, fontweight="bold")
+    fig.suptitle(_plain(results[0]["scenario"]), fontsize=12, fontweight="bold")
     return fig
 
 
@@ -477,7 +550,14 @@ def report(*paths, out=None) -> str:
     # a reproduction's folder has its tables and no results.json: only runs' folders are searched for results
     results = [r for path in paths if _has_results(path) or not reproduction_files(path) for r in load_results(path)]
     folder = Path(out) if out is not None else Path(paths[0]) if Path(paths[0]).is_dir() else Path(paths[0]).parent
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file: give a folder for report.html and report.png (it is created "
+                          "if needed)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot write to --out {folder} ({error.strerror or error}): choose another folder") \
+            from None
     scenarios = list(dict.fromkeys(r["scenario"] for r in results))
     names = file_names(scenarios)  # a scenario's name comes from a file read: made a safe name, never a path
     figures = []

@@ -28,7 +28,8 @@ from .grid import run_grid
 from .methods import get_method
 from .results import machine, thread_note, time_left, versions, write_json
 from .storage import lock_folder, write_text
-from .scenarios import SETTINGS, make_scenario
+from .benchmarks import make_scenario
+from .scenarios import SETTINGS
 
 REPRODUCTIONS = ("hsu2018-split-mnist",)  # described in catalog.REPRODUCTIONS
 NAME = "hsu2018_split_mnist"  # the files' stem

@@ -36,7 +36,7 @@ from .grid import run_grid
 from .results import machine, thread_note, time_left, versions, write_json
 from .plotting import line_styles, save_png
 from .storage import lock_folder, write_text
-from .scenarios import make_scenario
+from .benchmarks import make_scenario
 
 BIC_ROWS = {  # row -> (label, method, its options)
     "baseline-1": ("baseline-1: classification loss with exemplars", "bic",

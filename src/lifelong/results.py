@@ -8,7 +8,7 @@ import re
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
 from .storage import load_checkpoint, save_checkpoint, write_text  # noqa: F401 (imported from here too)
 
 

@@ -8,8 +8,12 @@ scenario serves all three settings, chosen with `--setting task|domain|class`.
 
 Inputs are float32, normalised per channel with the mean and standard deviation of the training images
 (after optional zero-padding: split-MNIST padded to 32x32 gives Hsu et al.'s 0.1000 / 0.2752).
+
+The named benchmarks (split-mnist, fscil-omniglot, ...) are built in `lifelong.benchmarks`, above this module and
+`lifelong.few_shot`: a scenario is how a data set is cut, a benchmark names one cut of one data set.
 """
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import Dataset, load_dataset, load_omniglot, omniglot_split
+from .data import Dataset
 from .catalog import SETTINGS  # task, domain, class
 from .errors import ConfigError
 
@@ -106,17 +110,23 @@ def class_order(n_classes: int, seed: int | None) -> list[int]:
     return np.random.RandomState(seed).permutation(n_classes).tolist()
 
 
-def _validation_split(y: torch.Tensor, fraction: float, generator: torch.Generator):
-    """Indices (train, validation): `fraction` of every class held out, stratified and seeded."""
+def _validation_split(y: torch.Tensor, fraction: float, generator: torch.Generator,
+                      option: str = "validation_fraction", class_names=None):
+    """Indices (train, held out): `fraction` of every class held out, stratified and seeded. `option` names the
+    fraction in the error (test_fraction draws the test set this way), `class_names` the classes."""
+    validation = option == "validation_fraction"
     train_idx, val_idx = [], []
     for label in torch.unique(y).tolist():
         idx = torch.nonzero(y == label).flatten()
         idx = idx[torch.randperm(len(idx), generator=generator)]
         n_val = int(round(fraction * len(idx)))
         if not 1 <= n_val < len(idx):
-            raise ConfigError(f"validation_fraction {fraction} holds out {n_val} of the {len(idx)} training samples "
-                              f"of class {label}: each class needs at least one sample for validation and one for "
-                              "training")
+            name = label if class_names is None else repr(class_names[label])
+            raise ConfigError(
+                f"{option} {fraction} holds out {n_val} of the {len(idx)} {'training ' if validation else ''}samples "
+                f"of class {name}: each class needs at least one sample for {'validation' if validation else 'testing'}"
+                " and one for training" + ("" if validation else " (or give a test set of its own: x_test= in "
+                                                                 "Python, --test-data on the command line)"))
         val_idx.append(idx[:n_val])
         train_idx.append(idx[n_val:])
     return torch.cat(train_idx).sort().values, torch.cat(val_idx).sort().values
@@ -271,8 +281,9 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
     batch by batch, by `workers` DataLoader processes, while training and evaluating (`image_folder_on_disk`); for
     data that do not fit in memory.
     """
-    from .data.user import read_user_data
+    from .data.user import check_size, read_user_data
 
+    check_size(size)  # before any image is read
     if on_disk:
         if not isinstance(x, (str, Path)) or not (x_test is None or isinstance(x_test, (str, Path))) or (
                 y is not None or y_test is not None):
@@ -289,7 +300,8 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
     if x_test is None:
         if not 0 < test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1) when no test set is given, got {test_fraction}")
-        train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed))
+        train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed),
+                                                "test_fraction", class_names)
         x, x_test, targets, test_targets = x[train_idx], x[test_idx], targets[train_idx], targets[test_idx]
     else:
         x_test, test_labels = read_user_data(x_test, y_test, size)
@@ -303,6 +315,9 @@ def from_data(x, y=None, n_tasks: int = 5, *, x_test=None, y_test=None, test_fra
     dataset = Dataset(name, x, targets, x_test, test_targets, class_names)
     scenario = split_by_classes(dataset, n_tasks, class_order_seed, validation_fraction=validation_fraction,
                                 seed=seed, name=name)
+    if not all(math.isfinite(v) for v in scenario.input_preparation["std"]):  # the variance past float32's range
+        raise ConfigError(f"inputs of values up to {float(x.abs().max()):.3g} cannot be normalised in float32 (their "
+                          "variance overflows): scale them down")
     scenario.input_preparation["size"] = size  # an image folder's images are read at this size
     return scenario
 
@@ -325,7 +340,8 @@ def image_folder_on_disk(path, n_tasks: int = 5, *, test_folder=None, test_fract
     if test_folder is None:
         if not 0 < test_fraction < 1:
             raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
-        train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed))
+        train_idx, test_idx = _validation_split(targets, test_fraction, torch.Generator().manual_seed(seed),
+                                                "test_fraction", class_names)
         test_files, test_targets = files, targets  # the test indices pick among the same files
     else:
         test_files, test_labels, test_names, _ = list_image_folder(test_folder, size)  # read in the training mode
@@ -403,93 +419,3 @@ def _as_images(x: torch.Tensor) -> torch.Tensor:
     if x.dim() != 4:
         raise ConfigError(f"inputs must be (N, C, H, W), (N, H, W) or (N, features), got shape {tuple(x.shape)}")
     return x
-
-
-# name -> (data set, builder keyword arguments, allowed numbers of tasks); descriptions in catalog.SCENARIOS
-BENCHMARKS = {
-    "split-digits": ("digits", dict(kind="split", n_tasks=5), None),
-    "split-mnist": ("mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
-    "split-fashion": ("fashion-mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
-    "permuted-mnist": ("mnist", dict(kind="permuted", n_tasks=10, pad_to=32), None),
-    "split-cifar100": ("cifar100", dict(kind="split", n_tasks=10, class_order_seed=1993,
-                                        augment=True, backbone="resnet32"), (5, 10)),
-    "split-omniglot": ("omniglot", dict(kind="split", n_tasks=10,
-                                        omniglot=dict(subset="background", characters=200, train_drawings=15,
-                                                      side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
-                       None),
-    # few-shot class-incremental (lifelong.few_shot): sessions from the shipped index lists; fixed session counts
-    "fscil-cifar100": ("cifar100", dict(kind="few-shot", lists="cifar100", augment=True, backbone="resnet20"), (9,)),
-    "fscil-omniglot": ("omniglot", dict(kind="few-shot", lists="omniglot",
-                                        omniglot=dict(subset="background", characters=964, train_drawings=15,
-                                                      side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
-                       None),
-    # 84x84 images: resnet20 (the papers' ResNet-18 is not among the backbones) and CIFAR's crop + flip, in place
-    # of CEC's random resized crops
-    "fscil-mini-imagenet": ("mini-imagenet", dict(kind="few-shot", lists="mini_imagenet", augment=True,
-                                                  backbone="resnet20"), (9,)),
-    "fscil-cub200": ("cub200", dict(kind="few-shot", lists="cub200", augment=True, backbone="resnet20"), (11,)),
-}
-
-
-def make_scenario(
-    name: str,
-    data_dir=None,
-    n_tasks: int | None = None,
-    seed: int = 0,
-    validation_fraction: float = 0.0,
-    class_order_seed: int | None = None,
-    download: bool = True,
-    few_shot: dict | None = None,
-) -> Scenario:
-    """Build a named benchmark (see `BENCHMARKS`); `n_tasks` and `class_order_seed` override its defaults.
-    `few_shot` (ways, shots, base_classes; with `n_tasks` the sessions): a protocol of another shape, drawn from the
-    same seed, for few-shot scenarios without official lists (fscil-omniglot)."""
-    if name not in BENCHMARKS:
-        raise ConfigError(f"unknown scenario {name!r}; choose one of: {', '.join(BENCHMARKS)}")
-    dataset_name, spec, allowed_tasks = BENCHMARKS[name]
-    few_shot = {k: v for k, v in (few_shot or {}).items() if v is not None}
-    lists = None
-    if few_shot or (n_tasks is not None and spec["kind"] == "few-shot"):
-        if spec.get("lists") != "omniglot":
-            raise ConfigError(f"{name} follows its official index lists: the number of sessions, ways, shots and "
-                              "base classes are theirs (another shape: fscil-omniglot)")
-        from .few_shot import omniglot_protocol
-
-        # drawn before the data are read: a protocol the data cannot give is refused at once
-        lists = omniglot_protocol(spec["omniglot"]["characters"], **few_shot,
-                                  **({"sessions": n_tasks} if n_tasks is not None else {}))
-        n_tasks = None
-    spec = dict(spec)
-    kind = spec.pop("kind")
-    augment, backbone = spec.pop("augment", False), spec.pop("backbone", "mlp")
-    omniglot = spec.pop("omniglot", None)
-    if n_tasks is not None:
-        if allowed_tasks and n_tasks not in allowed_tasks:
-            raise ConfigError(f"{name} comes in {' or '.join(map(str, allowed_tasks))} tasks, got {n_tasks}")
-        spec["n_tasks"] = n_tasks
-    if class_order_seed is not None:
-        if kind != "split":
-            why = "its index lists fix the classes of each session" if kind == "few-shot" else "every task holds every class"
-            raise ConfigError(f"{name} has no class order to shuffle ({why})")
-        spec["class_order_seed"] = class_order_seed
-    if omniglot:
-        characters = load_omniglot(data_dir, subset=omniglot["subset"], download=download)
-        dataset = omniglot_split(characters, omniglot["characters"], omniglot["train_drawings"], omniglot["side"])
-    else:
-        dataset = load_dataset(dataset_name, data_dir=data_dir, download=download)
-    if kind == "few-shot":
-        from .few_shot import from_index_lists, path_lookup, read_index_lists
-
-        lists = lists or read_index_lists(spec["lists"])
-        scenario = from_index_lists(dataset, lists, name, validation_fraction=validation_fraction, seed=seed,
-                                    lookup=path_lookup(dataset, lists, spec["lists"]))
-    elif kind == "split":
-        scenario = split_by_classes(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
-    else:
-        scenario = permuted(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
-    scenario.augment, scenario.backbone = augment, backbone
-    if omniglot:
-        scenario.config["omniglot"] = dict(omniglot)
-        # the drawings were inverted and box-resized when read: a file's raw pixels are not the data set's inputs
-        scenario.input_preparation = None
-    return scenario

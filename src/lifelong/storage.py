@@ -188,9 +188,12 @@ def digest(value) -> str:
 
 def _feed(h, value) -> None:
     if isinstance(value, torch.Tensor):
-        flat = value.detach().cpu().contiguous().reshape(-1)
-        h.update(f"tensor {flat.dtype} {tuple(value.shape)}\n".encode())
-        h.update(flat.view(torch.uint8).numpy().tobytes())
+        value = value.detach().cpu()
+        dense = value.to_dense() if value.layout != torch.strided else value  # a sparse tensor: its values
+        flat = dense.contiguous().reshape(-1)
+        h.update(f"tensor {flat.dtype} {value.layout} {tuple(value.shape)}\n".encode())
+        if flat.numel():  # (an empty tensor has no bytes, and cannot be viewed as bytes)
+            h.update(flat.view(torch.uint8).numpy().tobytes())
     elif isinstance(value, dict):
         h.update(f"dict {len(value)}\n".encode())
         for key, item in value.items():

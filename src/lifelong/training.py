@@ -7,6 +7,7 @@ and the engine (`lifelong.engine`) drives a learner over a whole scenario.
 """
 
 import math
+import numbers
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -15,8 +16,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
+from .checks import check_device
 from .errors import ConfigError, TrainingError
 from .inputs import in_order, input_batches
+from .limits import MAX_INT, MAX_SEED
 from .methods import Method
 from .scenarios import Task
 from .transforms import crop_and_flip
@@ -24,20 +27,6 @@ from .transforms import crop_and_flip
 OPTIMIZERS = ("sgd", "adam")
 LINE_EVERY_S = 5.0  # without a terminal: at most one epoch line every this many seconds
 SCHEDULES = ("none", "step", "cosine")
-
-
-def check_device(device: str) -> None:
-    """A torch device this machine has (a clear error before any work, rather than a traceback later)."""
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r}: this machine (or this torch build) has no CUDA GPU; use --device cpu")
-    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    if parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {device!r}: MPS is not available here; use --device cpu")
 
 
 @dataclass
@@ -73,8 +62,11 @@ class TrainConfig:
     def __post_init__(self):
         checks = [
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
-            (self.eval_batch_size >= 1, f"eval batch size must be at least 1, got {self.eval_batch_size}"),
+            (1 <= self.batch_size <= MAX_INT, f"batch size must be from 1 to {MAX_INT}, got {self.batch_size}"),
+            (1 <= self.eval_batch_size <= MAX_INT,
+             f"eval batch size must be from 1 to {MAX_INT}, got {self.eval_batch_size}"),
+            (isinstance(self.seed, numbers.Integral) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED,
+             f"seed must be a whole number from 0 to {MAX_SEED} (torch's seeds), got {self.seed!r}"),
             (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be a positive number, got {self.lr}"),
             (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose {' or '.join(OPTIMIZERS)}"),
             (self.warmup_epochs is None or self.warmup_epochs >= 0,
@@ -371,10 +363,9 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
                 bar.update()
             # one check per epoch: a check per batch would force a device sync at every step
             if not torch.isfinite(epoch_loss):
-                raise TrainingError(
-                    f"the loss became {epoch_loss.item()} in {description.replace('/', ' of ')}, epoch {epoch + 1}: "
-                    f"lower the learning rate (now {config.lr}) and run again into a new --out (a resume continues "
-                    "only with the same options); the tasks finished before this one stay saved in --out")
+                # the caller (a run, a learner's `learn`) says how to start again
+                raise TrainingError(f"the loss became {epoch_loss.item()} in {description.replace('/', ' of ')}, "
+                                    f"epoch {epoch + 1}: lower the learning rate (now {config.lr})")
             if schedule is not None:
                 schedule.step()
             if loss is not None:  # local learners have no loss to show

@@ -1,0 +1,97 @@
+"""The named benchmarks: a data set and how it is cut into tasks, by name (`lifelong list` describes each).
+
+`make_scenario("split-mnist")` reads the data set (`lifelong.data`) and cuts it (`lifelong.scenarios` for splits
+by classes and permutations, `lifelong.few_shot` for few-shot sessions from index lists). It sits above both, so
+that neither imports the other.
+"""
+
+from . import few_shot as fscil  # (`few_shot` is make_scenario's argument)
+from .data import load_dataset, load_omniglot, omniglot_split
+from .errors import ConfigError
+from .scenarios import Scenario, permuted, split_by_classes
+
+
+# name -> (data set, builder keyword arguments, allowed numbers of tasks); descriptions in catalog.SCENARIOS
+BENCHMARKS = {
+    "split-digits": ("digits", dict(kind="split", n_tasks=5), None),
+    "split-mnist": ("mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
+    "split-fashion": ("fashion-mnist", dict(kind="split", n_tasks=5, pad_to=32), None),
+    "permuted-mnist": ("mnist", dict(kind="permuted", n_tasks=10, pad_to=32), None),
+    "split-cifar100": ("cifar100", dict(kind="split", n_tasks=10, class_order_seed=1993,
+                                        augment=True, backbone="resnet32"), (5, 10)),
+    "split-omniglot": ("omniglot", dict(kind="split", n_tasks=10,
+                                        omniglot=dict(subset="background", characters=200, train_drawings=15,
+                                                      side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
+                       None),
+    # few-shot class-incremental (lifelong.few_shot): sessions from the shipped index lists; fixed session counts
+    "fscil-cifar100": ("cifar100", dict(kind="few-shot", lists="cifar100", augment=True, backbone="resnet20"), (9,)),
+    "fscil-omniglot": ("omniglot", dict(kind="few-shot", lists="omniglot",
+                                        omniglot=dict(subset="background", characters=964, train_drawings=15,
+                                                      side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
+                       None),
+    # 84x84 images: resnet20 (the papers' ResNet-18 is not among the backbones) and CIFAR's crop + flip, in place
+    # of CEC's random resized crops
+    "fscil-mini-imagenet": ("mini-imagenet", dict(kind="few-shot", lists="mini_imagenet", augment=True,
+                                                  backbone="resnet20"), (9,)),
+    "fscil-cub200": ("cub200", dict(kind="few-shot", lists="cub200", augment=True, backbone="resnet20"), (11,)),
+}
+
+
+def make_scenario(
+    name: str,
+    data_dir=None,
+    n_tasks: int | None = None,
+    seed: int = 0,
+    validation_fraction: float = 0.0,
+    class_order_seed: int | None = None,
+    download: bool = True,
+    few_shot: dict | None = None,
+) -> Scenario:
+    """Build a named benchmark (see `BENCHMARKS`); `n_tasks` and `class_order_seed` override its defaults.
+    `few_shot` (ways, shots, base_classes; with `n_tasks` the sessions): a protocol of another shape, drawn from the
+    same seed, for few-shot scenarios without official lists (fscil-omniglot)."""
+    if name not in BENCHMARKS:
+        raise ConfigError(f"unknown scenario {name!r}; choose one of: {', '.join(BENCHMARKS)}")
+    dataset_name, spec, allowed_tasks = BENCHMARKS[name]
+    few_shot = {k: v for k, v in (few_shot or {}).items() if v is not None}
+    lists = None
+    if few_shot or (n_tasks is not None and spec["kind"] == "few-shot"):
+        if spec.get("lists") != "omniglot":
+            raise ConfigError(f"{name} follows its official index lists: the number of sessions, ways, shots and "
+                              "base classes are theirs (another shape: fscil-omniglot)")
+        # drawn before the data are read: a protocol the data cannot give is refused at once
+        lists = fscil.omniglot_protocol(spec["omniglot"]["characters"], **few_shot,
+                                        **({"sessions": n_tasks} if n_tasks is not None else {}))
+        n_tasks = None
+    spec = dict(spec)
+    kind = spec.pop("kind")
+    augment, backbone = spec.pop("augment", False), spec.pop("backbone", "mlp")
+    omniglot = spec.pop("omniglot", None)
+    if n_tasks is not None:
+        if allowed_tasks and n_tasks not in allowed_tasks:
+            raise ConfigError(f"{name} comes in {' or '.join(map(str, allowed_tasks))} tasks, got {n_tasks}")
+        spec["n_tasks"] = n_tasks
+    if class_order_seed is not None:
+        if kind != "split":
+            why = "its index lists fix the classes of each session" if kind == "few-shot" else "every task holds every class"
+            raise ConfigError(f"{name} has no class order to shuffle ({why})")
+        spec["class_order_seed"] = class_order_seed
+    if omniglot:
+        characters = load_omniglot(data_dir, subset=omniglot["subset"], download=download)
+        dataset = omniglot_split(characters, omniglot["characters"], omniglot["train_drawings"], omniglot["side"])
+    else:
+        dataset = load_dataset(dataset_name, data_dir=data_dir, download=download)
+    if kind == "few-shot":
+        lists = lists or fscil.read_index_lists(spec["lists"])
+        scenario = fscil.from_index_lists(dataset, lists, name, validation_fraction=validation_fraction, seed=seed,
+                                          lookup=fscil.path_lookup(dataset, lists, spec["lists"]))
+    elif kind == "split":
+        scenario = split_by_classes(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
+    else:
+        scenario = permuted(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
+    scenario.augment, scenario.backbone = augment, backbone
+    if omniglot:
+        scenario.config["omniglot"] = dict(omniglot)
+        # the drawings were inverted and box-resized when read: a file's raw pixels are not the data set's inputs
+        scenario.input_preparation = None
+    return scenario
