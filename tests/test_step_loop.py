@@ -11,7 +11,8 @@ import torch
 from lifelong.engine import run
 from lifelong.experiment import build_method, build_model
 from lifelong.methods import Finetune
-from lifelong.scenarios import Task, make_scenario
+from lifelong.benchmarks import make_scenario
+from lifelong.scenarios import Task
 from lifelong.training import TrainConfig, evaluate, own_hook, train_task
 
 CONFIG = dict(epochs=2, batch_size=10, lr=0.01, optimizer="sgd", momentum=0.9, progress=False, seed=3)
