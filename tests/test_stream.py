@@ -11,7 +11,7 @@ from lifelong.errors import ConfigError
 from lifelong.experiment import build_model, run_experiment
 from lifelong.methods import METHODS, Finetune
 from lifelong.methods.base import needs_task_boundaries
-from lifelong.training import TrainConfig
+from lifelong.training import TrainConfig, evaluate
 
 STREAM_METHODS = {"finetune", "er", "der", "der++", "er-ace"}
 
@@ -56,6 +56,10 @@ def test_a_stream_hides_the_boundaries_and_is_evaluated_after_each_task(digits):
     R = results["accuracy_matrix"]
     assert all(R[i][j] == R[i][j] for i in range(5) for j in range(i + 1))  # evaluated after each task
     assert R[0][0] > 0.8  # the future classes' untrained outputs are left out of the evaluation
+    # the evaluation of the tasks seen reads their outputs only: after the last task, which the model now predicts
+    # everywhere, the first task's test set alone is classified among the first task's classes
+    first = evaluate(spy, digits.tasks[:1], stream())
+    assert first["agnostic"] == first["aware"] and first["aware"][0] > 0
     assert results["stream"] is True and results["blurry"] == 0.0 and results["config"]["epochs"] == 1
 
 
