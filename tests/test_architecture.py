@@ -16,7 +16,7 @@ LAYERS = [
     ("data", ["data", "data.*", "inputs"]),
     ("scenarios", ["scenarios", "rotations", "few_shot", "benchmarks"]),
     ("models", ["models", "models.*", "hebbian", "hebbian.*"]),
-    ("methods", ["memory", "methods", "methods.*"]),
+    ("methods", ["memory", "buffers", "methods", "methods.*"]),
     ("training", ["training", "learner"]),
     ("engine", ["engine"]),
     ("experiment", ["experiment", "compression"]),

@@ -35,6 +35,11 @@ METHODS = {
               CLASS_ONLY, True),
     "bic": ("BiC: exemplars (--memory N), distillation weighted n/(n+m), then a bias correction on the newest logits",
             CLASS_ONLY, True),
+    "er": ("experience replay: each step the incoming batch plus a draw from a reservoir buffer (--memory N); "
+           "learns from a stream (--stream)", SETTINGS, True),
+    "der": ("Dark Experience Replay: a reservoir buffer of samples and their logits, CE + alpha * MSE to the stored "
+            "logits (--memory N; --stream)", SETTINGS, True),
+    "der++": ("DER++: DER plus beta * CE on a second buffer draw's labels (--memory N; --stream)", SETTINGS, True),
     "competitive": ("winner-take-all competitive learning: each class adds its own units, only they learn "
                     "(no gradient)", SETTINGS, False),
     "neural-gas": ("neural gas with competitive Hebbian edges, one gas per class; old gases never move "

@@ -224,6 +224,8 @@ def build_results(history: dict, scenario: Scenario, method: Method, config: Tra
         "scenario": scenario.name,
         "scenario_config": scenario.config,
         "seed": config.seed,
+        "stream": config.stream,  # one pass, task boundaries hidden from the method (evaluated at each)
+        "blurry": config.blurry,
         "class_order": scenario.class_order,
         "task_classes": [task.classes for task in scenario.tasks],
         "config": asdict(config),

@@ -60,6 +60,8 @@ def train_config(scenario_name: str, **overrides) -> TrainConfig:
     `overrides` (None values ignored) on top."""
     config = dict(SCENARIO_DEFAULTS.get(scenario_name, LEARNER_DEFAULTS))
     given = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("stream"):  # one pass: the scenario's epochs are not a stream's (more, asked for, are refused)
+        config.update(epochs=1, incremental_epochs=None)
     config.update(given)
     try:
         config = TrainConfig(**config)

@@ -12,8 +12,10 @@ from torch.utils.data import DataLoader
 from .data.user import ImageFiles
 
 
-def input_batches(x, index_batches: list[torch.Tensor]):
-    """The inputs of each batch of indices: sliced from a tensor (in memory, the fast path), or read from a
+def input_batches(x, index_batches):
+    """The inputs of each batch of indices (an iterable of index tensors, on the tensor's device), each when it is
+    reached: gathered from a tensor (in memory, the fast path: `index_select`, the rows `x[idx]` gives without
+    indexing's parsing of its argument, which took longer than the copy of a batch of 10 images), or read from a
     Dataset (`ImageFiles`: data on disk) by a DataLoader's `x.workers` processes, which read the next batches
     while this one trains (one batch alone is read here: there is nothing to read ahead, and starting processes
     for it would cost more than the batch, at every class of a herding pass). The DataLoader is given the very
@@ -21,7 +23,7 @@ def input_batches(x, index_batches: list[torch.Tensor]):
     draws its workers' seeds) keeps it from drawing on the global random state, which the next task's new head
     part is initialised from."""
     if isinstance(x, torch.Tensor):
-        return (x[idx] for idx in index_batches)
+        return (x.index_select(0, idx) for idx in index_batches)
     index_batches = [idx for idx in index_batches if len(idx)]  # no images (an empty part): no batch
     if not index_batches:
         return iter(())

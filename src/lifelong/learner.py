@@ -38,8 +38,8 @@ from .models import MLP, ContinualModel, resnet20, resnet32
 from .results import load_checkpoint, save_checkpoint
 from .scenarios import SETTINGS, prepare_raw
 from .storage import lock_beside
-from .training import (TrainConfig, check_options_used, check_warmup_used, import_optimizers, optimizer_state,
-                       restore_optimizer, train_task)
+from .training import (TrainConfig, check_options_used, check_stream, check_warmup_used, import_optimizers,
+                       optimizer_state, restore_optimizer, train_task)
 
 BACKBONES = ("mlp", "resnet20", "resnet32")
 FORMAT = "lifelong.Learner"
@@ -352,11 +352,16 @@ class Learner:
         self.build(task.x_train)
         self.method.check(SimpleNamespace(tasks=self.tasks + [task]))  # what check reads of a scenario
         self.method.augmented_inputs = bool(getattr(scenario, "augment", self.augment))
+        check_stream(self.method, self.config)
         with self._random_state():
-            self.method.before_task(task)
+            if self.config.stream:  # the method is not told where tasks end: every task's outputs from the start
+                self.method.enter_stream(scenario.tasks if scenario is not None else self.tasks + [task])
+            else:
+                self.method.before_task(task)
             self.epoch_losses = train_task(self.method, task, scenario if scenario is not None
                                            else SimpleNamespace(augment=self.augment), self.config, self.generator)
-            self.method.after_task(task)
+            if not self.config.stream:
+                self.method.after_task(task)
         # a task made from labels (`learn(x, y)`) holds the labels; a scenario's task, class indices
         self.tasks.append(_TaskRecord(task.id, task.classes if isinstance(task, _Task) else self._names(task.classes)))
         return self

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .checks import check_device
 from .errors import ConfigError, TrainingError
-from .inputs import in_order, input_batches
+from .inputs import concat, in_order, input_batches
 from .limits import MAX_INT, MAX_SEED
 from .methods import Method
 from .scenarios import Task
@@ -57,6 +57,13 @@ class TrainConfig:
     # False: one optimizer for the whole sequence, its moment estimates carried from task to task (the default of
     # Hsu et al.'s benchmark code, `reset_optimizer=False`); parameters new to it (a new head part) join it
     reset_optimizer: bool = True
+    # the stream setting: one pass over each task's samples in mini-batches, the method never told where a task ends
+    # (its before_task / after_task are not called; every task's head outputs exist from the start, `enter_stream`);
+    # evaluation still after each task. Methods that work at task boundaries are refused (`check_stream`)
+    stream: bool = False
+    # stream only: the share of each next task's training samples moved into the current task's stream (blurry
+    # boundaries), drawn with the seed; 0: sharp boundaries
+    blurry: float = 0.0
     extra: dict = field(default_factory=dict)  # anything else to record (method options...)
 
     def __post_init__(self):
@@ -85,6 +92,15 @@ class TrainConfig:
             (self.reset_optimizer or self.schedule == "none",
              f"a learning-rate schedule ({self.schedule!r}) restarts with each task's optimizer: with one optimizer "
              "for the whole sequence (--one-optimizer, reset_optimizer=False) use --schedule none"),
+            (not self.stream or (self.epochs == 1 and (self.incremental_epochs or 1) == 1),
+             f"a stream is one pass over each task's samples: epochs must be 1 with --stream (stream=True), got "
+             f"{self.epochs if self.epochs != 1 else self.incremental_epochs}"),
+            (not self.stream or not self.warmup_epochs,
+             "a stream has no task boundary to warm a new head up at: leave --warmup-epochs out with --stream"),
+            (isinstance(self.blurry, numbers.Real) and 0 <= self.blurry < 1,
+             f"blurry is the share of the next task's samples mixed into the current one, from 0 to below 1, got "
+             f"{self.blurry!r}"),
+            (self.stream or not self.blurry, "blurry boundaries are a stream's: add --stream (stream=True)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -118,6 +134,52 @@ def check_warmup_used(method: Method, config: TrainConfig, option: str = "warmup
     """A warm-up learning rate for a method that, in this configuration, has no warm-up is an error."""
     if config.warmup_lr is not None and not warmup_epochs(method, config):
         raise ConfigError(f"{option} has no effect: {method.name} has no head warm-up here (give {needs} too)")
+
+
+def check_stream(method: Method, config: TrainConfig) -> None:
+    """A method that must be told where tasks end cannot learn from a stream, which hides them: refused in one
+    line, before any training."""
+    from .methods import METHODS
+    from .methods.base import boundary_hooks, needs_task_boundaries
+
+    if config.stream and needs_task_boundaries(type(method)):
+        hooks = boundary_hooks(type(method))
+        why = f" (its {', '.join(hooks)})" if hooks else ""
+        fit = [name for name, cls in METHODS.items() if not needs_task_boundaries(cls)]
+        raise ConfigError(f"{method.name} cannot learn from a stream: it works at task boundaries{why}, which a "
+                          f"stream hides; methods for a stream: {', '.join(fit)}")
+
+
+def stream_data(method: Method, task: Task, scenario, config: TrainConfig) -> list:
+    """Task `task`'s part of the stream: its training samples (inputs, targets, task ids), with blurry boundaries
+    (`config.blurry` > 0) less the share moved into the previous task's part and plus the share moved in from the
+    next task's. The share a task gives away is a draw of its own seed (the run's seed and the task id), the same
+    on a resume and whatever else was drawn."""
+    tasks = getattr(scenario, "tasks", None)
+    if tasks is None and config.blurry:
+        raise ConfigError("blurry boundaries mix the next task's samples in: they need a scenario's run (lifelong "
+                          "run, run_experiment), not tasks learned one at a time")
+
+    def part(t: Task, keep):
+        x, y = t.x_train, t.y_train
+        if keep is not None:
+            x, y = x[keep], y[keep]
+        return [x, method.targets(t, y), torch.full_like(y, t.id)]
+
+    def moved(t: Task):  # the indices of task t's samples that stream with task t - 1
+        n = len(t.y_train)
+        draw = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 1_000_003 + t.id))
+        return draw[:round(config.blurry * n)].sort().values
+
+    own = None
+    if config.blurry and task.id > 0:
+        mask = torch.ones(len(task.y_train), dtype=torch.bool)
+        mask[moved(task)] = False
+        own = mask.nonzero().squeeze(1)
+    parts = [part(task, own)]
+    if config.blurry and task.id + 1 < len(tasks):
+        parts.append(part(tasks[task.id + 1], moved(tasks[task.id + 1])))
+    return [concat([p[i] for p in parts]) for i in range(3)]
 
 
 def import_optimizers(config: TrainConfig) -> None:
@@ -209,7 +271,8 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
     """
     config = task_config(config, task)
     device = torch.device(config.device)
-    data = [t.to(device) if isinstance(t, torch.Tensor) else t for t in method.training_data(task)]
+    source = stream_data(method, task, scenario, config) if config.stream else method.training_data(task)
+    data = [t.to(device) if isinstance(t, torch.Tensor) else t for t in source]
     local = getattr(method, "local_learning", False)
     if warmup_epochs(method, config):
         warm_up_head(method, task, data, scenario, config, generator)
@@ -224,18 +287,32 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
             return []
         optimizer = task_optimizer(method, params, config)
         schedule = make_schedule(optimizer, config)
+        descend, loss_of = _descender(optimizer, own_hook(method, "before_step")), method.loss
 
         def step(*batch, weight):
-            return _descend(optimizer, method.loss(*batch), weight, method.before_step)
+            return descend(loss_of(*batch), weight)
+
+    before_epoch = own_hook(method, "before_epoch")
 
     def start_epoch(epoch):
         method.train_mode()
-        method.before_epoch(epoch, config.epochs)
+        if before_epoch is not None:
+            before_epoch(epoch, config.epochs)
 
+    # a stream: shuffled within the task as an epoch is, or in its given order where the task says so (`ordered`)
+    shuffle = not (config.stream and getattr(task, "ordered", False))
     losses = _run_epochs(step, start_epoch, data, config.epochs, schedule, scenario, config, generator,
-                         _label(task, scenario), shard=not local)
+                         _label(task, scenario), shard=not local, shuffle=shuffle)
     distributed.settle(method.model)
     return losses
+
+
+def own_hook(method: Method, name: str):
+    """`method`'s hook `name` (bound), or None where it is `Method`'s own, which does nothing: looked up once per
+    task, so that a hook that does nothing for the method at hand costs no call per step. Whatever a subclass
+    defines (or an instance is given) is called, even if it only calls the base class's."""
+    hook = getattr(method, name)
+    return None if getattr(hook, "__func__", None) is getattr(Method, name) else hook
 
 
 def _label(task: Task, scenario) -> str:
@@ -251,7 +328,7 @@ def warm_up_head(method: Method, task: Task, data, scenario, config, generator) 
         return  # nothing new to warm up (the first task, or the domain setting's shared head)
     epochs = warmup_epochs(method, config)
     config = replace(config, lr=config.warmup_lr or config.lr)  # the warm-up's learning rate, also in its errors
-    optimizer = make_optimizer(params, config)
+    descend = _descender(make_optimizer(params, config))
     model = method.model
     augmented = getattr(scenario, "augment", False)
     x, targets, task_ids = data[:3]
@@ -265,33 +342,69 @@ def warm_up_head(method: Method, task: Task, data, scenario, config, generator) 
         if augmented:
             with torch.no_grad():
                 inputs = model.backbone(inputs)
-        return _descend(optimizer, method.classification_loss(model.head(inputs), targets, task_ids), weight)
+        return descend(method.classification_loss(model.head(inputs), targets, task_ids), weight)
 
     _run_epochs(step, lambda epoch: model.eval(), [x, targets, task_ids], epochs, None, scenario, config,
                 generator, f"{_label(task, scenario)} warm-up")
 
 
-def _descend(optimizer, loss: torch.Tensor, weight: float = 1.0, before_step=None) -> torch.Tensor:
-    """One gradient step on `loss`, the loss of this process's share `weight` of the batch (1 alone), with
-    `before_step()` between the backward pass and the step; returns the whole batch's loss, detached."""
-    optimizer.zero_grad(set_to_none=True)
-    loss = distributed.backward(loss, weight, optimizer)  # on several processes: the gradients added up
-    if before_step is not None:
-        before_step()  # after the sum: a penalty's gradient is added once, not once per process
-    optimizer.step()
-    return loss
+def _descender(optimizer, before_step=None):
+    """`descend(loss, weight)`: one gradient step on `loss`, the loss of this process's share `weight` of the batch
+    (1 alone), with `before_step()` (None: nothing) between the backward pass and the step; it returns the whole
+    batch's loss, detached. What does not change from step to step is settled here, once per task: the parameters
+    whose gradients are cleared (those of the optimizer: its groups are complete before the task's first step), and
+    whether the gradients are added up over processes (alone: `loss.backward()`, no message)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    alone = distributed.world_size() == 1
+
+    def descend(loss: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+        for p in params:  # optimizer.zero_grad(set_to_none=True) without its profiler scope: 8 us a step here
+            p.grad = None
+        if alone:
+            loss.backward()
+            loss = loss.detach()
+        else:
+            loss = distributed.backward(loss, weight, optimizer)  # the gradients added up over the processes
+        if before_step is not None:
+            before_step()  # after the sum: a penalty's gradient is added once, not once per process
+        optimizer.step()
+        return loss
+
+    return descend
+
+
+class _IndexBatches:
+    """An epoch's batches of indices, each sliced from the shuffled `order` when it is reached: no list of views
+    made at the start of the epoch, whose size would grow with the number of steps (6,000 a pass over MNIST at
+    batch 10). `len` is the number of batches; iterating twice (`zip` with `input_batches`) slices each once
+    per iteration."""
+
+    def __init__(self, order: torch.Tensor, size: int):
+        self.order, self.size = order, size
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.size)
+
+    def __iter__(self):
+        order, size = self.order, self.size
+        for start in range(0, len(order), size):
+            yield order[start:start + size]
 
 
 def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, generator,
-                description, shard: bool = True) -> list[float]:
+                description, shard: bool = True, shuffle: bool = True) -> list[float]:
     """`epochs` shuffled passes over the tensors in `data` (sliced together; the inputs, `data[0]`, may be a
     Dataset read from disk: `input_batches`): `start_epoch(epoch)` before each, then `step(*batch, weight=...)` per
     batch. On several processes each draws the same order and, with `shard`, takes its share of every batch
-    (`weight`: its fraction of the batch). Returns the mean loss of each epoch (none when `step` returns no loss)."""
+    (`weight`: its fraction of the batch). `shuffle=False`: the samples in their given order. Returns the mean loss
+    of each epoch (none when `step` returns no loss)."""
     n = len(data[0])
     inputs, tensors = data[0], data[1:]
     device = tensors[0].device
     n_batches = math.ceil(n / config.batch_size)
+    augment = getattr(scenario, "augment", False)
+    # alone (one process, or a step that takes whole batches), every batch is all this process's: nothing to cut
+    share = distributed.share if shard and distributed.world_size() > 1 else None
     bar = tqdm(total=epochs * n_batches, desc=description, unit="batch", leave=False,
                disable=None if config.progress else True)  # None: off when not a terminal
     last_line = time.monotonic()
@@ -299,17 +412,20 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
     try:
         for epoch in range(epochs):
             start_epoch(epoch)
-            order = torch.randperm(n, generator=generator).to(device)
+            order = (torch.randperm(n, generator=generator) if shuffle else torch.arange(n)).to(device)
             epoch_loss = torch.zeros((), device=device)
-            batches = order.split(config.batch_size)
+            batches = _IndexBatches(order, config.batch_size)
             for idx, x in zip(batches, input_batches(inputs, batches)):
-                rest = [t[idx] for t in tensors]
-                if getattr(scenario, "augment", False):  # drawn for the whole batch: the generators stay in step
+                rest = [t.index_select(0, idx) for t in tensors]  # = t[idx], without indexing's parsing
+                if augment:  # drawn for the whole batch: the generators stay in step
                     x = crop_and_flip(x, generator)
-                mine, weight = distributed.share(len(idx)) if shard else (slice(None), 1.0)
-                loss = step(x[mine], *(t[mine] for t in rest), weight=weight)
+                if share is None:
+                    loss = step(x, *rest, weight=1.0)
+                else:
+                    mine, weight = share(len(idx))
+                    loss = step(x[mine], *(t[mine] for t in rest), weight=weight)
                 if loss is not None:
-                    epoch_loss += loss
+                    epoch_loss += loss  # a tensor: no sync with the device, nothing that grows with the steps
                 bar.update()
             # one check per epoch: a check per batch would force a device sync at every step
             if not torch.isfinite(epoch_loss):
@@ -349,9 +465,13 @@ def evaluate(method: Method, tasks: list[Task], config: TrainConfig, split: str 
         x, y = x[mine], y[mine]  # inputs read from disk (`ImageFiles`): a subset of their files
         part = method.task_slice(task.id)
         targets = method.targets(task, y).to(device)
+        # the classes of the tasks seen so far: a stream's head has every task's outputs from the start
+        n_seen = method.n_outputs(len(tasks))
         n_aware = n_agnostic = 0
         for start, inputs in zip(range(0, len(x), config.eval_batch_size), in_order(x, config.eval_batch_size)):
             logits = method.predict(inputs.to(device))
+            if logits.shape[1] > n_seen:
+                logits = logits[:, :n_seen]
             t = targets[start:start + config.eval_batch_size]
             n_aware += int((logits[:, part].argmax(1) + part.start == t).sum())
             n_agnostic += int((logits.argmax(1) == t).sum())

@@ -73,6 +73,13 @@ def add_parser(subparsers) -> None:
     run.add_argument("--preallocate-head", action="store_true",
                      help="class setting: a head with every class's output from the start, unseen classes left out "
                           "of the loss and the prediction (Hsu et al.'s code); default: it grows task by task")
+    run.add_argument("--stream", action="store_true",
+                     help="learn each task as a stream: one pass in mini-batches (--batch-size 10 is usual), the "
+                          "method never told where a task ends (methods that need it are refused); evaluated after "
+                          "each task as usual")
+    run.add_argument("--blurry", type=float, metavar="SHARE",
+                     help="with --stream: move this share (0 to <1) of each next task's training samples into the "
+                          "current task's stream (blurry boundaries; default 0)")
     run.add_argument("--warmup-epochs", type=whole,
                      help="first train the new head alone on frozen features for this many epochs (Li & Hoiem)")
     run.add_argument("--warmup-lr", type=float, help="warm-up learning rate (default: --lr)")
@@ -109,7 +116,7 @@ def command_run(args) -> int:
     from .. import distributed
     from ..loggers import check_tensorboard, csv_file, progress_line, tensorboard
     from ..experiment import build_method, build_model, run_experiment, train_config
-    from ..training import check_warmup_used
+    from ..training import check_stream, check_warmup_used
     from ..methods import METHODS, get_method
     from ..report import comparison_table, write_report, write_summary
     from ..benchmarks import make_scenario
@@ -157,7 +164,7 @@ def command_run(args) -> int:
                           schedule=args.schedule, warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr,
                           incremental_epochs=args.incremental_epochs, incremental_lr=args.incremental_lr,
                           device=args.device, progress=not args.quiet,
-                          reset_optimizer=not args.one_optimizer)
+                          reset_optimizer=not args.one_optimizer, stream=args.stream or None, blurry=args.blurry)
     seeds = parse_seeds(args.seeds, args.seed)
     if len(runs) * len(seeds) > MAX_RUNS:
         raise ConfigError(f"{len(runs)} method-setting pair(s) times {len(seeds)} seeds make "
@@ -189,6 +196,13 @@ def command_run(args) -> int:
             unfit.append(f"{name} ({error})")
             continue
         check_warmup_used(method, config, "--warmup-lr", "--warmup-epochs")
+        try:
+            check_stream(method, config)
+        except ConfigError as error:
+            if args.method != "all":
+                raise
+            runs.remove((setting, name))  # `all --stream`: the methods that learn from a stream
+            unfit.append(f"{name} ({str(error).split(':')[0]})")
     check_writable(out)
     # one writer per --out: a second `lifelong run` into it (with --resume or --seeds too) is refused, naming our pid
     with lock_folder(out) if distributed.is_main() else nullcontext():

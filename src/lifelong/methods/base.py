@@ -31,6 +31,20 @@ from ..models import ContinualModel
 from ..scenarios import SETTINGS, Task
 
 
+BOUNDARY_HOOKS = ("before_task", "training_data", "before_epoch", "after_task", "warmup_epochs")
+
+
+def boundary_hooks(cls) -> list[str]:
+    """The hooks of `cls` that act where a task begins or ends (those it defines beyond fine-tuning's)."""
+    return [name for name in BOUNDARY_HOOKS if getattr(cls, name) is not getattr(Method, name)]
+
+
+def needs_task_boundaries(cls) -> bool:
+    """Whether `cls` must be told where tasks end: its declaration, else whether it defines a boundary hook."""
+    declared = cls.needs_task_boundaries
+    return bool(boundary_hooks(cls)) if declared is None else declared
+
+
 class Method:
     """Fine-tuning: all parameters trained on the current task, a new head part per task.
 
@@ -42,6 +56,10 @@ class Method:
     settings = SETTINGS  # the settings the method runs in
     keeps_exemplars = False  # whether it takes a memory budget (--memory, --memory-per-class)
     augmented_inputs = False  # set by the engine: True when training batches are augmented (crop, flip)
+    # whether the method must be told where tasks end, which a stream (`TrainConfig.stream`) hides. None: derived
+    # from the hooks it defines (`boundary_hooks`): a method whose before_task, training_data, before_epoch,
+    # after_task or warm-up does work at a boundary needs them; True/False: declared
+    needs_task_boundaries: bool | None = None
 
     def __init__(self, model: ContinualModel, setting: str = "class"):
         if setting not in SETTINGS:
@@ -85,6 +103,20 @@ class Method:
     def targets(self, task: Task, y: torch.Tensor) -> torch.Tensor:
         """Within-task labels -> head output indices."""
         return y + self.offsets[task.id]
+
+    def enter_stream(self, tasks: list[Task]) -> None:
+        """The stream setting (`TrainConfig.stream`): the bookkeeping of every task of the stream at once, before its
+        first batch, in place of `before_task` at each boundary: each task's head outputs (offsets, sizes, masks) and
+        the head grown to all of them (Mammoth's head: every class's output from the start, the loss over all of
+        them), so that nothing happens where a task ends. Nothing is frozen (the task setting's old heads: no task is
+        old in a stream). Called again after a resume (it redoes the bookkeeping of `tasks`, grows nothing twice)."""
+        if len(self.sizes) == len(tasks):
+            return
+        self._restore_tasks(tasks)
+        for t in range(len(tasks) if self.setting != "domain" else 1):
+            end = self.offsets[t] + self.sizes[t]
+            if self.model.head.out_features < end:
+                self.model.head.add(end - self.model.head.out_features)
 
     # ------------------------------------------------------------------ the hooks
     def check(self, scenario) -> None:
@@ -137,8 +169,10 @@ class Method:
     def seen(self, logits: torch.Tensor) -> torch.Tensor:
         """The outputs of the tasks seen so far. The same logits, unless the head was built with every class's
         output from the start (`preallocate_head`, Hsu et al.'s class-IL head): later classes stay out until
-        their task comes."""
-        return logits[:, : self.output_mask.shape[1]]
+        their task comes. (The logits themselves when they are all seen: a slice of every column would still cost
+        a step two operations, forward and backward.)"""
+        n = self.output_mask.shape[1]
+        return logits if logits.shape[1] == n else logits[:, :n]
 
     def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over the outputs the setting allows: a sample's own task part in the task setting."""

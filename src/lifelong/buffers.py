@@ -1,0 +1,133 @@
+"""Replay buffers filled from a stream, stores the methods own (beside `memory.py`'s exemplar memory, which is filled
+at task ends): a sample arrives, the buffer decides whether it stays, without being told where tasks end.
+
+    buffer = ReservoirBuffer(capacity=500, generator=torch.Generator().manual_seed(seed))
+    buffer.add(x, targets, task_ids, logits=logits)        # a batch from the stream: reservoir sampling
+    x, targets, task_ids, fields = buffer.sample(10)       # a uniform draw without replacement
+
+`ReservoirBuffer` keeps a uniform sample of everything it was offered (Vitter's algorithm R): after N offers each
+one is in the buffer with probability capacity / N, whenever it came. Storage is preallocated at the first batch;
+the insertion of a batch and a draw cost a few tensor operations, no Python loop per sample. Extra per-sample fields
+(DER's logits) are kept with their width: a head that grows later widens the store, and each sample remembers how
+many of its columns are real (`fields["logits_width"]`).
+"""
+
+import torch
+
+from .errors import ConfigError
+
+
+def reservoir_slots(seen: int, capacity: int, u: torch.Tensor) -> torch.Tensor:
+    """Algorithm R for a batch: where each of `len(u)` new items goes, the buffer having been offered `seen` before,
+    given one uniform draw in [0, 1) per item (float64). Item k (k = 0, 1, ...) is the (seen + k + 1)-th offer: while
+    the buffer has room it takes the next free slot; after that j = floor(u_k * (seen + k + 1)), uniform on
+    {0 .. seen + k}, and the item replaces slot j if j < capacity, else it is dropped (-1)."""
+    k = torch.arange(len(u), dtype=torch.float64)
+    position = seen + k  # items offered before this one
+    j = torch.floor(u * (position + 1)).long()
+    slots = torch.where(j < capacity, j, torch.full_like(j, -1))
+    free = position < capacity
+    return torch.where(free, position.long(), slots)
+
+
+class ReservoirBuffer:
+    """A uniform sample of at most `capacity` stream samples (inputs, targets, task ids, and optional named
+    per-sample fields), by reservoir sampling with its own `generator` (whose state is in the checkpoint)."""
+
+    def __init__(self, capacity: int, generator: torch.Generator | None = None):
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ConfigError(f"a replay buffer needs a positive number of samples (--memory N), got {capacity!r}")
+        self.capacity = capacity
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.seen = 0  # samples offered so far
+        self.data: dict[str, torch.Tensor] = {}  # "x", "targets", "task_ids", extra fields; preallocated
+        self.widths: dict[str, torch.Tensor] = {}  # for each 2-d extra field: the real columns of each slot
+
+    def __len__(self) -> int:
+        return min(self.seen, self.capacity)
+
+    def _allocate(self, name: str, value: torch.Tensor) -> None:
+        self.data[name] = torch.zeros((self.capacity, *value.shape[1:]), dtype=value.dtype, device=value.device)
+
+    def _widen(self, name: str, width: int) -> None:
+        """Room for `width` columns of field `name` (a head grown since): the old columns kept, zeros after."""
+        old = self.data[name]
+        if old.shape[1] < width:
+            self.data[name] = torch.cat([old, old.new_zeros(len(old), width - old.shape[1])], 1)
+
+    @torch.no_grad()
+    def add(self, x: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor, **fields: torch.Tensor) -> None:
+        """Offer a batch: each sample is kept with probability capacity / (samples offered up to it), replacing a
+        uniformly chosen one; within the batch, a later sample drawn for the same slot as an earlier one wins (in
+        order, as one at a time would)."""
+        b = len(targets)
+        if b == 0:
+            return
+        slots = reservoir_slots(self.seen, self.capacity, torch.rand(b, generator=self.generator,
+                                                                         dtype=torch.float64))
+        self.seen += b
+        items = torch.arange(b)
+        # the last item of the batch for each slot: later ones overwrite earlier ones
+        last = torch.full((self.capacity,), -1, dtype=torch.long)
+        kept = slots >= 0
+        last.scatter_reduce_(0, slots[kept], items[kept], reduce="amax")
+        where = (last >= 0).nonzero().squeeze(1)
+        if len(where) == 0:
+            return
+        which = last[where]
+        values = {"x": x, "targets": targets, "task_ids": task_ids, **fields}
+        for name, value in values.items():
+            value = value.detach()
+            if name not in self.data:
+                self._allocate(name, value)
+                if name in fields and value.dim() == 2:
+                    self.widths[name] = torch.zeros(self.capacity, dtype=torch.long)
+            if name in self.widths:
+                self._widen(name, value.shape[1])
+                self.widths[name][where] = value.shape[1]
+                store = self.data[name]
+                rows = value.index_select(0, which.to(value.device))
+                store[where.to(store.device), :value.shape[1]] = rows
+                store[where.to(store.device), value.shape[1]:] = 0
+            else:
+                store = self.data[name]
+                store[where.to(store.device)] = value.index_select(0, which.to(value.device)).to(store.dtype)
+
+    def sample(self, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """`min(m, len(self))` stored samples drawn uniformly without replacement: (inputs, targets, task ids,
+        {field: values, field + "_width": real columns})."""
+        n = len(self)
+        if n == 0:
+            raise ConfigError("the replay buffer is empty: nothing to draw")
+        idx = torch.randperm(n, generator=self.generator)[:m]
+        device = self.data["targets"].device
+        idx = idx.to(device)
+        out = {name: store.index_select(0, idx) for name, store in self.data.items()}
+        fields = {name: value for name, value in out.items() if name not in ("x", "targets", "task_ids")}
+        fields.update({f"{name}_width": widths.index_select(0, idx.cpu()).to(device)
+                       for name, widths in self.widths.items()})
+        return out["x"], out["targets"], out["task_ids"], fields
+
+    def describe(self) -> dict:
+        return {"kind": "reservoir", "capacity": self.capacity, "stored": len(self), "seen": self.seen}
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        n = len(self)
+        return {"capacity": self.capacity, "seen": self.seen, "generator": self.generator.get_state(),
+                "data": {name: store[:n].cpu() for name, store in self.data.items()},
+                "widths": {name: widths[:n].clone() for name, widths in self.widths.items()}}
+
+    def load_state_dict(self, state: dict, device=None) -> None:
+        if state["capacity"] != self.capacity:
+            raise ConfigError(f"a checkpoint's buffer holds {state['capacity']} samples, this one {self.capacity}")
+        self.seen = state["seen"]
+        self.generator.set_state(state["generator"])
+        self.data, self.widths = {}, {}
+        for name, saved in state["data"].items():
+            store = torch.zeros((self.capacity, *saved.shape[1:]), dtype=saved.dtype, device=device)
+            store[:len(saved)] = saved.to(store.device)
+            self.data[name] = store
+        for name, saved in state["widths"].items():
+            self.widths[name] = torch.zeros(self.capacity, dtype=torch.long)
+            self.widths[name][:len(saved)] = saved
