@@ -174,6 +174,7 @@ def test_mnist_360_stream_draws_turns_and_order(batch):
     counts = [int((data.y_train == j).sum()) for j in range(9)]
     segments = mnist_360_schedule(counts, batch)
     assert len(scenario) == 27 and scenario.config["ordered"] and scenario.config["batch_size"] == batch
+    assert all(task.ordered for task in scenario.tasks)  # so `--stream` feeds them as given, not shuffled
     assert scenario.config["pairs"] == [list(s["classes"]) for s in segments]
     raw = data.x_train
     members = [torch.nonzero(data.y_train == j).flatten().tolist() for j in range(9)]

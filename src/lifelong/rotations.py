@@ -267,7 +267,7 @@ def mnist_360(
     tasks, start = [], 0
     for t, end in enumerate(bounds):
         tasks.append(Task(t, classes, stream[start:end], labels[start:end], x_test, y_test,
-                          x_val=x_val, y_val=y_val))
+                          x_val=x_val, y_val=y_val, ordered=True))
         start = end
     return Scenario(
         name=name or f"{dataset.name}-360", tasks=tasks, class_order=classes,

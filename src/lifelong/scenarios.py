@@ -36,6 +36,7 @@ class Task:
     y_test: torch.Tensor
     x_val: torch.Tensor | None = None  # held out of the training data (never the test set), for model selection
     y_val: torch.Tensor | None = None
+    ordered: bool = False  # its training samples are a stream in this order (MNIST-360): `--stream` keeps it
 
     @property
     def n_classes(self) -> int:
