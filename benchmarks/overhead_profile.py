@@ -65,6 +65,8 @@ def main():
     def whole():
         logits.sum().backward()
 
+    idx_128 = torch.randperm(12665)[:128]
+    gather_128 = best_us(lambda: x[idx_128], 500), best_us(lambda: x.index_select(0, idx_128), 500)
     step_us = best_us(optimizer.step, 500)  # first: the parameters have gradients until a zero_grad
     rows = [  # (what, before, after): microseconds per step
         ("a batch of 10 images: x[idx] / x.index_select(0, idx)", best_us(lambda: x[idx]),
@@ -92,14 +94,20 @@ def main():
     lines = ["# Where a batch-10 step's fixed cost went (split-MNIST MLP 1024-400-400, one thread)\n",
              __doc__.strip().split("\n\n")[1] + "\n",
              "| per-step work | before (us) | after (us) |", "|---|---|---|"]
-    lines += [f"| {what} | {b:.1f} | {a:.1f} |" for what, b, a in rows]
+    lines += [f"| {what} | {b:.2f} | {a:.2f} |" for what, b, a in rows]
     lines += [f"| **total** | **{before:.1f}** | **{after:.1f}** |", "",
+              f"At batch 128 the batch of images alone is {gather_128[0]:.0f} us by x[idx], {gather_128[1]:.0f} us by "
+              "index_select.\n",
               "Unchanged, for scale (a step of this model at batch 10 takes about 1,100 us here):\n",
               "| per-step work | us |", "|---|---|"]
     lines += [f"| {what} | {us:.1f} |" for what, us in kept]
-    lines.append(f"\nBest of 7 rounds of timeit; {threads} thread; load average {load[0]:.2f} when done.")
+    lines.append(f"\nBest of 7 rounds of timeit; {threads} thread; load average {load[0]:.2f} when done. Timed alone, "
+                 "with warm caches, these are lower bounds: within a step, between the model's large operations, the "
+                 "same small operations cost more (the engine's own work per step measured in place: "
+                 "overhead_fixed_cost.md, before and after).")
     document = {"removed_us": {what: {"before": b, "after": a} for what, b, a in rows},
-                "total_us": {"before": before, "after": after}, "kept_us": dict(kept), "load_average": load,
+                "total_us": {"before": before, "after": after},
+                "batch_128_images_us": {"before": gather_128[0], "after": gather_128[1]}, "kept_us": dict(kept), "load_average": load,
                 "machine": machine()}
     save("overhead_profile", document, "\n".join(lines))
     print("\n".join(lines))
