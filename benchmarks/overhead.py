@@ -8,10 +8,12 @@ configured, the distributed share) against a bare loop written as plainly as PyT
 batches sliced from the task's tensors by a shuffled index, zero_grad / backward / step, the same fused
 optimizer). Both draw the same weights and the same batch order from the seed and do the same arithmetic, so
 both end with the same accuracies (checked at every repeat: "same numbers"). Measured: the training seconds of
-the 5 tasks (evaluation after each task is outside the timings), engine and bare alternating in this process,
-one thread; the ratio of the medians (and of the minima) is engine / bare. Target: <= 1.10.
-The process CPU clock (`--clock cpu`, the default) is what the table shows: other jobs on a shared machine barely
-disturb it; the wall clock is recorded beside it, and the load average before and after each case.
+the 5 tasks (evaluation is outside the timings), engine and bare alternating task by task in this process, one
+thread; the ratio of the medians (and of the minima, and the median of each repeat's ratio) is engine / bare.
+Target: <= 1.10.
+The process CPU clock (`--clock cpu`, the default) is what the table shows: other jobs on a shared machine disturb
+it less than the wall clock, though not nothing (at a load of 4 on this 2-core machine the CPU time of the same
+work rose by up to a third); the wall clock is recorded beside it, and the load average before and after each case.
 
 Each row of the table is one entry of CASES: a method with its training options, and the bare loop's loss of one
 batch (the same forward and backward passes the method makes: a replay batch, a second buffer batch...).
@@ -105,76 +107,86 @@ def clocks() -> tuple[float, float]:
     return time.process_time(), time.perf_counter()
 
 
-def bare_run(scenario, case: Case, seed: int, hidden=HIDDEN) -> tuple[float, float, list[int], int]:
-    """The bare loop over the scenario: (training CPU s, training wall s, correct test answers after the last task,
-    steps)."""
-    model = BareModel(scenario.tasks[0].x_train[0].numel(), hidden, seed)
-    generator = torch.Generator().manual_seed(seed)
-    cpu = wall = 0.0
-    steps, offset, state = 0, 0, {}
-    for task in scenario.tasks:
-        model.heads.append(nn.Linear(hidden[-1], task.n_classes))
+class BareRun:
+    """The bare loop over a scenario, a task at a time (`learn`), for the engine's run to alternate with."""
+
+    def __init__(self, scenario, case: Case, seed: int, hidden=HIDDEN):
+        self.case, self.hidden = case, hidden
+        self.model = BareModel(scenario.tasks[0].x_train[0].numel(), hidden, seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.offsets, self.state, self.steps = [], {}, 0
+
+    def learn(self, task) -> None:
+        model, case = self.model, self.case
+        model.heads.append(nn.Linear(self.hidden[-1], task.n_classes))
         params = model.parameters()
         if case.optimizer == "sgd":
             optimizer = torch.optim.SGD(params, lr=case.lr, momentum=case.momentum, fused=True)
         else:
             optimizer = torch.optim.Adam(params, lr=case.lr, fused=True)
-        x, y = task.x_train, task.y_train + offset
-        offset += task.n_classes
-        cpu0, wall0 = clocks()
+        self.offsets.append(sum(h.out_features for h in model.heads[:-1]))
+        x, y = task.x_train, task.y_train + self.offsets[-1]
         model.backbone.train()
-        order = torch.randperm(len(x), generator=generator)
+        order = torch.randperm(len(x), generator=self.generator)
         for idx in order.split(case.batch_size):
-            loss = case.bare_loss(model, x[idx], y[idx], state)
+            loss = case.bare_loss(model, x[idx], y[idx], self.state)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            steps += 1
-        cpu1, wall1 = clocks()
-        cpu, wall = cpu + cpu1 - cpu0, wall + wall1 - wall0
-    model.backbone.eval()
-    correct, offset = [], 0
-    with torch.no_grad():
-        for task in scenario.tasks:
+            self.steps += 1
+
+    @torch.no_grad()
+    def correct(self, tasks) -> list[int]:
+        """Correct answers on each task's test set (over every output)."""
+        self.model.backbone.eval()
+        answers = []
+        for task, offset in zip(tasks, self.offsets):
             n = 0
             for start in range(0, len(task.x_test), 1024):
-                logits = model(task.x_test[start:start + 1024])
+                logits = self.model(task.x_test[start:start + 1024])
                 n += int((logits.argmax(1) == task.y_test[start:start + 1024] + offset).sum())
-            correct.append(n)
-            offset += task.n_classes
-    return cpu, wall, correct, steps
+            answers.append(n)
+        return answers
 
 
-def engine_run(scenario, case: Case, seed: int, hidden=HIDDEN) -> tuple[float, float, list[int]]:
-    """The engine over the scenario, as `lifelong run` trains (`Learner.learn_task` task by task): (training CPU s,
-    training wall s, correct test answers after the last task)."""
-    config = case.config(seed)
-    learner = Learner(case.method, "mlp", "class", hidden=hidden, config=config, **case.options)
-    cpu = wall = 0.0
-    for task in scenario.tasks:
-        cpu0, wall0 = clocks()
-        learner.learn_task(task, scenario)
-        cpu1, wall1 = clocks()
-        cpu, wall = cpu + cpu1 - cpu0, wall + wall1 - wall0
-    return cpu, wall, evaluate(learner.method, scenario.tasks, config)["agnostic"]
+class EngineRun:
+    """The engine over a scenario as `lifelong run` trains it (`Learner.learn_task`), a task at a time."""
+
+    def __init__(self, scenario, case: Case, seed: int, hidden=HIDDEN):
+        self.scenario, self.config = scenario, case.config(seed)
+        self.learner = Learner(case.method, "mlp", "class", hidden=hidden, config=self.config, **case.options)
+
+    def learn(self, task) -> None:
+        self.learner.learn_task(task, self.scenario)
+
+    def correct(self, tasks) -> list[int]:
+        return evaluate(self.learner.method, tasks, self.config)["agnostic"]
 
 
 def measure(scenario, case: Case, repeats: int, clock: str, hidden=HIDDEN) -> dict:
-    # warm-up: first-call costs are nobody's overhead
-    engine_run(scenario, case, 0, hidden), bare_run(scenario, case, 0, hidden)
+    """`repeats` runs of each over the whole scenario, the engine's and the bare loop's alternating task by task
+    (the two trainings of a task a second or so apart, under the same load), which goes first alternating too."""
+    tasks = scenario.tasks
+    for run in (EngineRun(scenario, case, 0, hidden), BareRun(scenario, case, 0, hidden)):
+        run.learn(tasks[0])  # warm-up: first-call costs are nobody's overhead
     load_before = os.getloadavg()
     times = {"engine": {"cpu": [], "wall": []}, "bare": {"cpu": [], "wall": []}}
-    same, steps = True, 0
+    same = True
     for r in range(repeats):
-        # alternating, and which goes first alternates too (a slower second half of a pair would favour one side)
-        for name in (("engine", "bare") if r % 2 == 0 else ("bare", "engine")):
-            if name == "engine":
-                cpu, wall, engine_correct = engine_run(scenario, case, r, hidden)
-            else:
-                cpu, wall, bare_correct, steps = bare_run(scenario, case, r, hidden)
-            times[name]["cpu"].append(cpu)
-            times[name]["wall"].append(wall)
-        same = same and engine_correct == bare_correct
+        runs = {"engine": EngineRun(scenario, case, r, hidden), "bare": BareRun(scenario, case, r, hidden)}
+        spent = {name: {"cpu": 0.0, "wall": 0.0} for name in runs}
+        for task in tasks:
+            for name in (("engine", "bare") if (r + task.id) % 2 == 0 else ("bare", "engine")):
+                cpu0, wall0 = clocks()
+                runs[name].learn(task)
+                cpu1, wall1 = clocks()
+                spent[name]["cpu"] += cpu1 - cpu0
+                spent[name]["wall"] += wall1 - wall0
+        for name in runs:
+            for c in ("cpu", "wall"):
+                times[name][c].append(spent[name][c])
+        same = same and runs["engine"].correct(tasks) == runs["bare"].correct(tasks)
+    steps = runs["bare"].steps
     load_after = os.getloadavg()
     row = {"label": case.label, "steps": steps, "times_s": times, "same_numbers": same,
            "load_before": load_before, "load_after": load_after}
@@ -199,6 +211,7 @@ def main():
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--cases", nargs="+", choices=[c.key for c in CASES], default=[c.key for c in CASES])
     parser.add_argument("--hidden", type=int, nargs="+", default=list(HIDDEN), help="the MLP's hidden sizes")
+    parser.add_argument("--note", default="", help="said under the title (which code was measured, say)")
     parser.add_argument("--out", help="results name (benchmarks/results/NAME.json, .md); default: overhead, or "
                         "overhead_fixed_cost with other hidden sizes")
     args = parser.parse_args()
@@ -209,11 +222,12 @@ def main():
             for case in CASES if case.key in args.cases}
     other = "wall" if args.clock == "cpu" else "cpu"
     document = {"protocol": __doc__.strip().split("\n\n")[1], "clock": args.clock, "repeats": args.repeats,
-                "threads": threads, "hidden": list(hidden), "target": 1.10, "cases": rows,
+                "threads": threads, "hidden": list(hidden), "note": args.note, "target": 1.10, "cases": rows,
                 "not_yet": "ER, DER++: not yet in the library (each will be one entry of CASES)"}
     model = f"MLP {'-'.join(map(str, (1024, *hidden)))} + head"
     title = "Engine overhead per step" if hidden == HIDDEN else "Engine overhead: the fixed cost of a step"
-    lines = [f"# {title} (split-MNIST fine-tuning, class-incremental, {model})\n\n{document['protocol']}\n",
+    note = f"{args.note}\n\n" if args.note else ""
+    lines = [f"# {title} (split-MNIST fine-tuning, class-incremental, {model})\n\n{note}{document['protocol']}\n",
              f"Clock: {args.clock} (process CPU time), {threads} thread(s), {args.repeats} repeats of each loop, "
              "alternating; ms per step = median training time / steps.\n",
              "engine / bare: the ratio of the medians, of the minima, and the median of each repeat's ratio (the "
