@@ -12,7 +12,7 @@ from lifelong.training import train_task
 from lifelong.errors import ConfigError, DataError, TrainingError
 from lifelong.experiment import build_method, build_model, run_experiment
 from lifelong.methods import Finetune, Joint
-from lifelong.results import _to_json
+from lifelong.results import json_safe
 from lifelong.benchmarks import make_scenario
 from lifelong.scenarios import split_by_classes
 from lifelong.storage import load_checkpoint
@@ -70,7 +70,7 @@ def test_resume_after_an_interruption_gives_the_same_numbers(digits_scenario, tm
         run(interrupted, digits_scenario, config, out_dir=tmp_path)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["status"].startswith("running: 2 of 5") and saved["accuracy_matrix"][2][0] is None
-    assert saved["accuracy_matrix"][:2] == _to_json(reference["accuracy_matrix"][:2])
+    assert saved["accuracy_matrix"][:2] == json_safe(reference["accuracy_matrix"][:2])
 
     resumed = run(fresh(method, digits_scenario, "task", seed=5), digits_scenario, config, out_dir=tmp_path,
                   resume=True)
