@@ -40,6 +40,8 @@ METHODS = {
     "der": ("Dark Experience Replay: a reservoir buffer of samples and their logits, CE + alpha * MSE to the stored "
             "logits (--memory N; --stream)", SETTINGS, True),
     "der++": ("DER++: DER plus beta * CE on a second buffer draw's labels (--memory N; --stream)", SETTINGS, True),
+    "gdumb": ("GDumb: a class-balanced greedy memory (--memory N) from the stream; before each evaluation a model "
+              "trained from scratch on the memory alone (--stream)", SETTINGS, True),
     "competitive": ("winner-take-all competitive learning: each class adds its own units, only they learn "
                     "(no gradient)", SETTINGS, False),
     "neural-gas": ("neural gas with competitive Hebbian edges, one gas per class; old gases never move "
