@@ -50,15 +50,16 @@ class GDumb(Method):
     local_learning = True  # the stream takes no gradient step: the engine calls local_update (the memory's)
 
     def __init__(self, model, setting: str = "class", memory: int | None = None, passes: int = 32, lr: float = 0.05,
-                 min_lr: float = 0.0005, batch_size: int = 16, clip: float = 10.0, momentum: float = 0.9,
+                 min_lr: float = 0.0005, memory_batch: int = 16, clip: float = 10.0, momentum: float = 0.9,
                  weight_decay: float = 1e-6):
         """memory: the class-balanced memory's size in samples (required: --memory N; the paper's MNIST runs 300,
         500, 4400).
         passes: passes over the memory each time the model is made, before every evaluation (official: 256 on CIFAR,
         128 on MNIST; 32 here for speed, a whole number of SGDR cycles after the warm-up pass).
         lr, min_lr: SGDR's highest and lowest learning rates (official 0.05 and 0.0005); the first pass runs at
-        0.1 x lr (the official warm-up).
-        batch_size: the memory's batches (official 16).
+        0.1 x lr (the official warm-up). The run's own --lr, --optimizer, --momentum are not used: the stream takes no
+        gradient step (in Python, `Learner("gdumb", lr=...)` is this option: a method's option wins a shared name).
+        memory_batch: the batches the memory is trained in (official 16; the run's --batch-size is the stream's).
         clip: the gradient's norm is clipped to this at each step (official 10).
         momentum, weight_decay: SGD's (official 0.9 and 1e-6)."""
         super().__init__(model, setting)
@@ -68,7 +69,7 @@ class GDumb(Method):
         seed = int(torch.randint(2**31, (1,)))  # drawn from the run's seeded generator: a seed per run
         self.buffer = ClassBalancedBuffer(_size("memory", memory), torch.Generator().manual_seed(seed))
         self.passes = _size("passes", passes)
-        self.batch_size = _size("batch_size", batch_size)
+        self.memory_batch = _size("memory_batch", memory_batch)
         self.lr, self.min_lr, self.clip = _positive("lr", lr), _positive("min_lr", min_lr), _positive("clip", clip)
         if self.min_lr > self.lr:
             raise ConfigError(f"min_lr ({min_lr}) must not exceed lr ({lr})")
@@ -105,8 +106,8 @@ class GDumb(Method):
         data = self.buffer.contents()
         self._optimizer = torch.optim.SGD(self.model.parameters(), lr=self.lr * 0.1, momentum=self.momentum,
                                           weight_decay=self.weight_decay)
-        self._step, self._steps_per_pass = 0, math.ceil(len(data[0]) / self.batch_size)
-        fit(data, self._optimizer, self.passes, self.batch_size)
+        self._step, self._steps_per_pass = 0, math.ceil(len(data[0]) / self.memory_batch)
+        fit(data, self._optimizer, self.passes, self.memory_batch)
         self._optimizer = None
 
     def lr_at(self, step: int) -> float:
@@ -124,7 +125,7 @@ class GDumb(Method):
     # ------------------------------------------------------------------ results and checkpoints
     def describe(self) -> dict:
         return {"buffer": self.buffer.describe(), "passes": self.passes, "lr": self.lr, "min_lr": self.min_lr,
-                "batch_size": self.batch_size, "clip": self.clip,
+                "memory_batch": self.memory_batch, "clip": self.clip,
                 "accuracy": "the last pass's (the official code reports the best test accuracy over passes)"}
 
     def state_dict(self):
