@@ -29,7 +29,8 @@ METHODS = {
             SETTINGS, False),
     "l-mas": ("local MAS: importance = Hebbian co-activation of the two neurons a weight connects (closed form)",
               SETTINGS, False),
-    "replay": ("naive rehearsal: the new task's data plus a memory of old samples (--memory N), cross-entropy",
+    "replay": ("naive rehearsal: the new task's data plus a memory of old samples (--memory N), cross-entropy; "
+               "mixed once each by default (mix=union), not 1:1 as Hsu et al. and Avalanche (--param mix=repeat)",
                SETTINGS, True),
     "icarl": ("iCaRL: herding exemplars (--memory N), sigmoid distillation of old outputs, nearest-mean classifier",
               CLASS_ONLY, True),
