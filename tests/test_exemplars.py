@@ -296,3 +296,17 @@ def test_stage_2_in_closed_form_takes_the_steps_of_sgd_on_the_autograd_loss(digi
     assert method.bias.alpha.item() == pytest.approx(reference.alpha.item(), abs=1e-4)
     assert method.bias.beta.item() == pytest.approx(reference.beta.item(), abs=1e-4)
     assert (reference.alpha.item(), reference.beta.item()) != (1.0, 0.0)
+
+
+def test_replay_says_its_default_mix_is_not_the_fields_1_to_1():
+    from lifelong import catalog
+    from lifelong.methods import METHODS, describe_options
+    from lifelong.models import MLP, ContinualModel
+
+    method = build_method("replay", ContinualModel(MLP(4, (8,))), "class", {"memory": 10})
+    details = method.describe()
+    assert details["mix"] == "union" and "not the 1:1" in details["mix_means"] and "mix=repeat" in details["mix_means"]
+    assert "1:1" in build_method("replay", ContinualModel(MLP(4, (8,))), "class",
+                                 {"memory": 10, "mix": "repeat"}).describe()["mix_means"]
+    assert "--param mix=repeat" in catalog.METHODS["replay"][0]  # lifelong list
+    assert "--param mix=repeat" in describe_options(METHODS["replay"])  # lifelong list --method replay

@@ -4,6 +4,7 @@ at task ends): a sample arrives, the buffer decides whether it stays, without be
     buffer = ReservoirBuffer(capacity=500, generator=torch.Generator().manual_seed(seed))
     buffer.add(x, targets, task_ids, logits=logits)        # a batch from the stream: reservoir sampling
     x, targets, task_ids, fields = buffer.sample(10)       # a uniform draw without replacement
+    balanced = ClassBalancedBuffer(capacity=500)           # GDumb's greedy class-balanced sampler
 
 `ReservoirBuffer` keeps a uniform sample of everything it was offered (Vitter's algorithm R): after N offers each
 one is in the buffer with probability capacity / N, whenever it came. Storage is preallocated at the first batch;
@@ -131,3 +132,98 @@ class ReservoirBuffer:
         for name, saved in state["widths"].items():
             self.widths[name] = torch.zeros(self.capacity, dtype=torch.long)
             self.widths[name][:len(saved)] = saved
+
+
+class ClassBalancedBuffer:
+    """GDumb's greedy class-balanced sampler (Prabhu et al. 2020, Algorithm 1) over at most `capacity` samples
+    (inputs, targets, task ids): a sample is admitted while the buffer has room; once full, only if its class holds
+    fewer than capacity / (classes seen, its own included) samples, and then a uniformly drawn sample of the largest
+    class (ties: the class seen first) makes room for it. The classes are the targets (head outputs).
+
+    The decisions are integer bookkeeping, one sample after another as the algorithm says (a class's count changes
+    what the next sample may do); the tensors are written once per batch. Its own `generator` draws the evictions;
+    the checkpoint holds it, the stored samples and each class's slots in their order."""
+
+    def __init__(self, capacity: int, generator: torch.Generator | None = None):
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ConfigError(f"a replay buffer needs a positive number of samples (--memory N), got {capacity!r}")
+        self.capacity = capacity
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.seen = 0  # samples offered so far
+        self.data: dict[str, torch.Tensor] = {}  # "x", "targets", "task_ids"; preallocated
+        self.slots: dict[int, list[int]] = {}  # class -> its slots (insertion order of the classes: ties)
+        self.stored = 0
+
+    def __len__(self) -> int:
+        return self.stored
+
+    def counts(self) -> dict[int, int]:
+        """Samples held per class."""
+        return {label: len(slots) for label, slots in self.slots.items()}
+
+    @torch.no_grad()
+    def add(self, x: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor) -> None:
+        """Offer a batch, sample by sample in order (the greedy rule), written to the store at once."""
+        b = len(targets)
+        if b == 0:
+            return
+        draws = torch.rand(b, generator=self.generator, dtype=torch.float64).tolist()
+        writes: dict[int, int] = {}  # slot -> the batch item that ends there (a later one overwrites)
+        for item, (label, u) in enumerate(zip(targets.tolist(), draws)):
+            self.seen += 1
+            own = self.slots.setdefault(label, [])
+            if self.stored < self.capacity:
+                slot = self.stored
+                self.stored += 1
+            elif len(own) < self.capacity / len(self.slots):
+                largest = max(self.slots.values(), key=len)  # the first of the largest: the class seen first
+                k = int(u * len(largest))
+                slot = largest[k]
+                largest[k] = largest[-1]  # the evicted slot leaves its class (order: swap with the last)
+                largest.pop()
+            else:  # refused (a class never admitted still counts among the classes seen)
+                continue
+            own.append(slot)
+            writes[slot] = item
+        if not writes:
+            return
+        where = torch.tensor(list(writes), dtype=torch.long)
+        which = torch.tensor(list(writes.values()), dtype=torch.long)
+        for name, value in (("x", x), ("targets", targets), ("task_ids", task_ids)):
+            value = value.detach()
+            if name not in self.data:
+                self.data[name] = torch.zeros((self.capacity, *value.shape[1:]), dtype=value.dtype,
+                                              device=value.device)
+            store = self.data[name]
+            store[where.to(store.device)] = value.index_select(0, which.to(value.device)).to(store.dtype)
+
+    def contents(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every stored sample: (inputs, targets, task ids)."""
+        if not self.stored:
+            raise ConfigError("the replay buffer is empty: nothing to train on")
+        n = self.stored
+        return self.data["x"][:n], self.data["targets"][:n], self.data["task_ids"][:n]
+
+    def describe(self) -> dict:
+        return {"kind": "class-balanced (GDumb's greedy sampler)", "capacity": self.capacity, "stored": len(self),
+                "seen": self.seen, "per_class": {str(k): v for k, v in sorted(self.counts().items())}}
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        n = self.stored
+        return {"capacity": self.capacity, "seen": self.seen, "generator": self.generator.get_state(),
+                "data": {name: store[:n].cpu() for name, store in self.data.items()},
+                "slots": [[label, list(slots)] for label, slots in self.slots.items()]}
+
+    def load_state_dict(self, state: dict, device=None) -> None:
+        if state["capacity"] != self.capacity:
+            raise ConfigError(f"a checkpoint's buffer holds {state['capacity']} samples, this one {self.capacity}")
+        self.seen = state["seen"]
+        self.generator.set_state(state["generator"])
+        self.slots = {int(label): [int(s) for s in slots] for label, slots in state["slots"]}
+        self.stored = sum(len(slots) for slots in self.slots.values())
+        self.data = {}
+        for name, saved in state["data"].items():
+            store = torch.zeros((self.capacity, *saved.shape[1:]), dtype=saved.dtype, device=device)
+            store[:len(saved)] = saved.to(store.device)
+            self.data[name] = store

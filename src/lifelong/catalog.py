@@ -29,7 +29,8 @@ METHODS = {
             SETTINGS, False),
     "l-mas": ("local MAS: importance = Hebbian co-activation of the two neurons a weight connects (closed form)",
               SETTINGS, False),
-    "replay": ("naive rehearsal: the new task's data plus a memory of old samples (--memory N), cross-entropy",
+    "replay": ("naive rehearsal: the new task's data plus a memory of old samples (--memory N), cross-entropy; "
+               "mixed once each by default (mix=union), not 1:1 as Hsu et al. and Avalanche (--param mix=repeat)",
                SETTINGS, True),
     "icarl": ("iCaRL: herding exemplars (--memory N), sigmoid distillation of old outputs, nearest-mean classifier",
               CLASS_ONLY, True),
@@ -40,6 +41,8 @@ METHODS = {
     "der": ("Dark Experience Replay: a reservoir buffer of samples and their logits, CE + alpha * MSE to the stored "
             "logits (--memory N; --stream)", SETTINGS, True),
     "der++": ("DER++: DER plus beta * CE on a second buffer draw's labels (--memory N; --stream)", SETTINGS, True),
+    "gdumb": ("GDumb: a class-balanced greedy memory (--memory N) from the stream; before each evaluation a model "
+              "trained from scratch on the memory alone (--stream)", SETTINGS, True),
     "competitive": ("winner-take-all competitive learning: each class adds its own units, only they learn "
                     "(no gradient)", SETTINGS, False),
     "neural-gas": ("neural gas with competitive Hebbian edges, one gas per class; old gases never move "

@@ -38,8 +38,8 @@ from .models import MLP, ContinualModel, resnet20, resnet32
 from .results import load_checkpoint, save_checkpoint
 from .scenarios import SETTINGS, prepare_raw
 from .storage import lock_beside
-from .training import (TrainConfig, check_options_used, check_stream, check_warmup_used, import_optimizers,
-                       optimizer_state, restore_optimizer, train_task)
+from .training import (TrainConfig, check_options_used, check_stream, check_warmup_used, fit, import_optimizers,
+                       optimizer_state, own_hook, restore_optimizer, train_task)
 
 BACKBONES = ("mlp", "resnet20", "resnet32")
 FORMAT = "lifelong.Learner"
@@ -362,6 +362,17 @@ class Learner:
                                            else SimpleNamespace(augment=self.augment), self.config, self.generator)
             if not self.config.stream:
                 self.method.after_task(task)
+            before_evaluation = own_hook(self.method, "before_evaluation")
+            if before_evaluation is not None:  # stream or not: the model the evaluation and a saved learner see
+                label = f"task {task.id + 1}" + (f"/{len(scenario)}" if hasattr(scenario, "__len__") else "")
+
+                def fit_own(data, optimizer, epochs, batch_size):
+                    losses = fit(self.method, data, optimizer, epochs, batch_size, self.config, self.generator,
+                                 f"{label} before evaluation", augment=self.method.augmented_inputs)
+                    self.epoch_losses = self.epoch_losses + losses
+                    return losses
+
+                before_evaluation(fit_own)
         # a task made from labels (`learn(x, y)`) holds the labels; a scenario's task, class indices
         self.tasks.append(_TaskRecord(task.id, task.classes if isinstance(task, _Task) else self._names(task.classes)))
         return self

@@ -11,6 +11,7 @@ import numbers
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 
 import torch
 from tqdm.auto import tqdm
@@ -303,6 +304,26 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
     shuffle = not (config.stream and getattr(task, "ordered", False))
     losses = _run_epochs(step, start_epoch, data, config.epochs, schedule, scenario, config, generator,
                          _label(task, scenario), shard=not local, shuffle=shuffle)
+    distributed.settle(method.model)
+    return losses
+
+
+def fit(method: Method, data, optimizer: torch.optim.Optimizer, epochs: int, batch_size: int, config: TrainConfig,
+        generator: torch.Generator, description: str, augment: bool = False) -> list[float]:
+    """`epochs` shuffled passes of `batch_size` over `data` ((inputs, targets, task ids, ...) tensors) with the one
+    step loop (`method.loss`, backward, `method.before_step`, `optimizer.step()`): the `fit` a method's
+    `before_evaluation` is handed, to train on data of its own (GDumb's memory) with an optimizer of its own.
+    Returns the mean loss of each pass."""
+    device = torch.device(config.device)
+    data = [t.to(device) for t in data]
+    descend, loss_of = _descender(optimizer, own_hook(method, "before_step")), method.loss
+
+    def step(*batch, weight):
+        return descend(loss_of(*batch), weight)
+
+    config = replace(config, batch_size=batch_size, lr=optimizer.param_groups[0]["lr"])  # the lr its errors name
+    losses = _run_epochs(step, lambda epoch: method.train_mode(), data, epochs, None,
+                         SimpleNamespace(augment=augment), config, generator, description)
     distributed.settle(method.model)
     return losses
 

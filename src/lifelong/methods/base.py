@@ -11,6 +11,7 @@ The engine calls, for each task:
             loss = method.loss(x, targets, task_ids)   # a method adds distillation...
             method.before_step()                       # after backward: a penalty's gradient in closed form
     method.after_task(task)                   # a method may compute importance, update exemplars...
+    method.before_evaluation(fit)             # stream or not: the model about to be evaluated (GDumb trains it)
     method.predict(x)                         # logits over every output, for evaluation
 
 Targets are indices into the head's outputs. The setting decides how a task's within-task labels map there:
@@ -191,6 +192,17 @@ class Method:
 
     def after_task(self, task: Task) -> None:
         """Called once after training on `task`. Fine-tuning has nothing to do here."""
+
+    def before_evaluation(self, fit) -> None:
+        """Called at the end of learning each task, in a stream too (where no boundary hook is called), after
+        `after_task`: the model is evaluated after it (the engine evaluates after each task) and a learner is saved
+        and predicts with the model it leaves. A method whose evaluated model is not the one the stream trains makes
+        it here: GDumb trains a model from its initial state on its memory alone. It is told nothing of the tasks.
+
+        `fit(data, optimizer, epochs, batch_size)` trains the model on `data` ((inputs, targets, task ids) tensors)
+        with the library's one step loop (shuffled batches with the run's generator, `loss`, backward,
+        `before_step`, `optimizer.step()`; augmented as the training batches are) and returns each pass's mean
+        loss, which the run records after the task's own. Fine-tuning does nothing here."""
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

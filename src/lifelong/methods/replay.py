@@ -24,6 +24,13 @@ from ..memory import ExemplarMemory
 from .base import Method
 
 MIXES = ("union", "repeat")
+# what each mix is, in results.json's method_details: the default is not the field's 1:1
+MIX_MEANING = {
+    "union": "the task's data and the memory once each (old samples a small share); not the 1:1 mixing of Hsu et "
+             "al.'s code and Avalanche (mix=repeat), which published naive-rehearsal numbers use",
+    "repeat": "the memory repeated max(N_new // memory, 1) times: old and new samples about 1:1 (Hsu et al.'s code, "
+              "Avalanche)",
+}
 CLASSIFIERS = ("softmax", "ncm")
 
 
@@ -37,9 +44,12 @@ class Replay(Method):
                  selection: str = "random", mix: str = "union", classifier: str = "softmax"):
         """memory: the total budget of stored samples, shared evenly by the classes seen (iCaRL's rule);
         memory_per_class: a fixed number per class instead. selection: "random" (naive rehearsal) or "herding".
-        mix: "union" (the task's data and the memory once each) or "repeat" (Hsu et al.: the memory repeated
-        max(N_new // memory, 1) times, old and new samples about 1:1). classifier: "softmax" (the head) or "ncm"
-        (nearest mean of exemplars)."""
+        mix: "union" (the default: the task's data and the memory once each, old samples a small share: 1,100
+        against 12,000 new on split-MNIST) or "repeat" (Hsu et al.: the memory repeated max(N_new // memory, 1)
+        times, old and new samples about 1:1). NOTE: the field's naive rehearsal numbers are 1:1 ("repeat": Hsu et
+        al.'s code and Avalanche); class-IL split-MNIST with 1,100 samples ends near 88 % with "union" against
+        Hsu's 90.78 (ours with "repeat": 91.54). Compare with published rehearsal numbers with --param mix=repeat.
+        classifier: "softmax" (the head) or "ncm" (nearest mean of exemplars)."""
         super().__init__(model, setting)
         if memory is None and memory_per_class is None:
             raise ConfigError(f"{self.name} keeps exemplars and needs a memory size: add --memory N (a total "
@@ -139,7 +149,8 @@ class Replay(Method):
 
     # ------------------------------------------------------------------ results and checkpoints
     def describe(self) -> dict:
-        return {"memory": self.memory.describe(), "classifier": self.classifier}
+        return {"memory": self.memory.describe(), "classifier": self.classifier, "mix": self.mix,
+                "mix_means": MIX_MEANING[self.mix]}
 
     def state_dict(self):
         return {**super().state_dict(), "memory": self.memory.state_dict(), "class_means": self.class_means}
