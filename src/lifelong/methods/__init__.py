@@ -22,11 +22,14 @@ from .prototype import Prototype
 from .topic import TOPIC
 from .er import ER
 from .der import DER, DERPP
+from .er_ace import ERACE
+from .agem import AGEM
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint, LwF)}
 METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)})
 METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC)})  # methods that keep exemplars
 METHODS.update({cls.name: cls for cls in (ER, DER, DERPP)})  # rehearsal from a stream: reservoir buffers
+METHODS.update({cls.name: cls for cls in (ERACE, AGEM)})  # rehearsal from a stream: ER-ACE, A-GEM
 METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
 METHODS.update({cls.name: cls for cls in (TOPIC, Prototype)})  # few-shot class-incremental learning
 
@@ -60,3 +63,4 @@ def describe_options(cls: type[Method]) -> str:
 __all__ = ["METHODS", "Method", "describe_options", "get_method", "method_options", "Finetune", "FinetuneFC", "FeatureExtraction", "Joint", "LwF",
            "EWC", "OnlineEWC", "SI", "L2", "MAS", "LocalMAS", "Competitive", "NeuralGasMethod", "Replay", "ICaRL", "BiC", "Prototype", "TOPIC",
            "ER", "DER", "DERPP"]
+__all__ += ["ERACE", "AGEM"]
