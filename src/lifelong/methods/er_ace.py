@@ -63,7 +63,7 @@ class ERACE(ER):
             bx, by, bt, _ = self.buffer.sample(self.replay_size(targets))
             loss = loss + self.classification_loss(self.model(bx), by, bt)
         self.buffer.add(x, targets, task_ids)
-        seen = self._seen(max(logits.shape[1], int(targets.max()) + 1), targets.device)
+        seen = self._seen(logits.shape[1], targets.device).clone()  # targets index the head: no sync for a max
         seen[targets] = True
         self.seen_outputs = seen
         return loss
