@@ -13,8 +13,7 @@ from lifelong.methods import METHODS, Finetune
 from lifelong.methods.base import needs_task_boundaries
 from lifelong.training import TrainConfig, evaluate
 
-STREAM_METHODS = {"finetune", "er", "der", "der++", "er-ace"}
-STREAM_METHODS |= {"gdumb"}  # a memory filled from the stream, a model made from it before each evaluation
+STREAM_METHODS = {"finetune", "er", "der", "der++", "er-ace", "a-gem", "gdumb"}
 
 
 @pytest.fixture(scope="module")

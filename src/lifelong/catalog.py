@@ -43,6 +43,10 @@ METHODS = {
     "der++": ("DER++: DER plus beta * CE on a second buffer draw's labels (--memory N; --stream)", SETTINGS, True),
     "gdumb": ("GDumb: a class-balanced greedy memory (--memory N) from the stream; before each evaluation a model "
               "trained from scratch on the memory alone (--stream)", SETTINGS, True),
+    "er-ace": ("ER-ACE: the incoming CE masks the seen classes absent from the batch, plus CE on a reservoir draw "
+               "(--memory N; --stream)", SETTINGS, True),
+    "a-gem": ("A-GEM: the step's gradient projected where it conflicts with a reservoir draw's (--memory N; "
+              "--stream)", SETTINGS, True),
     "competitive": ("winner-take-all competitive learning: each class adds its own units, only they learn "
                     "(no gradient)", SETTINGS, False),
     "neural-gas": ("neural gas with competitive Hebbian edges, one gas per class; old gases never move "
