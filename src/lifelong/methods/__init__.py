@@ -29,7 +29,7 @@ from .agem import AGEM
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint, LwF)}
 METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)})
 METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC)})  # methods that keep exemplars
-METHODS.update({cls.name: cls for cls in (ER, DER, DERPP, ERACE, AGEM, GDumb)})  # rehearsal from a stream
+METHODS.update({cls.name: cls for cls in (ER, DER, DERPP, GDumb, ERACE, AGEM)})  # rehearsal from a stream
 METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
 METHODS.update({cls.name: cls for cls in (TOPIC, Prototype)})  # few-shot class-incremental learning
 
