@@ -47,6 +47,8 @@ METHODS = {
                "(--memory N; --stream)", SETTINGS, True),
     "a-gem": ("A-GEM: the step's gradient projected where it conflicts with a reservoir draw's (--memory N; "
               "--stream)", SETTINGS, True),
+    "task-free-mas": ("task-free MAS: steps on a recent + a hard buffer; MAS importance updated where the loss "
+                      "plateaus after a peak, no task boundary (--stream)", SETTINGS, False),
     "competitive": ("winner-take-all competitive learning: each class adds its own units, only they learn "
                     "(no gradient)", SETTINGS, False),
     "neural-gas": ("neural gas with competitive Hebbian edges, one gas per class; old gases never move "

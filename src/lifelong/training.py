@@ -288,10 +288,7 @@ def train_task(method: Method, task: Task, scenario, config: TrainConfig, genera
             return []
         optimizer = task_optimizer(method, params, config)
         schedule = make_schedule(optimizer, config)
-        descend, loss_of = _descender(optimizer, own_hook(method, "before_step")), method.loss
-
-        def step(*batch, weight):
-            return descend(loss_of(*batch), weight)
+        step = _stepper(method, optimizer)
 
     before_epoch = own_hook(method, "before_epoch")
 
@@ -316,16 +313,36 @@ def fit(method: Method, data, optimizer: torch.optim.Optimizer, epochs: int, bat
     Returns the mean loss of each pass."""
     device = torch.device(config.device)
     data = [t.to(device) for t in data]
-    descend, loss_of = _descender(optimizer, own_hook(method, "before_step")), method.loss
-
-    def step(*batch, weight):
-        return descend(loss_of(*batch), weight)
-
+    step = _stepper(method, optimizer)
     config = replace(config, batch_size=batch_size, lr=optimizer.param_groups[0]["lr"])  # the lr its errors name
     losses = _run_epochs(step, lambda epoch: method.train_mode(), data, epochs, None,
                          SimpleNamespace(augment=augment), config, generator, description)
     distributed.settle(method.model)
     return losses
+
+
+def _stepper(method: Method, optimizer):
+    """`step(*batch, weight)`: the gradient steps one batch makes. One step on `method.loss(*batch)`; or, for a
+    method with a `steps` hook of its own, one step per loss it yields (none: it only kept the batch; several: it
+    trains several times on what it holds), each with backward, `before_step` and the optimizer's step before the
+    next loss is asked for. Returns the loss of the batch's first step (before any of its steps moved the model,
+    as a one-step batch's), or None where it made no step."""
+    descend, loss_of = _descender(optimizer, own_hook(method, "before_step")), method.loss
+    steps = own_hook(method, "steps")
+    if steps is None:
+        def step(*batch, weight):
+            return descend(loss_of(*batch), weight)
+
+        return step
+
+    def step(*batch, weight):
+        first = None
+        for loss in steps(*batch):
+            done = descend(loss, weight)
+            first = done if first is None else first
+        return first
+
+    return step
 
 
 def own_hook(method: Method, name: str):
@@ -435,6 +452,7 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
             start_epoch(epoch)
             order = (torch.randperm(n, generator=generator) if shuffle else torch.arange(n)).to(device)
             epoch_loss = torch.zeros((), device=device)
+            stepped = 0  # batches that made a step (a method's `steps` may make none for a batch it only keeps)
             batches = _IndexBatches(order, config.batch_size)
             for idx, x in zip(batches, input_batches(inputs, batches)):
                 rest = [t.index_select(0, idx) for t in tensors]  # = t[idx], without indexing's parsing
@@ -447,6 +465,7 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
                     loss = step(x[mine], *(t[mine] for t in rest), weight=weight)
                 if loss is not None:
                     epoch_loss += loss  # a tensor: no sync with the device, nothing that grows with the steps
+                    stepped += 1
                 bar.update()
             # one check per epoch: a check per batch would force a device sync at every step
             if not torch.isfinite(epoch_loss):
@@ -455,13 +474,13 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
                                     f"epoch {epoch + 1}: lower the learning rate (now {config.lr})")
             if schedule is not None:
                 schedule.step()
-            if loss is not None:  # local learners have no loss to show
-                losses.append(epoch_loss.item() / n_batches)
-                bar.set_postfix(loss=f"{epoch_loss.item() / n_batches:.3f}", refresh=False)
+            if stepped:  # local learners have no loss to show; the mean over the batches that made a step
+                losses.append(epoch_loss.item() / stepped)
+                bar.set_postfix(loss=f"{epoch_loss.item() / stepped:.3f}", refresh=False)
             if config.progress and not sys.stderr.isatty() and time.monotonic() - last_line >= LINE_EVERY_S:
                 # no terminal (a log file, CI, nohup): no bar, but a line at most every few seconds
                 last_line = time.monotonic()
-                shown = "" if loss is None else f": loss {epoch_loss.item() / n_batches:.3f}"
+                shown = "" if not stepped else f": loss {epoch_loss.item() / stepped:.3f}"
                 print(f"  {description} epoch {epoch + 1}/{epochs}{shown}", file=sys.stderr, flush=True)
     finally:
         bar.close()

@@ -25,11 +25,12 @@ from .der import DER, DERPP
 from .gdumb import GDumb
 from .er_ace import ERACE
 from .agem import AGEM
+from .task_free_mas import TaskFreeMAS
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint, LwF)}
 METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)})
 METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC)})  # methods that keep exemplars
-METHODS.update({cls.name: cls for cls in (ER, DER, DERPP, GDumb, ERACE, AGEM)})  # rehearsal from a stream
+METHODS.update({cls.name: cls for cls in (ER, DER, DERPP, GDumb, ERACE, AGEM, TaskFreeMAS)})  # rehearsal from a stream
 METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
 METHODS.update({cls.name: cls for cls in (TOPIC, Prototype)})  # few-shot class-incremental learning
 
@@ -64,4 +65,4 @@ __all__ = ["METHODS", "Method", "describe_options", "get_method", "method_option
            "EWC", "OnlineEWC", "SI", "L2", "MAS", "LocalMAS", "Competitive", "NeuralGasMethod", "Replay", "ICaRL", "BiC", "Prototype", "TOPIC",
            "ER", "DER", "DERPP"]
 __all__ += ["GDumb"]
-__all__ += ["ERACE", "AGEM"]
+__all__ += ["ERACE", "AGEM", "TaskFreeMAS"]

@@ -8,7 +8,8 @@ The engine calls, for each task:
         method.train_mode()
         method.before_epoch(epoch, n_epochs)  # a method may start gathering statistics...
         for each batch:
-            loss = method.loss(x, targets, task_ids)   # a method adds distillation...
+            loss = method.loss(x, targets, task_ids)   # a method adds distillation... (or, with a `steps` hook
+                                                       # of its own, the losses of none or several steps)
             method.before_step()                       # after backward: a penalty's gradient in closed form
     method.after_task(task)                   # a method may compute importance, update exemplars...
     method.before_evaluation(fit)             # stream or not: the model about to be evaluated (GDumb trains it)
@@ -185,6 +186,14 @@ class Method:
     def loss(self, x: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
         """The training loss of one batch. Fine-tuning: the classification loss alone."""
         return self.classification_loss(self.model(x), targets, task_ids)
+
+    def steps(self, x: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor, *extras):
+        """The gradient steps an incoming batch makes: yields each step's loss in turn; the engine runs backward,
+        `before_step` and the optimizer's step on it before asking for the next, so what follows a `yield` sees the
+        model after that step. A method may yield no loss (it only keeps the batch) or several (it trains several
+        times on what it holds: task-free MAS's recent and hard buffers). The engine calls it only where a method
+        defines it (`own_hook`); fine-tuning's is one step on `loss`, which every other method changes instead."""
+        yield self.loss(x, targets, task_ids, *extras)
 
     def before_step(self) -> None:
         """Called after each training batch's backward pass, before the optimizer's step: a method may change the
