@@ -323,13 +323,13 @@ def fit(method: Method, data, optimizer: torch.optim.Optimizer, epochs: int, bat
 
 def _stepper(method: Method, optimizer):
     """`step(*batch, weight)`: the gradient steps one batch makes. One step on `method.loss(*batch)`; or, for a
-    method with a `steps` hook of its own, one step per loss it yields (none: it only kept the batch; several: it
-    trains several times on what it holds), each with backward, `before_step` and the optimizer's step before the
-    next loss is asked for. Returns the loss of the batch's first step (before any of its steps moved the model,
+    method with a `batch_losses` hook of its own, one step per loss it yields (none: it only kept the batch;
+    several: it trains several times on what it holds), each with backward, `before_step` and the optimizer's step
+    before the next loss is asked for. Returns the loss of the batch's first step (before any of its steps moved the model,
     as a one-step batch's), or None where it made no step."""
     descend, loss_of = _descender(optimizer, own_hook(method, "before_step")), method.loss
-    steps = own_hook(method, "steps")
-    if steps is None:
+    batch_losses = own_hook(method, "batch_losses")
+    if batch_losses is None:
         def step(*batch, weight):
             return descend(loss_of(*batch), weight)
 
@@ -337,7 +337,7 @@ def _stepper(method: Method, optimizer):
 
     def step(*batch, weight):
         first = None
-        for loss in steps(*batch):
+        for loss in batch_losses(*batch):
             done = descend(loss, weight)
             first = done if first is None else first
         return first
@@ -452,7 +452,7 @@ def _run_epochs(step, start_epoch, data, epochs, schedule, scenario, config, gen
             start_epoch(epoch)
             order = (torch.randperm(n, generator=generator) if shuffle else torch.arange(n)).to(device)
             epoch_loss = torch.zeros((), device=device)
-            stepped = 0  # batches that made a step (a method's `steps` may make none for a batch it only keeps)
+            stepped = 0  # batches that made a step (a method's `batch_losses` may make none: a batch it only keeps)
             batches = _IndexBatches(order, config.batch_size)
             for idx, x in zip(batches, input_batches(inputs, batches)):
                 rest = [t.index_select(0, idx) for t in tensors]  # = t[idx], without indexing's parsing

@@ -8,8 +8,8 @@ The engine calls, for each task:
         method.train_mode()
         method.before_epoch(epoch, n_epochs)  # a method may start gathering statistics...
         for each batch:
-            loss = method.loss(x, targets, task_ids)   # a method adds distillation... (or, with a `steps` hook
-                                                       # of its own, the losses of none or several steps)
+            loss = method.loss(x, targets, task_ids)   # a method adds distillation... (`batch_losses`: the
+                                                       # losses of none or several steps instead)
             method.before_step()                       # after backward: a penalty's gradient in closed form
     method.after_task(task)                   # a method may compute importance, update exemplars...
     method.before_evaluation(fit)             # stream or not: the model about to be evaluated (GDumb trains it)
@@ -187,7 +187,7 @@ class Method:
         """The training loss of one batch. Fine-tuning: the classification loss alone."""
         return self.classification_loss(self.model(x), targets, task_ids)
 
-    def steps(self, x: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor, *extras):
+    def batch_losses(self, x: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor, *extras):
         """The gradient steps an incoming batch makes: yields each step's loss in turn; the engine runs backward,
         `before_step` and the optimizer's step on it before asking for the next, so what follows a `yield` sees the
         model after that step. A method may yield no loss (it only keeps the batch) or several (it trains several

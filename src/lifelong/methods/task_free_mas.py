@@ -20,9 +20,9 @@ Each step's loss: the cross-entropy over recent + hard (their mean) plus (mas_we
 theta*)^2, whose gradient `before_step` adds in closed form (the importance methods' one penalty, `Regularizer`,
 with lambda = mas_weight / 2).
 
-The several steps per full recent buffer go through the engine's `steps` hook (`Method.steps`): each incoming batch
-is added to the recent buffer sample by sample, in order; each time it fills, the round's steps are yielded (a
-batch of 10 makes a round every third batch; a batch of 64 makes two rounds and leaves 4 samples waiting).
+The several steps per full recent buffer go through the engine's `Method.batch_losses` hook: each incoming batch is
+added to the recent buffer sample by sample, in order; each time it fills, the round's steps are yielded (a batch
+of 10 makes a round every third batch; a batch of 64 makes two rounds and leaves 4 samples waiting).
 
 Differences from the authors' code (a 2-D synthetic demo, an MLP with MSE on one-hot targets):
 - the loss is the library's cross-entropy (the setting's: the sample's own task part in the task setting), the mean
@@ -128,7 +128,7 @@ class TaskFreeMAS(Regularizer):
             logits = logits.masked_fill(~self.output_mask[task_ids], float("-inf"))
         return F.cross_entropy(logits, targets, reduction="none")
 
-    def steps(self, x, targets, task_ids, *extras):
+    def batch_losses(self, x, targets, task_ids, *extras):
         """Add the batch to the recent buffer, in order; a round of steps each time it fills."""
         start = 0
         while start < len(x):
