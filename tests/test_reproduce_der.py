@@ -88,3 +88,9 @@ def test_bad_rows_and_benchmarks_are_clear_errors(tmp_path):
         reproduce_der.reproduce(["dr"], ["p-mnist"], [0], tmp_path)
     with pytest.raises(ConfigError, match="unknown benchmark 'q-mnist'"):
         reproduce_der.reproduce(["der"], ["q-mnist"], [0], tmp_path)
+
+
+def test_the_table_keeps_the_notes_file_beside_it(tmp_path):
+    (tmp_path / "buzzega2020_der_notes.md").write_text("ER 200: measured.\n")
+    reproduce_der.save_table(tmp_path)
+    assert (tmp_path / "buzzega2020_der.md").read_text().rstrip().endswith("ER 200: measured.")

@@ -314,6 +314,11 @@ def render(document: dict, notes: str = "") -> str:
 
 
 def save_table(out: Path, notes: str = "") -> dict:
+    """Rewrite OUT/buzzega2020_der.json and .md from every run on disk; the notes are `notes` or, without them,
+    OUT/buzzega2020_der_notes.md where it exists (so the committed table keeps its notes when a run is added)."""
+    notes_file = Path(out) / f"{NAME}_notes.md"
+    if not notes and notes_file.exists():
+        notes = notes_file.read_text().strip()
     document = load(out)
     document["versions"] = versions()
     document["machine"] = machine()
