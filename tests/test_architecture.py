@@ -20,7 +20,7 @@ LAYERS = [
     ("training", ["training", "learner"]),
     ("engine", ["engine"]),
     ("experiment", ["experiment", "compression"]),
-    ("reproductions", ["reproduce", "reproduce_steps"]),
+    ("reproductions", ["reproduce", "reproduce_steps", "reproduce_der"]),
     ("report", ["report"]),
     ("cli", ["cli", "cli.*", "__main__", ""]),  # "": the package itself (lifelong/__init__.py)
 ]

@@ -8,6 +8,7 @@ from lifelong import catalog
 from lifelong.methods import METHODS
 from lifelong.reproduce import REPRODUCTIONS
 from lifelong.reproduce_steps import PROTOCOLS
+from lifelong.reproduce_der import REPRODUCTIONS as DER_REPRODUCTIONS
 from lifelong.benchmarks import BENCHMARKS
 
 
@@ -17,7 +18,7 @@ def test_catalogue_matches_the_registries():
         assert tuple(METHODS[name].settings) == settings, name
         assert METHODS[name].keeps_exemplars == keeps_exemplars, name
     assert list(catalog.SCENARIOS) == list(BENCHMARKS)
-    assert list(catalog.REPRODUCTIONS) == [*REPRODUCTIONS, *PROTOCOLS]
+    assert list(catalog.REPRODUCTIONS) == [*REPRODUCTIONS, *PROTOCOLS, *DER_REPRODUCTIONS]
 
 
 def test_method_all_runs_the_few_shot_methods_on_few_shot_scenarios_only():

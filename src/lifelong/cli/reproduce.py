@@ -17,13 +17,22 @@ def add_parser(subparsers) -> None:
                     "continues an interrupted reproduction. About 10-70 s per run on 2 CPU cores. "
                     "wu2019-bic-cifar100: Wu et al. 2019, Table 6 (CIFAR-100, 5 steps of 20 classes, ResNet-32, "
                     "2,000 exemplars, 250 epochs per step: a GPU, or --epochs to scale down), writes "
-                    "OUT/wu2019_bic_cifar100.md, .json and .png.")
+                    "OUT/wu2019_bic_cifar100.md, .json and .png. "
+                    "buzzega2020-der: Buzzega et al. 2020 (DER), Tables 2 and 3 on MNIST (P-MNIST, R-MNIST, S-MNIST "
+                    "class- and task-IL, MNIST-360; buffers 200 / 500 / 5120, MNIST-360 1000), one epoch, Mammoth's "
+                    "best_args; --rows, --benchmarks; writes OUT/buzzega2020_der.md and .json.")
     reproduce.add_argument("name", help="the table: hsu2018-split-mnist, wu2019-bic-cifar100 (or wu2019-bic-split-mnist, "
                                         "-split-fashion, -split-omniglot: BiC's ablation on the data here), "
-                                        "tao2020-fscil-cifar100, fscil-omniglot (see `lifelong list`)")
+                                        "tao2020-fscil-cifar100, fscil-omniglot, buzzega2020-der (see `lifelong list`)")
     reproduce.add_argument("--methods", help="rows, comma-separated (default: the paper's; Hsu: finetune,lwf,joint,l2,"
                                              "ewc,online-ewc,si,mas; BiC: baseline-1,baseline-2,bic,upper-bound; "
                                              "FSCIL: ft-cnn,joint-cnn,icarl,ncm,prototype,topic)")
+    reproduce.add_argument("--rows", help="buzzega2020-der's rows, comma-separated (default all: sgd,online-ewc,si,"
+                                          "lwf,er,a-gem,icarl,der,der++,er-ace,gdumb,task-free-mas,joint)")
+    reproduce.add_argument("--benchmarks", help="buzzega2020-der's benchmarks (default all: p-mnist,r-mnist,"
+                                                "s-mnist-class,s-mnist-task,mnist-360)")
+    reproduce.add_argument("--buffers", help="buzzega2020-der's buffer sizes to run, comma-separated (default all: "
+                                             "200,500,5120; MNIST-360 200,500,1000)")
     reproduce.add_argument("--setting", help="Hsu et al.'s settings (default task,domain,class)")
     reproduce.add_argument("--seeds", type=whole, default=5, help="number of seeds (default 5: 0 .. 4)")
     reproduce.add_argument("--first-seed", type=seed, default=0, help="first seed (default 0)")
@@ -66,7 +75,24 @@ def command_reproduce(args) -> int:
     out = Path(args.out or Path("runs") / args.name)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    if args.name in PROTOCOLS:  # BiC's ablation, FSCIL
+    if args.name == "buzzega2020-der":
+        from ..reproduce_der import DEFAULT_BENCHMARKS, NAME as DER_NAME, reproduce as reproduce_der
+
+        if args.setting is not None or args.epochs is not None or args.methods is not None:
+            raise ConfigError("buzzega2020-der: choose rows with --rows and benchmarks with --benchmarks (its "
+                              "settings and one epoch are the paper's)")
+        from ..reproduce_der import ROWS
+        from ..methods import METHODS
+
+        rows = comma_list(args.rows) if args.rows else [r for r in ROWS if ROWS[r][1] in METHODS]
+        table = out / f"{DER_NAME}.md"
+        run_all = lambda: reproduce_der(rows, comma_list(args.benchmarks) if args.benchmarks  # noqa: E731
+                                        else list(DEFAULT_BENCHMARKS), list(seeds), out, args.data_dir,
+                                        buffers=[int(b) for b in comma_list(args.buffers)] if args.buffers else None,
+                                        download=not args.no_download, device=args.device, log=log, **spread)
+    elif args.rows is not None or args.benchmarks is not None or args.buffers is not None:
+        raise ConfigError("--rows, --benchmarks and --buffers are buzzega2020-der's; the other tables take --methods")
+    elif args.name in PROTOCOLS:  # BiC's ablation, FSCIL
         if args.setting is not None:
             raise ConfigError(f"{args.name} is class-incremental only: leave --setting out")
         table = out / f"{stem(args.name)}.md"
