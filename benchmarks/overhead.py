@@ -1,5 +1,5 @@
 """Engine overhead per step: `lifelong`'s training loop against a bare PyTorch loop doing the same forward and
-backward passes, at the stream setting's batch 10 and at batch 128.
+backward passes, at the stream setting's batch 10 and at batch 128, for fine-tuning and the replay methods.
 
 Protocol: class-incremental split-MNIST (32x32, 5 tasks, 60,000 training images: 6,000 steps a pass at batch 10),
 MLP 1024-400-400 with a head growing by 2 outputs per task, 1 epoch per task, a new optimizer per task, the
@@ -17,6 +17,11 @@ work rose by up to a third); the wall clock is recorded beside it, and the load 
 
 Each row of the table is one entry of CASES: a method with its training options, and the bare loop's loss of one
 batch (the same forward and backward passes the method makes: a replay batch, a second buffer batch...).
+ER and DER++ run as they are meant to, from the stream (`stream=True`: one pass, boundaries hidden, every task's
+head outputs from the first batch; the bare loop makes its 5 head parts before its first batch, as
+`Method.enter_stream` does), with a reservoir buffer: the bare loop's own, written plainly (preallocated tensors,
+algorithm R with a handful of tensor operations per batch), drawing from a generator seeded as ER's is, so that
+it replays the same samples and "same numbers" still checks the arithmetic.
 
     python benchmarks/overhead.py [--repeats 6] [--threads 1] [--clock cpu|wall] [--cases finetune-b10 ...]
 """
@@ -41,6 +46,10 @@ HIDDEN = (400, 400)  # `--hidden 8`: a model so small that a step is nearly all 
 # per step is then the engine's own work per step, measured where the arithmetic cannot hide it)
 
 
+MEMORY = 500  # the replay rows' buffer (Mammoth's sequential-MNIST size, which DER++'s defaults are tuned for)
+ALPHA, BETA = 1.0, 0.5  # DER++'s defaults (the library's: Mammoth's best for sequential MNIST, buffer 500)
+
+
 class BareModel:
     """The bare loop's model: an nn.Sequential backbone and a list of linear head parts, a part per task, read as
     one linear layer over their stacked weights (the arithmetic of `lifelong.models.IncrementalHead`)."""
@@ -51,6 +60,8 @@ class BareModel:
         for width, size in zip((in_features, *hidden), hidden):
             layers += [nn.Linear(width, size), nn.ReLU()]
         self.backbone = nn.Sequential(*layers)
+        # what a method with a buffer (ER) draws next for its buffer's generator, after the backbone
+        self.buffer_seed = int(torch.randint(2**31, (1,)))
         torch.manual_seed(seed)  # the head parts draw from the seed's state, as the learner's do
         self.heads = nn.ModuleList()
 
@@ -69,6 +80,67 @@ def plain_loss(model: BareModel, x: torch.Tensor, y: torch.Tensor, state: dict) 
     return F.cross_entropy(model(x), y)
 
 
+class BareReservoir:
+    """The bare loop's replay buffer: a uniform sample of at most `capacity` samples of the stream (Vitter's
+    algorithm R), in tensors allocated at the first batch; optionally each sample's logits (DER++)."""
+
+    def __init__(self, capacity: int, seed: int):
+        self.capacity, self.seen = capacity, 0
+        self.generator = torch.Generator().manual_seed(seed)
+        self.x = self.y = self.logits = None
+
+    def add(self, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor | None = None) -> None:
+        if self.x is None:
+            self.x, self.y = x.new_zeros((self.capacity, *x.shape[1:])), y.new_zeros(self.capacity)
+            if logits is not None:
+                self.logits = logits.new_zeros((self.capacity, logits.shape[1]))
+        b = len(y)
+        position = self.seen + torch.arange(b)  # samples offered before each
+        u = torch.rand(b, generator=self.generator, dtype=torch.float64)
+        # the next free slot while there is one, else a uniform draw from 0 .. position (kept if < capacity)
+        slot = torch.where(position < self.capacity, position, (u * (position + 1)).long())
+        keep = (slot < self.capacity) & ~(slot[:, None] == slot[None, :]).triu(1).any(1)  # a later sample wins
+        slot = slot[keep]
+        self.x[slot], self.y[slot] = x[keep], y[keep]
+        if logits is not None:
+            self.logits[slot] = logits[keep]
+        self.seen += b
+
+    def sample(self, m: int) -> torch.Tensor:
+        """The indices of `m` stored samples, drawn uniformly without replacement."""
+        return torch.randperm(min(self.seen, self.capacity), generator=self.generator)[:m]
+
+
+def er_loss(model: BareModel, x: torch.Tensor, y: torch.Tensor, state: dict) -> torch.Tensor:
+    """ER's loss of a batch: one cross-entropy over the batch and as many samples drawn from the buffer; then the
+    batch offered to the buffer."""
+    buffer = state.setdefault("buffer", BareReservoir(MEMORY, state["seed"]))
+    if buffer.seen:
+        idx = buffer.sample(len(y))
+        loss = F.cross_entropy(model(torch.cat([x, buffer.x[idx]])), torch.cat([y, buffer.y[idx]]))
+    else:
+        loss = F.cross_entropy(model(x), y)
+    buffer.add(x, y)
+    return loss
+
+
+def derpp_loss(model: BareModel, x: torch.Tensor, y: torch.Tensor, state: dict) -> torch.Tensor:
+    """DER++'s loss of a batch: cross-entropy on the batch, + alpha x the squared difference between the logits of
+    a buffer draw and their stored logits (summed, over samples x outputs: the mean), + beta x cross-entropy on a
+    second draw; then the batch offered to the buffer with its logits before the step."""
+    buffer = state.setdefault("buffer", BareReservoir(MEMORY, state["seed"]))
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    if buffer.seen:
+        idx = buffer.sample(len(y))
+        replayed = model(buffer.x[idx])
+        loss = loss + ALPHA * (replayed - buffer.logits[idx]).pow(2).sum() / replayed.numel()
+        idx = buffer.sample(len(y))
+        loss = loss + BETA * F.cross_entropy(model(buffer.x[idx]), buffer.y[idx])
+    buffer.add(x, y, logits.detach())
+    return loss
+
+
 @dataclass
 class Case:
     """One row: the engine running `method` (with `options`) against the bare loop whose loss of a batch is
@@ -83,23 +155,28 @@ class Case:
     momentum: float = 0.0
     options: dict = field(default_factory=dict)
     bare_loss: Callable = plain_loss
+    stream: bool = False  # the stream feed (`--stream`): boundaries hidden, every head output from the start
 
     @property
     def label(self) -> str:
         opt = f"SGD {self.lr}" if self.optimizer == "sgd" else f"Adam {self.lr}"
-        return f"{self.method}, batch {self.batch_size}, {opt}"
+        memory = f", memory {self.options['memory']}" if "memory" in self.options else ""
+        return f"{self.method}, batch {self.batch_size}, {opt}{', stream' if self.stream else ''}{memory}"
 
     def config(self, seed: int) -> TrainConfig:
         extra = {"momentum": self.momentum} if self.optimizer == "sgd" else {}
         return TrainConfig(epochs=1, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer, seed=seed,
-                           **extra)
+                           stream=self.stream, **extra)
 
 
 CASES = [
     Case("finetune-b10", "finetune", 10, "sgd", 0.03),  # `lifelong run ... --batch-size 10 --optimizer sgd --lr 0.03`
     Case("finetune-b128", "finetune", 128, "adam", 0.001),  # Hsu et al.'s recipe
-    # ER, DER++: not yet in the library. Each will be one entry here: Case("er-b10", "er", 10, "sgd", 0.03,
-    # options={...}, bare_loss=<the bare loop's loss of a batch, with its replay batch drawn from `state`>)
+    # `lifelong run ... --method er --memory 500 --stream --batch-size 10 --optimizer sgd --lr 0.03`: 10 + 10 replayed
+    Case("er-b10", "er", 10, "sgd", 0.03, options={"memory": MEMORY}, bare_loss=er_loss, stream=True),
+    # DER++ with its defaults (alpha 1.0, beta 0.5): three forward passes of 10 a step
+    Case("der++-b10", "der++", 10, "sgd", 0.03, options={"memory": MEMORY}, bare_loss=derpp_loss, stream=True),
+    Case("er-b128", "er", 128, "sgd", 0.03, options={"memory": MEMORY}, bare_loss=er_loss, stream=True),
 ]
 
 
@@ -111,20 +188,23 @@ class BareRun:
     """The bare loop over a scenario, a task at a time (`learn`), for the engine's run to alternate with."""
 
     def __init__(self, scenario, case: Case, seed: int, hidden=HIDDEN):
-        self.case, self.hidden = case, hidden
+        self.case, self.hidden, self.scenario = case, hidden, scenario
         self.model = BareModel(scenario.tasks[0].x_train[0].numel(), hidden, seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.offsets, self.state, self.steps = [], {}, 0
+        self.offsets, self.state, self.steps = [], {"seed": self.model.buffer_seed}, 0
 
     def learn(self, task) -> None:
         model, case = self.model, self.case
-        model.heads.append(nn.Linear(self.hidden[-1], task.n_classes))
+        # a new head part for the task; in a stream, every task's part before the first batch
+        tasks = self.scenario.tasks if case.stream else self.scenario.tasks[:task.id + 1]
+        for t in tasks[len(model.heads):]:
+            model.heads.append(nn.Linear(self.hidden[-1], t.n_classes))
         params = model.parameters()
         if case.optimizer == "sgd":
             optimizer = torch.optim.SGD(params, lr=case.lr, momentum=case.momentum, fused=True)
         else:
             optimizer = torch.optim.Adam(params, lr=case.lr, fused=True)
-        self.offsets.append(sum(h.out_features for h in model.heads[:-1]))
+        self.offsets.append(sum(h.out_features for h in model.heads[:task.id]))
         x, y = task.x_train, task.y_train + self.offsets[-1]
         model.backbone.train()
         order = torch.randperm(len(x), generator=self.generator)
@@ -221,13 +301,13 @@ def main():
     rows = {case.key: measure(scenario, case, args.repeats, args.clock, hidden)
             for case in CASES if case.key in args.cases}
     other = "wall" if args.clock == "cpu" else "cpu"
-    document = {"protocol": __doc__.strip().split("\n\n")[1], "clock": args.clock, "repeats": args.repeats,
-                "threads": threads, "hidden": list(hidden), "note": args.note, "target": 1.10, "cases": rows,
-                "not_yet": "ER, DER++: not yet in the library (each will be one entry of CASES)"}
+    protocol = "\n\n".join(__doc__.strip().split("\n\n")[1:3])  # the protocol and the rows (replay: the stream)
+    document = {"protocol": protocol, "clock": args.clock, "repeats": args.repeats,
+                "threads": threads, "hidden": list(hidden), "note": args.note, "target": 1.10, "cases": rows}
     model = f"MLP {'-'.join(map(str, (1024, *hidden)))} + head"
     title = "Engine overhead per step" if hidden == HIDDEN else "Engine overhead: the fixed cost of a step"
     note = f"{args.note}\n\n" if args.note else ""
-    lines = [f"# {title} (split-MNIST fine-tuning, class-incremental, {model})\n\n{note}{document['protocol']}\n",
+    lines = [f"# {title} (split-MNIST, class-incremental, {model})\n\n{note}{document['protocol']}\n",
              f"Clock: {args.clock} (process CPU time), {threads} thread(s), {args.repeats} repeats of each loop, "
              "alternating; ms per step = median training time / steps.\n",
              "engine / bare: the ratio of the medians, of the minima, and the median of each repeat's ratio (the "
@@ -244,7 +324,7 @@ def main():
                      f"{row[f'ratio_pairs_{args.clock}']:.3f} | "
                      f"{row[f'ratio_median_{other}']:.3f} | {'yes' if row['same_numbers'] else 'NO'} | "
                      f"{row['load_before'][0]:.2f} -> {row['load_after'][0]:.2f} |")
-    lines.append(f"\n{document['not_yet']}.\n\ntorch {torch.__version__}, {machine()['cpu_count']} CPUs.")
+    lines.append(f"\ntorch {torch.__version__}, {machine()['cpu_count']} CPUs.")
     save(args.out or ("overhead" if hidden == HIDDEN else "overhead_fixed_cost"), document, "\n".join(lines))
 
 
