@@ -44,6 +44,13 @@ def init(device: str = "cpu") -> None:
     dist.init_process_group("nccl" if parsed.type == "cuda" else "gloo")
 
 
+def finish() -> None:
+    """Wait until every process has finished its work (the main one writes the report after the others are done
+    training): a process that tears its group down while another still uses it can abort at exit (gloo)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def close() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -266,8 +266,11 @@ def command_run_in_processes(args) -> int:
     distributed.init(args.device)
     try:
         if distributed.is_main():
-            return command_run(args)
-        with open(os.devnull, "w") as silent, redirect_stdout(silent), redirect_stderr(silent):
-            return command_run(args)
+            code = command_run(args)
+        else:
+            with open(os.devnull, "w") as silent, redirect_stdout(silent), redirect_stderr(silent):
+                code = command_run(args)
+        distributed.finish()  # all end together (not on an error: torchrun stops the others then)
+        return code
     finally:
         distributed.close()
