@@ -211,25 +211,3 @@ def test_a_stream_of_digits_agem_stays_above_chance(digits):
     # 0.50, fine-tuning 0.16 to 0.19 (single-head A-GEM forgets much; chance over 10 classes is 0.10)
     agem, finetune = final("a-gem", digits, momentum=0.0), final("finetune", digits, momentum=0.0)
     assert agem > 0.25 and agem > finetune + 0.05, (agem, finetune)
-
-
-@pytest.mark.exact
-@pytest.mark.parametrize("name", ["er-ace", "a-gem"])
-def test_a_resumed_stream_gives_the_same_numbers(name, digits, tmp_path, monkeypatch):
-    import lifelong.learner
-
-    options = dict(method_options={"memory": 50}, **STREAM)
-    whole = run_experiment(name, digits, "class", **options)
-    train_task = lifelong.learner.train_task
-
-    def interrupted(method, task, *args):
-        if task.id == 2:
-            raise KeyboardInterrupt
-        return train_task(method, task, *args)
-
-    monkeypatch.setattr(lifelong.learner, "train_task", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(name, digits, "class", out_dir=tmp_path, **options)
-    monkeypatch.setattr(lifelong.learner, "train_task", train_task)
-    resumed = run_experiment(name, digits, "class", out_dir=tmp_path, resume=True, **options)
-    assert resumed["accuracy_matrix"] == whole["accuracy_matrix"]

@@ -182,24 +182,3 @@ def test_a_stream_of_digits_gdumb_beats_finetune_by_far(digits):
              for name in ("finetune", "gdumb")}
     assert final["finetune"] < 0.3
     assert final["gdumb"] > final["finetune"] + 0.5, final  # measured: 0.95 against 0.10 (32 passes)
-
-
-@pytest.mark.exact
-def test_a_resumed_stream_gives_the_same_numbers(digits, tmp_path, monkeypatch):
-    import lifelong.learner
-
-    options = dict(method_options={"memory": 50, "passes": 4}, **STREAM)
-    whole = run_experiment("gdumb", digits, "class", **options)
-    train_task = lifelong.learner.train_task
-
-    def interrupted(method, task, *args):
-        if task.id == 2:
-            raise KeyboardInterrupt
-        return train_task(method, task, *args)
-
-    monkeypatch.setattr(lifelong.learner, "train_task", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment("gdumb", digits, "class", out_dir=tmp_path, **options)
-    monkeypatch.setattr(lifelong.learner, "train_task", train_task)
-    resumed = run_experiment("gdumb", digits, "class", out_dir=tmp_path, resume=True, **options)
-    assert resumed["accuracy_matrix"] == whole["accuracy_matrix"]
