@@ -18,7 +18,7 @@ import torch
 
 from .data import Dataset
 from .errors import ConfigError
-from .scenarios import Scenario, Task, _check_fraction, _validation_split, prepare_inputs
+from .scenarios import Scenario, Task, TransformedTask, _check_fraction, _validation_split, prepare_inputs
 from .transforms import pad_gather, rotate, rotation_map
 
 INTERPOLATIONS = ("nearest", "bilinear")
@@ -31,41 +31,21 @@ def _check_interpolation(interpolation: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- rotated MNIST
-class RotatedTask:
-    """A task of turned images made when read, like `scenarios.PermutedTask`: every task shares one copy of the
-    images and keeps only its angle (20 materialised tasks of MNIST would hold 4.4 GB). With nearest-neighbour
-    sampling the turn is one gather (`transforms.rotation_map`): reading 60,000 images costs about 0.15 s; read
-    `x_train` once per use. Otherwise a `Task` (same attributes)."""
+class RotatedTask(TransformedTask):
+    """A task of turned images made when read, as `scenarios.PermutedTask`: every task keeps only its angle (20
+    materialised tasks of MNIST would hold 4.4 GB). With nearest-neighbour sampling the turn is one gather
+    (`transforms.rotation_map`): reading 60,000 images costs about 0.15 s."""
 
     def __init__(self, task_id, classes, x_train, y_train, x_test, y_test, degrees: float, interpolation: str,
                  split=None):
-        self.id, self.classes, self.degrees, self.interpolation = task_id, classes, degrees, interpolation
-        self._train, self._test, self._split = x_train, x_test, split
+        super().__init__(task_id, classes, x_train, y_train, x_test, y_test, split)
+        self.degrees, self.interpolation = degrees, interpolation
         self._map = rotation_map(*x_train.shape[-2:], degrees) if interpolation == "nearest" else None
-        self.y_train = y_train[split[0]] if split is not None else y_train
-        self.y_val = y_train[split[1]] if split is not None else None
-        self.y_test = y_test
 
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)
-
-    def _turned(self, x: torch.Tensor) -> torch.Tensor:
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
         if self._map is not None:
             return pad_gather(x, self._map)
         return rotate(x, self.degrees, self.interpolation)
-
-    @property
-    def x_train(self) -> torch.Tensor:
-        return self._turned(self._train[self._split[0]] if self._split is not None else self._train)
-
-    @property
-    def x_val(self) -> torch.Tensor | None:
-        return self._turned(self._train[self._split[1]]) if self._split is not None else None
-
-    @property
-    def x_test(self) -> torch.Tensor:
-        return self._turned(self._test)
 
     def __repr__(self) -> str:
         return f"RotatedTask(id={self.id}, {self.degrees:.2f} degrees, {len(self.y_train)} training samples)"
