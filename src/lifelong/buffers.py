@@ -31,9 +31,9 @@ def reservoir_slots(seen: int, capacity: int, u: torch.Tensor) -> torch.Tensor:
     return torch.where(free, position.long(), slots)
 
 
-class ReservoirBuffer:
-    """A uniform sample of at most `capacity` stream samples (inputs, targets, task ids, and optional named
-    per-sample fields), by reservoir sampling with its own `generator` (whose state is in the checkpoint)."""
+class _Store:
+    """What both stores share: `capacity` preallocated slots per field ("x", "targets", "task_ids", ...), the samples
+    offered so far (`seen`), their own `generator`, and the checkpoint of these."""
 
     def __init__(self, capacity: int, generator: torch.Generator | None = None):
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
@@ -41,14 +41,37 @@ class ReservoirBuffer:
         self.capacity = capacity
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.seen = 0  # samples offered so far
-        self.data: dict[str, torch.Tensor] = {}  # "x", "targets", "task_ids", extra fields; preallocated
+        self.data: dict[str, torch.Tensor] = {}  # field -> its `capacity` slots, made at the first sample
+
+    def _allocate(self, name: str, value: torch.Tensor) -> None:
+        self.data[name] = torch.zeros((self.capacity, *value.shape[1:]), dtype=value.dtype, device=value.device)
+
+    def _state(self, n: int) -> dict:
+        return {"capacity": self.capacity, "seen": self.seen, "generator": self.generator.get_state(),
+                "data": {name: store[:n].cpu() for name, store in self.data.items()}}
+
+    def _load_state(self, state: dict, device=None) -> None:
+        if state["capacity"] != self.capacity:
+            raise ConfigError(f"a checkpoint's buffer holds {state['capacity']} samples, this one {self.capacity}")
+        self.seen = state["seen"]
+        self.generator.set_state(state["generator"])
+        self.data = {}
+        for name, saved in state["data"].items():
+            store = torch.zeros((self.capacity, *saved.shape[1:]), dtype=saved.dtype, device=device)
+            store[:len(saved)] = saved.to(store.device)
+            self.data[name] = store
+
+
+class ReservoirBuffer(_Store):
+    """A uniform sample of at most `capacity` stream samples (inputs, targets, task ids, and optional named
+    per-sample fields), by reservoir sampling with its own `generator` (whose state is in the checkpoint)."""
+
+    def __init__(self, capacity: int, generator: torch.Generator | None = None):
+        super().__init__(capacity, generator)
         self.widths: dict[str, torch.Tensor] = {}  # for each 2-d extra field: the real columns of each slot
 
     def __len__(self) -> int:
         return min(self.seen, self.capacity)
-
-    def _allocate(self, name: str, value: torch.Tensor) -> None:
-        self.data[name] = torch.zeros((self.capacity, *value.shape[1:]), dtype=value.dtype, device=value.device)
 
     def _widen(self, name: str, width: int) -> None:
         """Room for `width` columns of field `name` (a head grown since): the old columns kept, zeros after."""
@@ -115,26 +138,17 @@ class ReservoirBuffer:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
         n = len(self)
-        return {"capacity": self.capacity, "seen": self.seen, "generator": self.generator.get_state(),
-                "data": {name: store[:n].cpu() for name, store in self.data.items()},
-                "widths": {name: widths[:n].clone() for name, widths in self.widths.items()}}
+        return {**self._state(n), "widths": {name: widths[:n].clone() for name, widths in self.widths.items()}}
 
     def load_state_dict(self, state: dict, device=None) -> None:
-        if state["capacity"] != self.capacity:
-            raise ConfigError(f"a checkpoint's buffer holds {state['capacity']} samples, this one {self.capacity}")
-        self.seen = state["seen"]
-        self.generator.set_state(state["generator"])
-        self.data, self.widths = {}, {}
-        for name, saved in state["data"].items():
-            store = torch.zeros((self.capacity, *saved.shape[1:]), dtype=saved.dtype, device=device)
-            store[:len(saved)] = saved.to(store.device)
-            self.data[name] = store
+        self._load_state(state, device)
+        self.widths = {}
         for name, saved in state["widths"].items():
             self.widths[name] = torch.zeros(self.capacity, dtype=torch.long)
             self.widths[name][:len(saved)] = saved
 
 
-class ClassBalancedBuffer:
+class ClassBalancedBuffer(_Store):
     """GDumb's greedy class-balanced sampler (Prabhu et al. 2020, Algorithm 1) over at most `capacity` samples
     (inputs, targets, task ids): a sample is admitted while the buffer has room; once full, only if its class holds
     fewer than capacity / (classes seen, its own included) samples, and then a uniformly drawn sample of the largest
@@ -145,12 +159,7 @@ class ClassBalancedBuffer:
     the checkpoint holds it, the stored samples and each class's slots in their order."""
 
     def __init__(self, capacity: int, generator: torch.Generator | None = None):
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ConfigError(f"a replay buffer needs a positive number of samples (--memory N), got {capacity!r}")
-        self.capacity = capacity
-        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        self.seen = 0  # samples offered so far
-        self.data: dict[str, torch.Tensor] = {}  # "x", "targets", "task_ids"; preallocated
+        super().__init__(capacity, generator)
         self.slots: dict[int, list[int]] = {}  # class -> its slots (insertion order of the classes: ties)
         self.stored = 0
 
@@ -192,8 +201,7 @@ class ClassBalancedBuffer:
         for name, value in (("x", x), ("targets", targets), ("task_ids", task_ids)):
             value = value.detach()
             if name not in self.data:
-                self.data[name] = torch.zeros((self.capacity, *value.shape[1:]), dtype=value.dtype,
-                                              device=value.device)
+                self._allocate(name, value)
             store = self.data[name]
             store[where.to(store.device)] = value.index_select(0, which.to(value.device)).to(store.dtype)
 
@@ -210,20 +218,9 @@ class ClassBalancedBuffer:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
-        n = self.stored
-        return {"capacity": self.capacity, "seen": self.seen, "generator": self.generator.get_state(),
-                "data": {name: store[:n].cpu() for name, store in self.data.items()},
-                "slots": [[label, list(slots)] for label, slots in self.slots.items()]}
+        return {**self._state(self.stored), "slots": [[label, list(slots)] for label, slots in self.slots.items()]}
 
     def load_state_dict(self, state: dict, device=None) -> None:
-        if state["capacity"] != self.capacity:
-            raise ConfigError(f"a checkpoint's buffer holds {state['capacity']} samples, this one {self.capacity}")
-        self.seen = state["seen"]
-        self.generator.set_state(state["generator"])
+        self._load_state(state, device)
         self.slots = {int(label): [int(s) for s in slots] for label, slots in state["slots"]}
         self.stored = sum(len(slots) for slots in self.slots.values())
-        self.data = {}
-        for name, saved in state["data"].items():
-            store = torch.zeros((self.capacity, *saved.shape[1:]), dtype=saved.dtype, device=device)
-            store[:len(saved)] = saved.to(store.device)
-            self.data[name] = store
