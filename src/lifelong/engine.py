@@ -22,9 +22,9 @@ from . import distributed, metrics
 from .errors import ConfigError, DataError, LifelongError, TrainingError
 from .learner import Learner
 from .methods import Method
-from .results import load_checkpoint, machine, save_checkpoint, versions, write_json
+from .results import machine, versions, write_json
 from .scenarios import Scenario
-from .storage import lock_folder, remove_leftovers
+from .storage import load_checkpoint, lock_folder, remove_leftovers, save_checkpoint
 from .training import TrainConfig, evaluate
 
 RUN_FILES = ("checkpoint.pt", "results.json", "metrics.csv")  # written only by the holder of the run folder's lock

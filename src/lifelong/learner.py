@@ -35,9 +35,8 @@ from .inputs import in_order
 from .limits import MAX_INPUT_VALUES, MAX_PARAMETERS, check_mlp, mlp_parameters
 from .methods import Method, get_method, method_options
 from .models import MLP, ContinualModel, resnet20, resnet32
-from .results import load_checkpoint, save_checkpoint
 from .scenarios import SETTINGS, prepare_raw
-from .storage import lock_beside
+from .storage import load_checkpoint, lock_beside, save_checkpoint
 from .training import (TrainConfig, check_options_used, check_stream, check_warmup_used, fit, import_optimizers,
                        optimizer_state, own_hook, restore_optimizer, train_task)
 

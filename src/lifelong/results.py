@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
-from .storage import load_checkpoint, save_checkpoint, write_text  # noqa: F401 (imported from here too)
+from .storage import write_text
 
 
 def versions() -> dict:
