@@ -185,16 +185,17 @@ def test_a_stream_makes_each_class_units_from_its_first_samples(digits_scenario,
 
 
 def test_a_stream_class_short_of_samples_gets_units_at_the_evaluation(digits_scenario):
-    method = fresh("competitive", digits_scenario, "class", units_per_class=4)
+    method = fresh("competitive", digits_scenario, "class", units_per_class=3)
     method.enter_stream(digits_scenario.tasks)
     x = torch.arange(12.0).reshape(6, 2)
-    # class 0: samples 0, 2, 4 and 5 (its units, in that order); class 1: sample 1 and 3 (held: too few)
-    method.local_update(x[:4], torch.tensor([0, 1, 0, 1]), torch.zeros(4, dtype=torch.long))
+    zeros = torch.zeros(4, dtype=torch.long)
+    # class 0: samples 0 and 2 held; class 1: samples 1 and 3 held (too few for 3 units)
+    method.local_update(x[:4], torch.tensor([0, 1, 0, 1]), zeros)
     assert method.model.units.shape[0] == 0 and len(method.held) == 2
-    method.local_update(x[4:], torch.tensor([0, 0]), torch.zeros(2, dtype=torch.long))
-    assert method.model.units.tolist() == x[[0, 2, 4, 5]].tolist() and list(method.held) == [(0, 1)]
-    # a fifth sample of class 0 trains its nearest unit (sample 5 at (10, 11)): w <- w + 0.05 (x - w)
-    method.local_update(torch.tensor([[20.0, 11.0]]), torch.tensor([0]), torch.zeros(1, dtype=torch.long))
-    assert torch.allclose(method.model.units[3], torch.tensor([10.5, 11.0]))
-    method.before_evaluation(None)
-    assert method.model.labels.tolist() == [0, 0, 0, 0, 1, 1] and method.model.units[4:].tolist() == x[[1, 3]].tolist()
+    # samples 4 and 5 of class 0: 0, 2 and 4 become its units, and 5 trains the nearest, 4 at (8, 9):
+    # w <- w + 0.05 (x - w) = (8.1, 9.1)
+    method.local_update(x[4:], torch.tensor([0, 0]), zeros[:2])
+    assert torch.allclose(method.model.units, torch.tensor([[0.0, 1.0], [4.0, 5.0], [8.1, 9.1]]))
+    assert list(method.held) == [(0, 1)]
+    method.before_evaluation(None)  # class 1 gets its units from the two held
+    assert method.model.labels.tolist() == [0, 0, 0, 1, 1] and method.model.units[3:].tolist() == x[[1, 3]].tolist()
