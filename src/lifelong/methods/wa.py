@@ -20,10 +20,10 @@ nonnegative_weights=True, head_bias=False, kd_weight="steps", fresh_head=True` i
 - `kd_weight="steps"`: lambda = t / (t + 1) at the (t+1)-th step (`ratio = stage / (stage + 1)`): equal to
   n / (n + m) when every task brings the same number of classes; differs with a larger first task.
 - `norm="l1"`: |w| is the L1 norm (`--norm 1` is the code's default; `--norm 2`, the Euclidean norm, is its
-  ImageNet-100 ablation). Default "l2" (the paper writes the norm of a weight vector; PyCIL uses L2 as well).
+  ImageNet-100 ablation in script.sh). Default "l2" (the issue's reading of the paper; PyCIL uses L2 too).
 - `clip_gamma=True`: gamma clamped to at most 1 (`alpha.clamp_(max=1.0)`): the new rows are only ever shrunk.
 - `nonnegative_weights=True`: the last layer's weights clamped to >= 0 after every optimizer step (`--restrict`, on
-  by default there, "without restriction" its ablation; the paper motivates it by the features being ReLU outputs).
+  by default there; "without restriction" is an ablation in its script.sh).
   There is no after-step hook: the clamp runs at the start of each `loss` call, i.e. before the next forward pass
   reads the weights (the same sequence of values as clamping after the step), and once more in `after_task`, after
   the last step and before alignment, evaluation and checkpoints. A head trained by the engine's head warm-up
@@ -40,6 +40,17 @@ so the next step starts from (and distils from) the aligned head (as PyCIL). Oth
 configuration, not method: the first step is loaded, not trained, in the published main.py; weight decay divided by
 (t + 1) at step t; batch 32, 250 epochs on CIFAR-100 (ImageNet: 256, 100). PyCIL's `models/wa.py` (no official code,
 its header says) aligns twice per step (the second is a no-op) and has none of the code's options.
+
+The paper's full text was not among the sources this module was written from (its abstract and the official code
+were): the defaults follow the issue's account of where the code departs from the paper, and should be checked
+against the paper's sections 3.2-3.3 and its ablations (which the code's script.sh names: norm 2, without restriction,
+with bias, random replay).
+
+Why the code's variants matter (measured, class-IL split-MNIST, MLP 400-400, Adam, 2,000 exemplars, one seed): with
+the paper's defaults gamma came out above 1 at every step (1.21 to 1.35): the old rows, pushed down on every new
+sample's features (non-negative ReLU outputs), grow negative entries and larger norms than the new rows, so aligning
+amplifies the new classes; with the weights clamped non-negative gamma fell below 1, as the paper's premise (new
+rows larger) expects. `--param nonnegative_weights=true` (or the whole official combination) is the form to use.
 
 Ablations (the paper's CE / CE+KD / CE+WA / CE+KD+WA; the code's `--dis` and `--ncs` switches): `distill=False`
 removes L_KD (lambda = 0), `align=False` skips phase 2. Alignment runs in `after_task` before the memory update: the
@@ -83,8 +94,8 @@ class WA(Replay):
                  selection: str = "herding", temperature: float = 2.0, kd_weight: str = "classes", norm: str = "l2",
                  clip_gamma: bool = False, nonnegative_weights: bool = False, head_bias: bool = True,
                  fresh_head: bool = False, distill: bool = True, align: bool = True, classifier: str = "softmax"):
-        """memory: the total budget ("2,000 exemplars" on CIFAR-100, 20 per class on ImageNet); selection: "herding"
-        (paper and code) or "random"; temperature: T = 2. kd_weight: lambda of L_KD, "classes" (n / (n + m), the
+        """memory: the total budget (the official code: 20 x the number of classes, 2,000 on CIFAR-100); selection:
+        "herding" (the official code) or "random" (its --random_replay); temperature: T = 2. kd_weight: lambda of L_KD, "classes" (n / (n + m), the
         paper) or "steps" (t / (t + 1), the official code). norm: "l2" (default) or "l1" (the official code).
         clip_gamma: gamma at most 1 (official code). nonnegative_weights: the last layer's weights clamped to >= 0
         after each step (official code). head_bias: False keeps the last layer's bias at 0, untrained (official
