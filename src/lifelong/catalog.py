@@ -36,6 +36,8 @@ METHODS = {
               CLASS_ONLY, True),
     "bic": ("BiC: exemplars (--memory N), distillation weighted n/(n+m), then a bias correction on the newest logits",
             CLASS_ONLY, True),
+    "wa": ("Weight Aligning: exemplars (--memory N), distillation weighted n/(n+m), then the new classes' weight "
+           "rows rescaled to the old rows' mean norm", CLASS_ONLY, True),
     "er": ("experience replay: each step the incoming batch plus a draw from a reservoir buffer (--memory N); "
            "learns from a stream (--stream)", SETTINGS, True),
     "der": ("Dark Experience Replay: a reservoir buffer of samples and their logits, CE + alpha * MSE to the stored "
