@@ -73,6 +73,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..checks import check_choice, check_float, check_int, check_weight
 from ..errors import ConfigError
 from ..inputs import read
@@ -218,11 +219,13 @@ class TOPIC(Method):
     def anchor_term(self) -> torch.Tensor:
         """AL: the old anchors' weighted squared shift, from their features at the session's start (or from their
         nodes' centroids). The anchors pass in evaluation mode, as they were recorded."""
+        modes = [module.training for module in self.model.modules()]
         self.model.eval()
         try:
             f = self.embed(self.anchors[:self.n_old])
-        finally:
-            self.train_mode()
+        finally:  # back to the modes the step was in (train_mode's, or a warm-up's evaluation mode)
+            for module, mode in zip(self.model.modules(), modes):
+                module.training = mode
         target = self.anchor_start[:self.n_old] if self.anchor_target == "start" else self.centroids[:self.n_old]
         return ((f - target).square() * self.weights()[:self.n_old]).mean()
 
@@ -249,8 +252,11 @@ class TOPIC(Method):
         return pull + push
 
     def before_step(self):
-        """The new nodes' own SGD step (as the official script's separate trainer of its min-loss centres)."""
+        """The new nodes' own SGD step (as the official script's separate trainer of its min-loss centres); on several
+        processes their gradient is first added up, as the engine adds up the model's (each share's loss is weighted
+        by its share of the batch)."""
         if self.node_params is not None and self.node_params.grad is not None:
+            distributed.add_up({"nodes": self.node_params.grad})
             with torch.no_grad():
                 self.node_params -= self.node_lr * self.node_params.grad
                 self.centroids[self.n_old:] = self.node_params
