@@ -56,7 +56,8 @@ METHODS = {
     "neural-gas": ("neural gas with competitive Hebbian edges, one gas per class; old gases never move "
                    "(no gradient)", SETTINGS, False),
     "topic": ("TOPIC: a neural gas in feature space keeps the base session's topology (anchor loss); few-shot classes "
-              "get nodes (min-max loss); nearest-node prediction", CLASS_ONLY, False),
+              "get learned nodes pushed from their graph neighbours (min-max loss); nearest-node prediction",
+              CLASS_ONLY, False),
     "prototype": ("cosine prototypes: after the base session the backbone is frozen, each class is the mean of its "
                   "features (FSCIL baseline)", CLASS_ONLY, False),
 }
