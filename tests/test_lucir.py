@@ -219,6 +219,25 @@ def test_a_saved_learner_loads_and_predicts_the_same(digits, tmp_path):
     assert again.method.model.head.sizes == [2, 2, 2]
 
 
+@pytest.mark.exact
+def test_a_run_interrupted_after_task_2_resumes_to_the_same_numbers(digits, tmp_path):
+    config = TrainConfig(seed=3, **FAST)
+    reference = run(fresh(digits, seed=3), digits, config, out_dir=tmp_path / "whole")
+
+    class Interrupted(type(fresh(digits))):
+        def before_task(self, task):
+            if task.id == 2:
+                raise KeyboardInterrupt
+            super().before_task(task)
+
+    torch.manual_seed(3)
+    interrupted = Interrupted(build_model(digits, hidden=(32,)), "class", memory=100)
+    with pytest.raises(KeyboardInterrupt):
+        run(interrupted, digits, config, out_dir=tmp_path / "cut")
+    resumed = run(fresh(digits, seed=3), digits, config, out_dir=tmp_path / "cut", resume=True)
+    assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
+
+
 # ---------------------------------------------------------------------- bad options
 @pytest.mark.parametrize("options, message", [
     ({"classifier": "softmax"}, "unknown lucir classifier 'softmax'; choose one of: cnn, nme"),
