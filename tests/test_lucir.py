@@ -212,6 +212,8 @@ def test_a_saved_learner_loads_and_predicts_the_same(digits, tmp_path):
     again = Learner.load(tmp_path / "lucir.pt")
     x = torch.cat([t.x_test for t in digits.tasks[:2]])
     assert isinstance(again.method.model.head, CosineHead)
+    sigma = learner.method.model.head.sigma.item()
+    assert sigma != pytest.approx(10.0, abs=1e-3) and again.method.model.head.sigma.item() == sigma  # learned, kept
     assert torch.allclose(again.decision_function(x), learner.decision_function(x), atol=1e-6)
     assert np.array_equal(again.predict(x), learner.predict(x))
     task = digits.tasks[2]  # and it goes on learning
