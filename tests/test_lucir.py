@@ -76,11 +76,11 @@ def test_less_forget_loss_is_one_minus_the_cosine_of_new_and_old_features_averag
 
 
 def test_margin_ranking_loss_ranks_old_samples_against_the_k_hardest_new_classes():
-    # 2 old classes (0, 1), 3 new (2, 3, 4); cosines before the scale
-    cosines = torch.tensor([[0.9, 0.1, 0.5, 0.2, 0.6],    # old class 0: hardest new 0.6, 0.5 -> (.5-.9+.6)=.2, (.5-.9+.5)=.1
-                            [0.0, 0.3, -0.5, 0.4, 0.1],   # old class 1: hardest 0.4, 0.1 -> .6, .3
+    # 2 old classes (0, 1), 3 new (2, 3, 4); cosines before the scale. Per pair: max(m - own + hardest, 0), m = .5
+    cosines = torch.tensor([[0.9, 0.1, 0.5, 0.2, 0.6],    # old class 0: hardest new .6, .5 -> .2, .1
+                            [0.0, 0.3, -0.5, 0.4, 0.1],   # old class 1: hardest .4, .1 -> .6, .3
                             [0.2, 0.2, 0.9, 0.8, 0.7],    # new class 2: not ranked
-                            [0.1, 0.9, 0.0, -0.2, -0.3]])  # old class 1: hardest 0.0, -0.2 -> max(-.4,0)=0, max(-.6,0)=0
+                            [0.1, 0.9, 0.0, -0.2, -0.3]])  # old class 1: hardest 0, -.2 -> 0, 0 (-.4, -.6 clipped)
     targets = torch.tensor([0, 1, 2, 1])
     expected = (0.2 + 0.1 + 0.6 + 0.3 + 0 + 0) / 6  # the mean over the 3 old samples x K = 2 pairs (the code's)
     assert margin_ranking_loss(cosines, targets, n_old=2, k=2, margin=0.5).item() == pytest.approx(expected, abs=1e-6)
@@ -139,6 +139,9 @@ def test_the_library_backbones_drop_their_last_relu_and_lucir_asks_them_to():
     method = fresh(make_scenario("split-digits"))
     assert isinstance(method.model.head, CosineHead)
     assert isinstance(method.model.backbone.blocks[-1][1], nn.Identity)
+    resnet = build_method("lucir", ContinualModel(resnet20(1)), "class", {"memory": 100}).model.backbone
+    blocks = [m for m in resnet.modules() if hasattr(m, "final_relu")]
+    assert [b.final_relu for b in blocks] == [True] * (len(blocks) - 1) + [False]  # the last block's only
 
 
 def test_a_backbone_without_the_contract_is_refused_unless_told_to_keep_its_relu():

@@ -115,8 +115,8 @@ class LUCIR(Replay):
         loss's m = 0.5 and K = 2 hardest new classes; mr_weight: its weight (the code's lw_mr = 1: mean over the K
         pairs; K: the paper's sum). remove_last_relu: take the features before the backbone's last ReLU (the paper);
         a backbone without `remove_final_activation()` needs remove_last_relu=False. sigma: the learned scale's
-        initial value (10; the official code starts at 1 but trains with SGD at lr 0.1, where it grows fast: under
-        Adam at 1e-3 it hardly moves from 1, see the module docstring). finetune_epochs, finetune_lr:
+        initial value (10; the official code starts at 1 but trains it by SGD at lr 0.1, whose steps scale with its
+        gradient: under Adam at 1e-3 it hardly moves from 1, see the module docstring). finetune_epochs, finetune_lr:
         class-balanced fine-tuning of the classifier on the memory after each step (0: off, as the official CIFAR
         code; its ImageNet code: 20 epochs at 0.01)."""
         if setting != "class":
@@ -187,7 +187,7 @@ class LUCIR(Replay):
         return (ce + self.lamb * less_forget_loss(features, old_features)
                 + self.mr_weight * margin_ranking_loss(cosines, targets, self.n_old_outputs, self.k, self.margin))
 
-    # ------------------------------------------------------------------ after a step: memory, class-balanced fine-tuning
+    # ------------------------------------------------------------------ after a step: memory, balanced fine-tuning
     def after_task(self, task):
         super().after_task(task)  # the memory (and the class means) updated
         if self.finetune_epochs and task.id > 0:
