@@ -218,6 +218,7 @@ def test_a_saved_learner_loads_and_predicts_the_same(digits, tmp_path):
     sigma = learner.method.model.head.sigma.item()
     assert sigma != pytest.approx(10.0, abs=1e-3) and again.method.model.head.sigma.item() == sigma  # learned, kept
     assert torch.allclose(again.decision_function(x), learner.decision_function(x), atol=1e-6)
+    assert again.method.describe() == learner.method.describe()  # lambda and sigma included
     assert np.array_equal(again.predict(x), learner.predict(x))
     task = digits.tasks[2]  # and it goes on learning
     again.learn(task.x_train, np.asarray(task.classes)[task.y_train.numpy()])

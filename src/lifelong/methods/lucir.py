@@ -146,7 +146,6 @@ class LUCIR(Replay):
             raise ConfigError("lucir replaces the model's head by a cosine classifier: give it a model whose head has "
                               "no outputs yet")
         model.head = CosineHead(model.head.in_features, self.sigma).to(self._device)
-        self.lamb = 0.0  # this step's lambda (set in before_task)
 
     def check(self, scenario):
         super().check(scenario)
@@ -158,7 +157,7 @@ class LUCIR(Replay):
                 raise ConfigError(f"lucir ranks each old sample against the k={self.k} hardest new classes, but task "
                                   f"{task.id + 1} brings {task.n_classes}: lower k")
 
-    # ------------------------------------------------------------------ before a step: imprint, freeze, lambda
+    # ------------------------------------------------------------------ before a step: imprint, freeze
     def before_task(self, task):
         super().before_task(task)  # the old model kept, the head grown
         if task.id == 0:
@@ -168,7 +167,13 @@ class LUCIR(Replay):
         head.imprint(self.features(x), torch.as_tensor(y))
         for part in head.parts[:-1]:
             part.requires_grad_(False)  # old classes' weights: lr 0
-        self.lamb = lambda_weight(self.lambda_base, self.lambda_ratio, self.n_old_outputs, task.n_classes)
+
+    @property
+    def lamb(self) -> float:
+        """The latest step's lambda, from the classes seen (0 before the second step): nothing to checkpoint."""
+        if len(self.sizes) < 2:
+            return 0.0
+        return lambda_weight(self.lambda_base, self.lambda_ratio, sum(self.sizes[:-1]), self.sizes[-1])
 
     @torch.no_grad()
     def old_logits(self, x):
