@@ -3,16 +3,18 @@
 On the rehearsal base (`Replay`: an exemplar memory, herding, added to each task's data), three pieces:
 
     cosine normalisation:  p_c(x) = softmax_c(sigma * <w_c / ||w_c||, f(x) / ||f(x)||>), sigma learned; the
-                           features f are taken before the backbone's last ReLU ("we remove the ReLU in the last
-                           layer", so they may be negative); `CosineHead`, lifelong/models/cosine.py.
+                           features f are taken before the backbone's last ReLU, so they may be negative (the
+                           code's "modified" ResNet ends its last block without it); `CosineHead`,
+                           lifelong/models/cosine.py.
     less-forget:           L_dis^G(x) = 1 - <f*(x) / ||f*(x)||, f(x) / ||f(x)||>, f* the features of the model
                            before this step (old classes' geometry kept), weighted by the adaptive
-                           lambda = lambda_base * sqrt(ratio) (below), lambda_base = 5 ("set to 5 for CIFAR-100").
+                           lambda = lambda_base * sqrt(ratio) (below); lambda_base = 5 on CIFAR-100 (the code's
+                           run.sh: --lamda 5; 10 on ImageNet).
     inter-class separation: on each old-class sample (exemplars), the margin ranking loss between the cosine of its
-                           own class and the K hardest *new* classes ("the top-K new classes that yield the highest
-                           responses", K = 2, margin m = 0.5):
+                           own class and the K hardest *new* classes (section 3.4: the new classes "that yield
+                           highest responses to x"), K = 2, margin m = 0.5 (run.sh: --K 2 --dist 0.5):
                                L_mr(x) = sum_{k=1..K} max(m - <w_y, f(x)> + <w_k, f(x)>, 0)   (cosines, before sigma)
-    total (eq. 7):         L = 1/|N| sum_{x in N} (L_ce(x) + lambda L_dis^G(x)) + 1/|N_o| sum_{x in N_o} L_mr(x).
+    total:                 L = 1/|N| sum_{x in N} (L_ce(x) + lambda L_dis^G(x)) + 1/|N_o| sum_{x in N_o} L_mr(x).
 
     before each step t > 1: new classes' weights imprinted: w_c = normalise(mean of the normalised features of class c)
                            * the mean norm of the old weights; the old classes' weights are frozen (the official
