@@ -11,7 +11,7 @@ def test_every_row_that_keeps_exemplars_gets_the_same_memory_and_bic_its_own_val
     protocol = PROTOCOLS["class-il-league-split-omniglot"]
     options = {row: row_options(protocol, row) for row in LEAGUE_ROWS}
     assert options["finetune"] == {} and options["joint"] == {}
-    for row in ("replay", "icarl", "wa"):
+    for row in ("replay", "icarl", "wa", "lucir"):
         assert options[row] == {"memory_per_class": 2}
     assert options["bic"] == {"memory_per_class": 2, "validation_share": 0.5}
     assert options["wa-code"]["memory_per_class"] == 2 and options["wa-code"]["norm"] == "l1"

@@ -75,6 +75,7 @@ LEAGUE_ROWS = {
     "bic": ("BiC", "bic", {}),
     "wa": ("WA (the paper's defaults)", "wa", {}),
     "wa-code": ("WA (the official code's combination)", "wa", WA_CODE),
+    "lucir": ("LUCIR (cosine head, less-forget, margin ranking)", "lucir", {}),
     "joint": ("joint: all data of every class seen (upper bound)", "joint", {}),
 }
 _ADAM_4 = dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)  # Hsu et al.'s split-MNIST protocol

@@ -19,6 +19,7 @@ from .replay import Replay
 from .icarl import ICaRL
 from .bic import BiC
 from .wa import WA
+from .lucir import LUCIR
 from .prototype import Prototype
 from .topic import TOPIC
 from .er import ER
@@ -30,7 +31,7 @@ from .task_free_mas import TaskFreeMAS
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint, LwF)}
 METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)})
-METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC, WA)})  # methods that keep exemplars
+METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC, WA, LUCIR)})  # methods that keep exemplars
 METHODS.update({cls.name: cls for cls in (ER, DER, DERPP, GDumb, ERACE, AGEM, TaskFreeMAS)})  # rehearsal from a stream
 METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
 METHODS.update({cls.name: cls for cls in (TOPIC, Prototype)})  # few-shot class-incremental learning
@@ -68,3 +69,4 @@ __all__ = ["METHODS", "Method", "describe_options", "get_method", "method_option
 __all__ += ["GDumb"]
 __all__ += ["ERACE", "AGEM", "TaskFreeMAS"]
 __all__ += ["WA"]
+__all__ += ["LUCIR"]
