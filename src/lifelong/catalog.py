@@ -110,7 +110,7 @@ REPRODUCTIONS = {
     "wu2019-bic-split-omniglot": "BiC's ablation on class-incremental Omniglot: 200 characters in 10 steps of 20, "
                                  "MLP 400-400, 2 exemplars per character (1 for training, 1 for validation)",
     "tao2020-fscil-cifar100": "Tao et al. 2020 (TOPIC): FSCIL on CIFAR-100, 60 base classes + 8 sessions of 5-way "
-                              "5-shot, ResNet-20; TOPIC, Ft-CNN, Joint-CNN, iCaRL, NCM, cosine prototypes",
+                              "5-shot, ResNet-20; TOPIC, Ft-CNN, Joint-CNN, iCaRL, NCM, cosine prototypes, CEC",
     "fscil-omniglot": "the same FSCIL rows on Omniglot: 60 base characters + 8 sessions of 5-way 5-shot, MLP 400-400",
     "buzzega2020-der": "Buzzega et al. 2020 (DER), Tables 2-3 on MNIST: P-/R-MNIST, S-MNIST class-/task-IL, "
                        "MNIST-360; buffers 200/500/5120, one epoch, Mammoth's best_args",

@@ -105,6 +105,72 @@ class GraphAttention(nn.Module):
         return self.norm(self.dropout(out) + residual)
 
 
+    def cosines(self, prototypes: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """cos(q', p'_c) of each query q with each prototype p_c, both adapted in the set {p_1..p_C, q}: (B, C).
+        Without dropout acting (evaluation mode, or dropout 0) in closed form, never making the (B, C, d) adapted
+        prototypes: for query b, prototype c's row before the LayerNorm is
+            r_cb = h_c + w1_cb u_c + w2_cb v_b,   h_c = p_c + b_fc,  u_c = sum_j exp(s_cj - m_c) V'_j,  v_b = V'_q,
+        (V' = V W_fc^T; s the attention scores; m_c = max_j s_cj; w1_cb, w2_cb the softmax's normalisation of the
+        prototypes' part and the query's weight), so the LayerNorm's mean and variance and the cosine with the
+        adapted query are sums of inner products of h, u and v: (C, B) matrices. The same numbers as `adapt` (to
+        rounding), at a cost that does not grow with B x C x d element-wise work, forward or backward."""
+        dropping = self.training and (self.dropout.p > 0 or self.attention_dropout.p > 0)
+        if dropping:  # random masks on each set's attention and outputs: the sets themselves, in chunks
+            n, d = prototypes.shape
+            out = []
+            for part in queries.split(max(1, (1 << 22) // ((n + 1) * max(n + 1, d)))):
+                adapted = self.adapt(prototypes, part)
+                out.append(F.cosine_similarity(adapted[:, n:], adapted[:, :n], dim=-1))
+            return torch.cat(out)
+        n, d = prototypes.shape
+        scale = math.sqrt(d)
+        x = torch.cat([prototypes, queries])
+        q, k = self.w_q(x), self.w_k(x)
+        v = self.w_v(x) @ self.fc.weight.T
+        (pq, qq), (pk, qk), (pv, qv) = (t.split([n, len(queries)]) for t in (q, k, v))
+        # the query's own row: attends to the prototypes and itself; (B, d), as in `adapt`
+        query_scores = torch.cat([qq @ pk.T, (qq * qk).sum(1, keepdim=True)], dim=1) / scale
+        a = torch.softmax(query_scores, dim=1)
+        query = self.norm(a[:, :n] @ pv + a[:, n:] * qv + self.fc.bias + queries)
+        # the prototypes' rows: their scores among themselves (shared) and towards each query (C, B)
+        own = pq @ pk.T / scale
+        towards = pq @ qk.T / scale
+        top = own.max(1, keepdim=True).values
+        weights = torch.exp(own - top)
+        u = weights @ pv  # (C, d), normalised by exp(top) * Z below
+        log_z = top + weights.sum(1, keepdim=True).log()  # (C, 1)
+        total = torch.logaddexp(log_z, towards)  # log of the softmax's denominator, (C, B)
+        w1 = torch.exp(top - total)  # the weight of u_c
+        w2 = torch.exp(towards - total)  # the query's attention weight
+        h = prototypes + self.fc.bias
+        centre = lambda t: t - t.mean(-1, keepdim=True)  # noqa: E731  (the LayerNorm's mean is linear)
+        h, u, v = centre(h), centre(u), centre(qv)
+        gamma, beta = self.norm.weight, self.norm.bias
+
+        def inner(a_, b_, weight=None):  # <a_i, b_j> (weighted), a (C or B, d)
+            return (a_ * weight) @ b_.T if weight is not None else a_ @ b_.T
+
+        def rowwise(a_, b_, weight=None):  # <a_i, b_i>, as a column
+            return ((a_ * b_ * weight) if weight is not None else a_ * b_).sum(1, keepdim=True)
+
+        # |r~|^2 / d: the variance of each row (C, B)
+        var = (rowwise(h, h) + w1 ** 2 * rowwise(u, u) + w2 ** 2 * rowwise(v, v).T + 2 * w1 * rowwise(h, u)
+               + 2 * w2 * inner(h, v) + 2 * w1 * w2 * inner(u, v)) / d
+        sigma = torch.sqrt(var + self.norm.eps)
+        g2 = gamma * gamma
+        # |gamma . r~|^2, <gamma beta, r~>, <gamma . query', r~>
+        r_gamma = (rowwise(h, h, g2) + w1 ** 2 * rowwise(u, u, g2) + w2 ** 2 * rowwise(v, v, g2).T
+                   + 2 * w1 * rowwise(h, u, g2) + 2 * w2 * inner(h, v, g2) + 2 * w1 * w2 * inner(u, v, g2))
+        gb = gamma * beta
+        r_beta = h @ gb[:, None] + w1 * (u @ gb[:, None]) + w2 * (v @ gb[:, None]).T
+        gq = query * gamma
+        r_query = inner(h, gq) + w1 * inner(u, gq) + w2 * rowwise(v, gq).T
+        dot = r_query / sigma + (query @ beta)[None]  # <p'_cb, q'_b>
+        norm_p = torch.sqrt((r_gamma / sigma ** 2 + 2 * r_beta / sigma + beta @ beta).clamp_min(0))
+        eps = 1e-8  # F.cosine_similarity's
+        return (dot / (norm_p.clamp_min(eps) * query.norm(dim=1).clamp_min(eps)[None])).T
+
+
 class CEC(Method):
     name = "cec"
     settings = ("class",)
@@ -171,16 +237,10 @@ class CEC(Method):
         """T * cos(f, w_c) for every row f of `features` and w_c of `weights`."""
         return self.temperature * F.normalize(features, dim=1) @ F.normalize(weights, dim=1).T
 
-    def adapted_logits(self, queries: torch.Tensor, prototypes: torch.Tensor, chunk: int = 1 << 22) -> torch.Tensor:
+    def adapted_logits(self, queries: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
         """(B, d) queries and (C, d) prototypes -> (B, C): for each query, {p_1..p_C, q} through the attention
-        together, then T * cos(q', p'_c). Queries in chunks of about `chunk` values of the (B, C + 1, d) set."""
-        n, d = prototypes.shape
-        size = max(1, chunk // ((n + 1) * max(n + 1, d)))
-        out = []
-        for q in queries.split(size):
-            adapted = self.attention.adapt(prototypes, q)
-            out.append(self.temperature * F.cosine_similarity(adapted[:, n:], adapted[:, :n], dim=-1))
-        return torch.cat(out)
+        together, then T * cos(q', p'_c) (`GraphAttention.cosines`)."""
+        return self.temperature * self.attention.cosines(prototypes, queries)
 
     def loss(self, x, targets, task_ids):
         """The base session: cross-entropy of the cosine classifier (the head's weights; its bias is not used)."""
