@@ -46,6 +46,7 @@ Where the official code differs from the paper or from itself, an option (the de
 """
 
 import math
+import time
 
 import torch
 import torch.nn.functional as F
@@ -213,7 +214,8 @@ class CEC(Method):
         self.episode_mode = check_choice("episode_mode", episode_mode, EPISODE_MODES)
         self.attention: GraphAttention | None = None  # made at the end of the base session
         self.prototypes: torch.Tensor | None = None  # (classes seen, features), rows in head-output order
-        self.meta_losses: list[float] = []  # each meta-training epoch's mean loss (not kept in checkpoints)
+        self.meta_losses: list[float] = []  # each meta-training epoch's mean loss
+        self.meta_seconds = 0.0  # the meta-training's wall time (the base session's time includes it)
 
     # ------------------------------------------------------------------ checks
     def check(self, scenario) -> None:
@@ -274,7 +276,9 @@ class CEC(Method):
         if task.id == 0:
             self.attention = GraphAttention(self.model.head.in_features, self.dropout).to(self._device)
             if self.meta_epochs:
+                started = time.perf_counter()
                 self.meta_train(task)
+                self.meta_seconds = time.perf_counter() - started
             self.prototypes = self.class_means(task.x_train, task.y_train, task.n_classes)
             self.model.requires_grad_(False)
             self.attention.requires_grad_(False)
@@ -355,15 +359,18 @@ class CEC(Method):
         return {"prototypes": 0 if self.prototypes is None else len(self.prototypes), "temperature": self.temperature,
                 "meta_episodes": self.meta_epochs * self.episodes, "ways": self.ways, "shots": self.shots,
                 "queries": self.queries, "pseudo_ways": self.pseudo_ways, "encoder_lr": self.encoder_lr,
-                "attention_lr": self.attention_lr, "episode_mode": self.episode_mode}
+                "attention_lr": self.attention_lr, "episode_mode": self.episode_mode,
+                "meta_losses": self.meta_losses, "meta_training_s": self.meta_seconds}
 
     def state_dict(self):
         return {**super().state_dict(), "prototypes": self.prototypes,
-                "attention": None if self.attention is None else self.attention.state_dict()}
+                "attention": None if self.attention is None else self.attention.state_dict(),
+                "meta_losses": list(self.meta_losses), "meta_seconds": self.meta_seconds}
 
     def load_state_dict(self, state, tasks):
         super().load_state_dict(state, tasks)
         self.prototypes = state["prototypes"]
+        self.meta_losses, self.meta_seconds = list(state["meta_losses"]), float(state["meta_seconds"])
         if self.prototypes is not None:
             self.prototypes = self.prototypes.to(self._device)
         if state["attention"] is not None:
