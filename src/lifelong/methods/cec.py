@@ -105,7 +105,6 @@ class GraphAttention(nn.Module):
         residual = torch.cat([prototypes.expand(b, n, d), queries[:, None]], dim=1)
         return self.norm(self.dropout(out) + residual)
 
-
     def cosines(self, prototypes: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         """cos(q', p'_c) of each query q with each prototype p_c, both adapted in the set {p_1..p_C, q}: (B, C).
         Without dropout acting (evaluation mode, or dropout 0) in closed form, never making the (B, C, d) adapted
@@ -303,8 +302,8 @@ class CEC(Method):
         images = read(x[torch.cat([support.flatten(), query.flatten()])]).to(self._device)
         shots = images[:support.numel()].view(*support.shape, *images.shape[1:])
         asked = images[support.numel():].view(*query.shape, *images.shape[1:])
-        turned = [rotate(part[:, :n].flatten(0, 1), angles.repeat(len(part)), "nearest").view(len(part), n, *part.shape[2:])
-                  for part in (shots, asked)]
+        turned = [rotate(part[:, :n].flatten(0, 1), angles.repeat(len(part)), "nearest")  # row-major: angle j
+                  .view(len(part), n, *part.shape[2:]) for part in (shots, asked)]
         inputs = torch.cat([shots.flatten(0, 1), turned[0].flatten(0, 1), asked.flatten(0, 1),
                             turned[1].flatten(0, 1)])
         if self.augmented_inputs:
