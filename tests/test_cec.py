@@ -253,6 +253,19 @@ def test_a_tiny_fscil_run_end_to_end_through_the_command_line(tmp_path, capsys):
     assert loggers  # the run wrote through the same engine as the command line's
 
 
+@pytest.mark.parametrize("options", [dict(pseudo_ways=0), dict(episode_mode="train"),
+                                     dict(shots=3, queries=4, pseudo_ways=2)])
+def test_other_episode_shapes_run(options):
+    """No pseudo-new class (the episodes of base classes alone), dropout and batch norm in training mode, several
+    shots: the meta-training runs, every class gets its prototype."""
+    from lifelong.experiment import run_experiment
+    results = run_experiment("cec", few_shot_scenario(), method_options={**FAST, **options}, hidden=(32,), epochs=2,
+                             batch_size=32, lr=0.01, seed=0, progress=False)
+    details = results["method_details"]
+    assert details["prototypes"] == 10 and len(details["meta_losses"]) == 2
+    assert all(math.isfinite(v) for v in details["meta_losses"])
+
+
 def test_the_fscil_reproduction_runs_cec_on_an_official_format_archive(tmp_path, monkeypatch, capsys):
     """`lifelong reproduce tao2020-fscil-cifar100 --methods cec` on a tiny CIFAR-100 archive in its official format,
     lists of the protocol's shape over it; the table sets CEC's paper curve beside ours."""

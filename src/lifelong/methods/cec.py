@@ -314,10 +314,10 @@ class CEC(Method):
     def episode_logits(self, features: torch.Tensor, n_shots: int, n_queries: int) -> torch.Tensor:
         """An episode's logits from its features (`episode_inputs`' order): prototypes = mean of the shots of each
         class and of each turned class; each query adapted jointly with them (`adapted_logits`)."""
-        ways, n = self.ways, self.pseudo_ways
+        ways, n, d = self.ways, self.pseudo_ways, features.shape[1]
         parts = features.split([n_shots * ways, n_shots * n, n_queries * ways, n_queries * n])
-        prototypes = torch.cat([parts[0].view(n_shots, ways, -1).mean(0), parts[1].view(n_shots, n, -1).mean(0)])
-        queries = torch.cat([parts[2].view(n_queries, ways, -1), parts[3].view(n_queries, n, -1)], dim=1)
+        prototypes = torch.cat([parts[0].view(n_shots, ways, d).mean(0), parts[1].view(n_shots, n, d).mean(0)])
+        queries = torch.cat([parts[2].view(n_queries, ways, d), parts[3].view(n_queries, n, d)], dim=1)
         return self.adapted_logits(queries.flatten(0, 1), prototypes)
 
     def meta_train(self, task) -> list[float]:
