@@ -300,6 +300,29 @@ def test_the_fscil_reproduction_runs_cec_on_an_official_format_archive(tmp_path,
     assert run["method_details"]["queries"] is None and run["train"]["extra"]["backbone"] == "resnet20"
 
 
+@pytest.mark.parametrize("name", ["fscil-mini-imagenet", "fscil-cub200"])
+def test_cec_runs_on_tiny_mini_imagenet_and_cub200_copies_in_their_official_layouts(name, tmp_path, monkeypatch):
+    """`lifelong run --method cec` on miniImageNet and CUB-200 (84x84 colour images, ResNet-20, crop + flip), tiny
+    copies in the official layouts holding images the shipped lists name (test_fscil_data's), the lists cut short."""
+    from test_fscil_data import PROTOCOLS as FSCIL_DATA, expected_sessions, short_lists
+    from lifelong.cli import main
+
+    lists = short_lists(FSCIL_DATA[name])
+    expected_sessions(name, tmp_path / "data", lists, np.random.default_rng(0))
+    monkeypatch.setattr(few_shot, "read_index_lists", lambda p: lists)
+    out = tmp_path / "run"
+    argv = ["run", "--method", "cec", "--scenario", name, "--setting", "class", "--data-dir", str(tmp_path / "data"),
+            "--no-download", "--epochs", "1", "--incremental-epochs", "1", "--batch-size", "4", "--quiet",
+            "--out", str(out)]
+    for option in ("ways=2", "pseudo_ways=2", "meta_epochs=1", "episodes=2", "encoder_lr=0.0002"):
+        argv += ["--param", option]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["method"] == "cec" and results["status"] == "complete"
+    assert results["method_details"]["prototypes"] == 5 and len(results["accuracy_seen_classes"]) == 3
+    assert results["config"]["extra"]["backbone"] == "resnet20"
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(pseudo_ways=16), r"pseudo_ways \(16\) must be at most ways \(15\)"),
     (dict(queries=0), "queries must be an integer >= 1"),
