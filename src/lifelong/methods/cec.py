@@ -1,7 +1,11 @@
 """CEC, the Continually Evolved Classifier (Zhang, Song, Lin, Zheng, Pan & Xu, "Few-Shot Incremental Learning with
 Continually Evolved Classifiers", CVPR 2021), as its official code (icoz69/CEC-CVPR2021: models/cec/Network.py,
 fscil_trainer.py, helper.py; models/base/ for the pre-training) runs it: representation and classifier decoupled,
-the classifier a set of prototypes that a graph attention model adapts jointly.
+the classifier a set of prototypes that a graph attention model adapts jointly. The abstract: "only the classifiers
+are updated in each incremental session"; CEC "employs a graph model to propagate context information between
+classifiers for adaptation", learned by "a pseudo incremental learning paradigm that episodically constructs a pseudo
+incremental learning task to optimize the graph parameters by sampling data from the base dataset". (The paper's
+full text was not reachable from this machine: the numbers below are its code's README commands and defaults.)
 
     (1) Base session (the engine's epochs): train the backbone with a cosine classifier,
             logits_c = T * cos(f(x), w_c),  T = temperature = 16   (`-temperature 16`, `-base_mode ft_cos`)
