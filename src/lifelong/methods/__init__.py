@@ -18,6 +18,7 @@ from .neural_gas import NeuralGasMethod
 from .replay import Replay
 from .icarl import ICaRL
 from .bic import BiC
+from .wa import WA
 from .prototype import Prototype
 from .topic import TOPIC
 from .cec import CEC
@@ -30,7 +31,7 @@ from .task_free_mas import TaskFreeMAS
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint, LwF)}
 METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)})
-METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC)})  # methods that keep exemplars
+METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC, WA)})  # methods that keep exemplars
 METHODS.update({cls.name: cls for cls in (ER, DER, DERPP, GDumb, ERACE, AGEM, TaskFreeMAS)})  # rehearsal from a stream
 METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
 METHODS.update({cls.name: cls for cls in (TOPIC, Prototype, CEC)})  # few-shot class-incremental learning
@@ -67,4 +68,5 @@ __all__ = ["METHODS", "Method", "describe_options", "get_method", "method_option
            "ER", "DER", "DERPP"]
 __all__ += ["GDumb"]
 __all__ += ["ERACE", "AGEM", "TaskFreeMAS"]
+__all__ += ["WA"]
 __all__ += ["CEC"]
