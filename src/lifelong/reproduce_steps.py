@@ -18,6 +18,14 @@ accuracy, their mean and the drop (first minus last), as FSCIL papers report the
     lifelong reproduce tao2020-fscil-cifar100 --data-dir DATA --seeds 1             # the paper's protocol (a GPU)
     lifelong reproduce fscil-omniglot --data-dir DATA --seeds 3                     # minutes on a CPU
 
+LUCIR, WA and PODNet on CIFAR-100 (Hou et al. 2019, Zhao et al. 2020, Douillard et al. 2020): ResNet-32, 50 classes
+then 5 or 10 phases (LUCIR), 25 or 50 steps (PODNet, in its three published class orders), or 5 steps of 20 (WA), the
+papers' recipes and memories; the table adds the average incremental accuracy (a protocol's `averages`: over every
+step, and without the first as WA's paper reports it) beside the papers' published averages (`paper_averages`).
+
+    lifelong reproduce hou2019-lucir-cifar100-5 --data-dir DATA --seeds 1           # the paper's protocol (a GPU)
+    lifelong reproduce douillard2020-podnet-cifar100-50 --data-dir DATA --seeds 3   # PODNet's three orders
+
 Every run is written to OUT/<name>_runs/<row>_<seed>.json as soon as it ends; the same command continues an
 interrupted reproduction (finished runs are skipped); OUT/<name>.md, .json and .png are rewritten after each run.
 """
@@ -159,7 +167,9 @@ def _podnet(steps: int, average: str) -> dict:
 
 
 # name -> protocol. `rows`: the table's rows; `paper`: the paper's accuracy (%) on all classes seen after each step,
-# per row; `fscil`: the table adds each row's mean over the sessions and its drop (first minus last).
+# per row; `fscil`: the table adds each row's mean over the sessions and its drop (first minus last); `averages`: the
+# average incremental accuracy columns ("all", "after-first"), `paper_averages` the paper's, per row; `base_classes`:
+# the first task's classes; `class_orders`: the paper's class orders, seed s running order s mod their number.
 PROTOCOLS = {
     "wu2019-bic-cifar100": dict(
         rows=BIC_ROWS, scenario="split-cifar100", n_tasks=5, class_order_seed=1993, backbone="resnet32", memory=2000,
