@@ -57,13 +57,15 @@ METHODS = {
               "get nodes (min-max loss); nearest-node prediction", CLASS_ONLY, False),
     "prototype": ("cosine prototypes: after the base session the backbone is frozen, each class is the mean of its "
                   "features (FSCIL baseline)", CLASS_ONLY, False),
+    "fact": ("FACT: virtual prototypes reserved in the base session (masked CE, manifold mixup); sessions: shot "
+             "means in their rows, frozen backbone (FSCIL)", CLASS_ONLY, False),
 }
 
 # `--method all` (the default of `lifelong run`), the rule in one place: every method, but the methods made for
 # few-shot class-incremental learning (FSCIL: a large base session, then sessions of a few shots per new class) only
 # on the few-shot scenarios, where the ordinary methods run beside them as TOPIC's table compares (fine-tuning, joint
 # training, iCaRL, replay with nearest-mean classification, ...). Named, any method runs on any scenario.
-FEW_SHOT_METHODS = ("topic", "prototype")
+FEW_SHOT_METHODS = ("topic", "prototype", "fact")
 
 SCENARIOS = {
     "split-digits": "scikit-learn digits (8x8, embedded, no download), 5 tasks of 2 classes",

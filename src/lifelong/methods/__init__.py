@@ -20,6 +20,7 @@ from .icarl import ICaRL
 from .bic import BiC
 from .prototype import Prototype
 from .topic import TOPIC
+from .fact import FACT
 from .er import ER
 from .der import DER, DERPP
 from .gdumb import GDumb
@@ -32,7 +33,7 @@ METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)
 METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC)})  # methods that keep exemplars
 METHODS.update({cls.name: cls for cls in (ER, DER, DERPP, GDumb, ERACE, AGEM, TaskFreeMAS)})  # rehearsal from a stream
 METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
-METHODS.update({cls.name: cls for cls in (TOPIC, Prototype)})  # few-shot class-incremental learning
+METHODS.update({cls.name: cls for cls in (TOPIC, Prototype, FACT)})  # few-shot class-incremental learning
 
 
 def get_method(name: str) -> type[Method]:
@@ -66,3 +67,4 @@ __all__ = ["METHODS", "Method", "describe_options", "get_method", "method_option
            "ER", "DER", "DERPP"]
 __all__ += ["GDumb"]
 __all__ += ["ERACE", "AGEM", "TaskFreeMAS"]
+__all__ += ["FACT"]
