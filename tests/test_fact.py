@@ -320,3 +320,31 @@ def test_fact_runs_end_to_end_from_the_command_line(shared_data, tmp_path):
     assert len(results["accuracy_seen_classes"]) == 9 and results["accuracy_seen_classes"][-1] > 0.2
     assert results["method_details"]["virtual_classes"] == 40 and results["method_details"]["top_k"] == 20
     assert all(loss == [] for loss in results["epoch_loss"][1:])  # the sessions train nothing
+
+
+@pytest.mark.parametrize("name, key", [("fscil-mini-imagenet", "mini-imagenet"), ("fscil-cub200", "cub200")])
+def test_facts_reproductions_run_end_to_end_on_tiny_archives_in_the_official_layouts(name, key, tmp_path, monkeypatch,
+                                                                                     capsys):
+    """`lifelong reproduce fscil-mini-imagenet` / `fscil-cub200` on tiny copies in the official layouts (the real
+    lists cut to 2 base classes of 2 images, then 2 classes, then 1: `test_fscil_data.short_lists`), FACT's row
+    beside the paper's."""
+    from test_fscil_data import PROTOCOLS, expected_sessions, short_lists
+    from lifelong.cli import main
+    from lifelong.reproduce_steps import FSCIL_FACT_ROWS
+    protocol = PROTOCOLS[name]
+    lists = short_lists(protocol)
+    expected_sessions(name, tmp_path / "data", lists, np.random.default_rng(1))
+    monkeypatch.setattr(few_shot, "read_index_lists", lambda p: lists if p == protocol else None)
+    # 2 base classes: each virtual class allowed for both; the virtual losses from the first epoch
+    monkeypatch.setitem(FSCIL_FACT_ROWS[key]["fact"][2], "mask_classes", 2)
+    monkeypatch.setitem(FSCIL_FACT_ROWS[key]["fact"][2], "loss_iter", 0)
+    out = tmp_path / "out"
+    assert main(["reproduce", name, "--data-dir", str(tmp_path / "data"), "--no-download", "--epochs", "1",
+                 "--seeds", "1", "--out", str(out), "--quiet"]) == 0
+    table = capsys.readouterr().out
+    last = {"fscil-mini-imagenet": "50.49", "fscil-cub200": "56.94"}[name]
+    assert "(paper) |" in table and f"| {last} |" in table and "(ours, n=1)" in table
+    import json
+    run = json.loads((out / f"{name.replace('-', '_')}_runs" / "fact_0.json").read_text())
+    assert run["classes_seen"] == [2, 4, 5] and run["train"]["extra"]["backbone"] == "resnet20"
+    assert run["method_details"]["virtual_classes"] == 3 and run["method_options"]["balance"] == 0.01

@@ -109,8 +109,12 @@ REPRODUCTIONS = {
     "wu2019-bic-split-omniglot": "BiC's ablation on class-incremental Omniglot: 200 characters in 10 steps of 20, "
                                  "MLP 400-400, 2 exemplars per character (1 for training, 1 for validation)",
     "tao2020-fscil-cifar100": "Tao et al. 2020 (TOPIC): FSCIL on CIFAR-100, 60 base classes + 8 sessions of 5-way "
-                              "5-shot, ResNet-20; TOPIC, Ft-CNN, Joint-CNN, iCaRL, NCM, cosine prototypes",
+                              "5-shot, ResNet-20; TOPIC, Ft-CNN, Joint-CNN, iCaRL, NCM, cosine prototypes, FACT",
     "fscil-omniglot": "the same FSCIL rows on Omniglot: 60 base characters + 8 sessions of 5-way 5-shot, MLP 400-400",
+    "fscil-mini-imagenet": "Zhou et al. 2022 (FACT) on miniImageNet: 60 base classes + 8 sessions of 5-way 5-shot, "
+                           "ResNet-20; cosine prototypes, FACT",
+    "fscil-cub200": "Zhou et al. 2022 (FACT) on CUB-200: 100 base classes + 10 sessions of 10-way 5-shot, ResNet-20 "
+                    "from scratch; cosine prototypes, FACT",
     "buzzega2020-der": "Buzzega et al. 2020 (DER), Tables 2-3 on MNIST: P-/R-MNIST, S-MNIST class-/task-IL, "
                        "MNIST-360; buffers 200/500/5120, one epoch, Mammoth's best_args",
 }
