@@ -32,6 +32,10 @@ with N normalising each feature dimension over the classes (the official `F.norm
 with the cosine classifier alone, as the official code does. `predict` returns log p, whose argmax and softmax are
 p's.
 
+The paper's text could not be fetched on this machine: the terms are named as the paper's Figure 2 names them (L1 the
+cross-entropy, L2 the assignment to a virtual class, then the forecast instances' symmetric reserving), and every
+formula and default is the official code's, as quoted below.
+
 Where the official code differs, and what is done here:
 - the 0/1 mask bug: the official code multiplies the masked logits by the 0/1 mask before the argmax, so a virtual
   class not allowed for y (0) beats every allowed one whose cosine is negative; here the classes not allowed are
@@ -44,7 +48,8 @@ Where the official code differs, and what is done here:
 - a batch whose shuffled pairs are all of one class has no mixed instance: L3 = L4 = 0 here (the official code
   takes a cross-entropy over an empty batch, NaN);
 - the official mixup runs the first layers twice (once in `encode`, once in `pre_encode`); here once, g1(x) shared
-  by L1/L2 and the mix: the same numbers, batch-norm statistics updated once;
+  by L1/L2 and the mix: the same losses, the lower layers' batch-norm running statistics updated once per batch
+  rather than twice;
 - the total class count comes from the scenario (`check`), or from `total_classes` for a learner fed task by task.
 
 The mixup layer (a backbone contract, `split_backbone`): a backbone whose layers are `blocks`, an nn.Sequential
@@ -220,7 +225,9 @@ class FACT(Method):
         terms["L2"] = F.cross_entropy(self.masked(logits, targets), self.virtual_target(logits, targets))
         pairs = targets != targets[order]
         mixed = lam * hidden + (1 - lam) * hidden[order]
-        mixed_logits = cosine_logits(self.upper(mixed[pairs]), weight, self.scale)
+        # the whole mixed batch through g2, then its pairs of different classes (as the official code: batch-norm
+        # statistics of the whole batch)
+        mixed_logits = cosine_logits(self.upper(mixed), weight, self.scale)[pairs]
         terms["L3"], terms["L4"] = self.mixup_losses(mixed_logits)
         return terms
 
