@@ -27,8 +27,8 @@ def add_parser(subparsers) -> None:
                                         "buzzega2020-der (see `lifelong list`)")
     reproduce.add_argument("--methods", help="rows, comma-separated (default: the paper's; Hsu: finetune,lwf,joint,l2,"
                                              "ewc,online-ewc,si,mas; BiC: baseline-1,baseline-2,bic,upper-bound; "
-                                             "FSCIL: ft-cnn,joint-cnn,icarl,ncm,prototype,topic,fact; miniImageNet, "
-                                             "CUB-200: prototype,fact)")
+                                             "FSCIL: every row: ft-cnn,joint-cnn,icarl,ncm,prototype,topic and its ablation, "
+                                             "cec, fact; fscil-mini-imagenet, fscil-cub200: prototype,fact)")
     reproduce.add_argument("--rows", help="buzzega2020-der's rows, comma-separated (default all: sgd,online-ewc,si,"
                                           "lwf,er,a-gem,icarl,der,der++,er-ace,gdumb,task-free-mas,joint)")
     reproduce.add_argument("--benchmarks", help="buzzega2020-der's benchmarks (default all: p-mnist,r-mnist,"

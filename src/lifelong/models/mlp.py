@@ -8,6 +8,8 @@ class MLP(nn.Module):
 
     `blocks[i]` is hidden layer i; methods that freeze "the lower layers" (Finetune-FC) count in blocks.
     The classifier is not part of the backbone: it lives in the model's `IncrementalHead`.
+    `remove_final_activation()` drops the last hidden layer's ReLU (the backbone contract of
+    docs/architecture.md: LUCIR's features, which may be negative).
     """
 
     def __init__(self, in_features: int, hidden: tuple[int, ...] = (400, 400), dropout: float = 0.0):
@@ -25,6 +27,11 @@ class MLP(nn.Module):
             width = size
         self.blocks = nn.Sequential(*layers)
         self.out_features = width
+
+    def remove_final_activation(self) -> None:
+        """Return the last hidden layer's pre-activations as features: its ReLU becomes an identity (no parameter
+        changes: checkpoints load either way)."""
+        self.blocks[-1][1] = nn.Identity()
 
     def forward(self, x):
         return self.blocks(x.flatten(1))
