@@ -53,8 +53,12 @@ FSCIL_ROWS = {  # TOPIC's table's rows, and the decoupled baseline that later pa
     "ft-cnn": ("Ft-CNN: fine-tuning on the shots", "finetune", {}),
     "joint-cnn": ("Joint-CNN: all data of every class seen (upper bound)", "joint", {}),
     "icarl": ("iCaRL: 5 exemplars per class, nearest mean of exemplars", "icarl", {"memory_per_class": 5}),
-    "ncm": ("NCM: replay of 5 exemplars per class, nearest mean of exemplars", "replay",
-            {"memory_per_class": 5, "classifier": "ncm"}),
+    # TOPIC's NCM* row is LUCIR (Hou et al. 2019) with its nearest-mean classifier; replay-ncm: the plain rehearsal
+    # with nearest means that stood in for it before LUCIR was in the library
+    "ncm": ("NCM*: LUCIR with its nearest-mean classifier, 5 exemplars per class", "lucir",
+            {"memory_per_class": 5, "classifier": "nme"}),
+    "replay-ncm": ("replay of 5 exemplars per class, nearest mean of exemplars", "replay",
+                   {"memory_per_class": 5, "classifier": "ncm"}),
     "prototype": ("decoupled cosine prototypes (frozen base backbone)", "prototype", {}),
     "topic": ("TOPIC: neural gas, anchor loss, min-max loss", "topic", {}),
     # TOPIC's ablation: its own (the paper reports AL alone), each loss alone, neither (fine-tuning with nearest-node
