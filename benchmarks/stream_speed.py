@@ -22,7 +22,14 @@ that the head does not grow with the length), batch 10; measured: the buffer's b
 allocations during the run (tracemalloc: a list growing per step would show) and the peak RSS above the RSS before
 the run (VmHWM, reset before each run).
 
+Rows besides the methods: "reference + buffer" is the reference loop drawing its replay batch from the library's
+`ReservoirBuffer` and offering it each incoming batch (what the buffer adds to ER's step); "a-gem-256" is A-GEM with
+its default reference draw of 256 (the paper's), shown without a target. `--before NAME` puts the targets' ratios of
+an earlier run (this script on an older library: copy `src/` of that commit elsewhere, run this script there with
+`--parts timing --peers ''`) beside today's.
+
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/stream_speed.py [--repeats 3] [--peers /work/peers-venv/bin/python]
+        [--before stream_speed_before] [--parts timing memory]
 """
 
 import argparse
@@ -39,7 +46,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import ROOT, data_dir, machine, pin_threads, save
+from _common import RESULTS, ROOT, data_dir, machine, pin_threads, save
 from torch import nn
 
 from lifelong.buffers import ReservoirBuffer
@@ -170,9 +177,10 @@ class Peers:
         torch.save({"tasks": [(t.x_train.flatten(1).contiguous(), t.y_train + 2 * t.id) for t in largest.tasks],
                     "outputs": 10}, path)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": "", "PYTHONWARNINGS": "ignore"}
+        self.errors = open(Path(self.folder.name) / "stderr.txt", "w+")  # Avalanche's notices: shown if it fails
         self.process = subprocess.Popen([str(python), str(ROOT / "benchmarks" / "_stream_speed_avalanche.py"),
                                          str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                        env=env)
+                                        env=env, stderr=self.errors)
         self.version = json.loads(self.process.stdout.readline())["avalanche"]
 
     def run(self, batch: int, rows: list, seed: int) -> dict:
@@ -181,12 +189,14 @@ class Peers:
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
-            raise SystemExit("the Avalanche process stopped (its error above)")
+            self.errors.seek(0)
+            raise SystemExit("the Avalanche process stopped:\n" + self.errors.read()[-3000:])
         return json.loads(line)
 
     def close(self):
         self.process.stdin.close()
         self.process.wait()
+        self.errors.close()
         self.folder.cleanup()
 
 
@@ -272,6 +282,8 @@ def main():
                         "Avalanche rows)")
     parser.add_argument("--memory-samples", type=int, default=2000, help="1x of the memory runs (x4, x16 follow)")
     parser.add_argument("--out", default="stream_speed")
+    parser.add_argument("--before", help="a results name (benchmarks/results/NAME.json) of this benchmark run on "
+                        "the library before a change: its ms/step shown beside ours")
     parser.add_argument("--parts", nargs="+", choices=("timing", "memory"), default=["timing", "memory"])
     args = parser.parse_args()
     threads = pin_threads(1)
@@ -344,7 +356,7 @@ def main():
     for row in ("er", "der++", "a-gem", "er-ace") if "memory" in args.parts else ():
         method, options = OURS[row]
         memory_run(x, y, method, options, 2, 500, 10)  # warm-up: first calls and PyTorch's caches, not the stream's
-        for k in (1, 4, 16):  # 4 tasks each time, longer ones: the per-task records stay the same
+        for k in (1, 4, 16) + ((28,) if row == "er" else ()):  # 4 tasks each time, longer ones: the same records
             per_task = args.memory_samples * k // MEMORY_TASKS
             memory.setdefault(row, {})[f"{k}x"] = memory_run(x, y, method, options, MEMORY_TASKS, per_task, 10)
         print(f"memory {row}: " + ", ".join(f"{k}: buffer {v['buffer_bytes'] / 1e6:.2f} MB, python peak "
@@ -367,6 +379,10 @@ def main():
 
 def markdown(document, figures, ratios, memory, buffer, args) -> str:
     load = f"{document['load_before'][0]:.1f} -> {document['load_after'][0]:.1f}"
+    before = {}  # ratio name -> the same ratio measured on the library before a change (its own run)
+    if args.before:
+        saved = json.loads((RESULTS / f"{args.before}.json").read_text())
+        before = {name: r["ratio_minima"] for name, r in saved["ratios"].items()}
     lines = ["# Stream rehearsal methods: cost per step and memory, ours and Avalanche's", "",
              document["protocol"].replace("\n", " "), "",
              f"{args.repeats} repetitions, one torch thread, torch {torch.__version__}"
@@ -375,11 +391,27 @@ def markdown(document, figures, ratios, memory, buffer, args) -> str:
              "repetitions of per-step medians by the CPU clock, and the ratios are taken from rows run in the same "
              "process minutes apart; read them as +-10 %.", "",
              "## The issue's targets (ours, CPU clock)", "",
-             "| ratio | minima | pairs (median of each repetition's) | wall clock | target | |",
-             "|---|---|---|---|---|---|"]
+             "| ratio | minima | pairs (median of each repetition's) | wall clock | target | |"
+             + (" before the change (minima, its own run) |" if before else ""),
+             "|---|---|---|---|---|---|" + ("---|" if before else "")]
     for name, r in ratios.items():
         lines.append(f"| {name} | {r['ratio_minima']:.2f} | {r['ratio_pairs']:.2f} | {r['ratio_wall']:.2f} | "
-                     f"<= {r['target']} | {'met' if r['met'] else 'NOT met'} |")
+                     f"<= {r['target']} | {'met' if r['met'] else 'NOT met'} |"
+                     + (f" {before[name]:.2f} |" if name in before else " - |" if before else ""))
+    if before:
+        lines.append(f"\nBefore: the same benchmark on the library before the buffer's insertion, DER's one pass and "
+                     f"A-GEM's flat projection (`{args.before}.md`, another run under another load: compare ratios, "
+                     "not milliseconds).")
+    for b, f in figures.items():
+        mine = f["ours"]
+        if "reference + buffer" in mine:  # each repetition's rows side by side, the median over repetitions
+            ref, buf, er = (mine[k]["step_ms_cpu_repeats"] for k in ("reference", "reference + buffer", "er"))
+            by_buffer = statistics.median(q / r for q, r in zip(buf, ref))
+            by_engine = statistics.median(e / q for e, q in zip(er, buf))
+            lines.append(f"\nWhere ER's time goes at batch {b} (the median over repetitions of each one's ratios): "
+                         f"the library's buffer (a draw and an insertion a step) makes the reference step "
+                         f"{by_buffer:.2f}x as long; the engine and the library's model (a head in task parts, the "
+                         f"hooks) that {by_engine:.2f}x.")
     lines += ["", "## Per step and per sample, ours and Avalanche's", "",
               "ms/step: the median step of tasks 2-5 (the minimum over repetitions); us/sample: those tasks' whole "
               "time (task starts and ends included) per incoming sample.", "",
@@ -389,22 +421,32 @@ def markdown(document, figures, ratios, memory, buffer, args) -> str:
     for b, f in figures.items():
         for row, mine in f["ours"].items():
             theirs = f.get("avalanche", {}).get(row)
-            cells = [f"{mine['step_ms_cpu']:.3f}", f"{theirs['step_ms_cpu']:.3f}" if theirs else "-",
-                     f"{theirs['step_ms_cpu'] / mine['step_ms_cpu']:.1f}x" if theirs else "-",
-                     f"{mine['us_per_sample_cpu']:.1f}", f"{theirs['us_per_sample_cpu']:.1f}" if theirs else "-",
-                     f"{mine['step_ms_wall']:.3f}", f"{theirs['step_ms_wall']:.3f}" if theirs else "-"]
+            cells = [f"{mine['step_ms_cpu']:.3f}"]
+            cells += [f"{theirs['step_ms_cpu']:.3f}" if theirs else "-",
+                      f"{theirs['step_ms_cpu'] / mine['step_ms_cpu']:.1f}x" if theirs else "-",
+                      f"{mine['us_per_sample_cpu']:.1f}", f"{theirs['us_per_sample_cpu']:.1f}" if theirs else "-",
+                      f"{mine['step_ms_wall']:.3f}", f"{theirs['step_ms_wall']:.3f}" if theirs else "-"]
             lines.append(f"| {b} | {row} | " + " | ".join(cells) + " |")
-    lines += ["", "## Memory over the stream's length (ours, batch 10, domain setting)", "",
-              f"1x = {args.memory_samples:,} samples ({args.memory_samples // 10} steps).", "",
-              "| method | length | samples | buffer (MB) | Python allocations' peak (kB) | Python allocations kept "
-              "after the run (kB) | peak RSS above the start (MB) |",
-              "|---|---|---|---|---|---|---|"]
-    for row, by in memory.items():
-        for k, v in by.items():
-            peak = "-" if v["peak_above_before_kb"] is None else f"{v['peak_above_before_kb'] / 1e3:.1f}"
-            lines.append(f"| {row} | {k} | {v['samples']:,} | {v['buffer_bytes'] / 1e6:.2f} | "
-                         f"{v['python_peak_bytes'] / 1e3:.0f} | {v['python_kept_bytes'] / 1e3:.0f} | {peak} |")
-    lines += ["", "## The reservoir buffer alone (full, 500 samples of 1x28x28 with 10 logits; CPU clock)", "",
+    lines += ["", "Avalanche's four fill their memories at experience ends (ER-ACE at starts), from the whole "
+              "experience, not from the stream; its DER makes one forward pass over the incoming batch and a single "
+              "buffer draw (ours, as Mammoth, two draws), class-balanced; its A-GEM's memory is a fixed share per "
+              "experience. The same arithmetic per step otherwise.", ""]
+    if memory:
+        lines += ["## Memory over the stream's length (ours, batch 10, domain setting)", "",
+                  f"4 tasks; 1x = {args.memory_samples:,} samples ({args.memory_samples // 10} steps). The buffer's "
+                  "tensors do not change with the length. The Python allocations that do are PyTorch's own: 48-byte "
+                  "ones made inside `torch.relu`'s call, kept while the model lives, which stop growing after a few "
+                  "thousand steps (er at 28x: as at 16x); none are the library's.", "",
+                  "| method | length | samples | buffer (MB) | Python allocations' peak (kB) | Python allocations kept "
+                  "after the run (kB) | peak RSS above the start (MB) |",
+                  "|---|---|---|---|---|---|---|"]
+        for row, by in memory.items():
+            for k, v in by.items():
+                peak = "-" if v["peak_above_before_kb"] is None else f"{v['peak_above_before_kb'] / 1e3:.1f}"
+                lines.append(f"| {row} | {k} | {v['samples']:,} | {v['buffer_bytes'] / 1e6:.2f} | "
+                             f"{v['python_peak_bytes'] / 1e3:.0f} | {v['python_kept_bytes'] / 1e3:.0f} | {peak} |")
+        lines.append("")
+    lines += ["## The reservoir buffer alone (full, 500 samples of 1x28x28 with 10 logits; CPU clock)", "",
               "| batch | add (us) | sample (us) | add per sample (us) |", "|---|---|---|---|"]
     for b, v in buffer.items():
         lines.append(f"| {b} | {v['add']:.1f} | {v['sample']:.1f} | {v['add'] / b:.2f} |")
