@@ -81,8 +81,8 @@ def test_the_protocols_follow_the_papers():
 def test_the_average_incremental_accuracy_columns():
     assert averages([80.0, 60.0, 40.0], ("all", "after-first")) == pytest.approx([60.0, 50.0])
     curve = [0.9, 0.7, 0.5, 0.3, 0.1]  # two seeds of WA: the averages are each seed's, then their mean +- std
-    runs = {(row, seed): {"accuracy_seen_classes": [a + 0.1 * seed for a in curve], "classes_seen": [20, 40, 60, 80, 100],
-                          "wall_time_s": 1.0, "train": {"epochs": 1}, "threads": 1}
+    runs = {(row, seed): {"accuracy_seen_classes": [a + 0.1 * seed for a in curve],
+                          "classes_seen": [20, 40, 60, 80, 100], "wall_time_s": 1.0, "train": {"epochs": 1}, "threads": 1}
             for row in ("wa",) for seed in (0, 1)}
     table = render("zhao2020-wa-cifar100", runs)
     assert "| variant | 20 | 40 | 60 | 80 | 100 | avg | avg w/o first |" in table

@@ -65,13 +65,15 @@ METHODS = {
     "cec": ("CEC: a cosine classifier on the base session, then class-mean prototypes adapted jointly with each query "
             "by an attention graph meta-trained on pseudo-incremental episodes (turned images); frozen after",
             CLASS_ONLY, False),
+    "fact": ("FACT: virtual prototypes reserved in the base session (masked CE, manifold mixup); sessions: shot "
+             "means in their rows, frozen backbone (FSCIL)", CLASS_ONLY, False),
 }
 
 # `--method all` (the default of `lifelong run`), the rule in one place: every method, but the methods made for
 # few-shot class-incremental learning (FSCIL: a large base session, then sessions of a few shots per new class) only
 # on the few-shot scenarios, where the ordinary methods run beside them as TOPIC's table compares (fine-tuning, joint
 # training, iCaRL, replay with nearest-mean classification, ...). Named, any method runs on any scenario.
-FEW_SHOT_METHODS = ("topic", "prototype", "cec")
+FEW_SHOT_METHODS = ("topic", "prototype", "cec", "fact")
 
 SCENARIOS = {
     "split-digits": "scikit-learn digits (8x8, embedded, no download), 5 tasks of 2 classes",
@@ -117,8 +119,12 @@ REPRODUCTIONS = {
     "wu2019-bic-split-omniglot": "BiC's ablation on class-incremental Omniglot: 200 characters in 10 steps of 20, "
                                  "MLP 400-400, 2 exemplars per character (1 for training, 1 for validation)",
     "tao2020-fscil-cifar100": "Tao et al. 2020 (TOPIC): FSCIL on CIFAR-100, 60 base classes + 8 sessions of 5-way "
-                              "5-shot, ResNet-20; TOPIC, Ft-CNN, Joint-CNN, iCaRL, NCM, cosine prototypes, CEC",
+                              "5-shot, ResNet-20; TOPIC, Ft-CNN, Joint-CNN, iCaRL, NCM, cosine prototypes, CEC, FACT",
     "fscil-omniglot": "the same FSCIL rows on Omniglot: 60 base characters + 8 sessions of 5-way 5-shot, MLP 400-400",
+    "fscil-mini-imagenet": "Zhou et al. 2022 (FACT) on miniImageNet: 60 base classes + 8 sessions of 5-way 5-shot, "
+                           "ResNet-20; cosine prototypes, FACT",
+    "fscil-cub200": "Zhou et al. 2022 (FACT) on CUB-200: 100 base classes + 10 sessions of 10-way 5-shot, ResNet-20 "
+                    "from scratch; cosine prototypes, FACT",
     "class-il-league-split-mnist-2000": "the class-IL league (BiC and its successors against the baselines, the same "
                                         "memory): split-MNIST, 2,000 exemplars",
     "class-il-league-split-mnist-200": "the class-IL league: split-MNIST, 200 exemplars",

@@ -23,6 +23,7 @@ from .lucir import LUCIR
 from .prototype import Prototype
 from .topic import TOPIC
 from .cec import CEC
+from .fact import FACT
 from .er import ER
 from .der import DER, DERPP
 from .gdumb import GDumb
@@ -35,7 +36,7 @@ METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)
 METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC, WA, LUCIR)})  # methods that keep exemplars
 METHODS.update({cls.name: cls for cls in (ER, DER, DERPP, GDumb, ERACE, AGEM, TaskFreeMAS)})  # rehearsal from a stream
 METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
-METHODS.update({cls.name: cls for cls in (TOPIC, Prototype, CEC)})  # few-shot class-incremental learning
+METHODS.update({cls.name: cls for cls in (TOPIC, Prototype, CEC, FACT)})  # few-shot class-incremental learning
 
 
 def get_method(name: str) -> type[Method]:
@@ -72,3 +73,4 @@ __all__ += ["ERACE", "AGEM", "TaskFreeMAS"]
 __all__ += ["WA"]
 __all__ += ["LUCIR"]
 __all__ += ["CEC"]
+__all__ += ["FACT"]
