@@ -152,7 +152,8 @@ def test_the_wa_reproduction_runs_end_to_end_on_an_official_format_archive(tmp_p
 
 @pytest.mark.skipif("podnet" not in METHODS, reason="podnet is not in lifelong.methods yet (branch podnet): the "
                                                       "PODNet protocols run once it is merged")
-@pytest.mark.parametrize("steps", [25, pytest.param(50, marks=pytest.mark.slow)])
+@pytest.mark.slow  # 26 and 51 steps of ResNet-32 (25 steps: about 100 s on 2 loaded cores)
+@pytest.mark.parametrize("steps", [25, 50])
 def test_the_podnet_reproductions_run_end_to_end_on_an_official_format_archive(tmp_path, monkeypatch, capsys, steps):
     """50 classes then 25 steps of 2 or 50 of 1, in PODNet's first order (seed 0), 20 exemplars per class."""
     data = _archive(tmp_path, monkeypatch)
@@ -163,3 +164,20 @@ def test_the_podnet_reproductions_run_end_to_end_on_an_official_format_archive(t
     assert run["class_order"] == list(PODNET_CIFAR100_ORDERS[0])
     assert run["classes_seen"] == [50 + k * 50 // steps for k in range(steps + 1)]
     assert run["method_options"]["memory_per_class"] == 20 and run["train"]["schedule"] == "cosine"
+
+
+def test_podnets_protocols_run_its_three_class_orders_by_default(tmp_path, monkeypatch):
+    """`lifelong reproduce douillard2020-podnet-cifar100-25` without --seeds: seeds 0, 1, 2 (its three orders); the
+    other protocols keep 5."""
+    from lifelong.cli import main
+    planned = {}
+
+    def fake(name, rows, seeds, out, *args, **kwargs):  # what the command would run, and a table to print
+        planned[name] = seeds
+        (out / f"{reproduce_steps.stem(name)}.md").write_text("table")
+
+    monkeypatch.setattr(reproduce_steps, "reproduce_steps", fake)
+    for name in ("douillard2020-podnet-cifar100-25", "hou2019-lucir-cifar100-5"):
+        (tmp_path / name).mkdir()
+        assert main(["reproduce", name, "--out", str(tmp_path / name), "--quiet"]) == 0
+    assert planned == {"douillard2020-podnet-cifar100-25": [0, 1, 2], "hou2019-lucir-cifar100-5": [0, 1, 2, 3, 4]}

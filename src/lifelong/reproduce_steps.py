@@ -27,7 +27,7 @@ papers' recipes and memories; the table adds the average incremental accuracy (a
 step, and without the first as WA's paper reports it) beside the papers' published averages (`paper_averages`).
 
     lifelong reproduce hou2019-lucir-cifar100-5 --data-dir DATA --seeds 1           # the paper's protocol (a GPU)
-    lifelong reproduce douillard2020-podnet-cifar100-50 --data-dir DATA --seeds 3   # PODNet's three orders
+    lifelong reproduce douillard2020-podnet-cifar100-50 --data-dir DATA             # PODNet's three orders
 
 Every run is written to OUT/<name>_runs/<row>_<seed>.json as soon as it ends; the same command continues an
 interrupted reproduction (finished runs are skipped); OUT/<name>.md, .json and .png are rewritten after each run.
@@ -176,14 +176,15 @@ def _lucir(phases: int, average: float) -> dict:
 
 def _podnet(steps: int, average: str) -> dict:
     return dict(rows=PODNET_ROWS, scenario="split-cifar100", n_tasks=steps + 1, base_classes=50,
-                class_orders=PODNET_CIFAR100_ORDERS, backbone="resnet32", memory_per_class=20, train=PODNET_TRAIN,
-                averages=("all",), paper_averages={"podnet": (average,)})
+                class_orders=PODNET_CIFAR100_ORDERS, seeds=len(PODNET_CIFAR100_ORDERS), backbone="resnet32",
+                memory_per_class=20, train=PODNET_TRAIN, averages=("all",), paper_averages={"podnet": (average,)})
 
 
 # name -> protocol. `rows`: the table's rows; `paper`: the paper's accuracy (%) on all classes seen after each step,
 # per row; `fscil`: the table adds each row's mean over the sessions and its drop (first minus last); `averages`: the
 # average incremental accuracy columns ("all", "after-first"), `paper_averages` the paper's, per row; `base_classes`:
-# the first task's classes; `class_orders`: the paper's class orders, seed s running order s mod their number.
+# the first task's classes; `class_orders`: the paper's class orders, seed s running order s mod their number;
+# `seeds`: `lifelong reproduce`'s default number of seeds (5 where not given).
 PROTOCOLS = {
     "wu2019-bic-cifar100": dict(
         rows=BIC_ROWS, scenario="split-cifar100", n_tasks=5, class_order_seed=1993, backbone="resnet32", memory=2000,

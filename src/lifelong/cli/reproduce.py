@@ -40,7 +40,8 @@ def add_parser(subparsers) -> None:
     reproduce.add_argument("--buffers", help="buzzega2020-der's buffer sizes to run, comma-separated (default all: "
                                              "200,500,5120; MNIST-360 200,500,1000)")
     reproduce.add_argument("--setting", help="Hsu et al.'s settings (default task,domain,class)")
-    reproduce.add_argument("--seeds", type=whole, default=5, help="number of seeds (default 5: 0 .. 4)")
+    reproduce.add_argument("--seeds", type=whole, help="number of seeds (default 5: 0 .. 4; PODNet's protocols 3: "
+                                                       "seed s runs its class order s mod 3)")
     reproduce.add_argument("--first-seed", type=seed, default=0, help="first seed (default 0)")
     reproduce.add_argument("--epochs", type=whole, help="epochs per task (default: the protocol's; FSCIL: the base "
                                                        "session's and every session's), to scale a run down")
@@ -64,6 +65,8 @@ def command_reproduce(args) -> int:
 
     from ..reproduce_steps import PROTOCOLS, reproduce_steps, stem
 
+    if args.seeds is None:  # a protocol may fix its own (PODNet's: its three class orders)
+        args.seeds = PROTOCOLS[args.name].get("seeds", 5) if args.name in PROTOCOLS else 5
     if not 1 <= args.seeds <= MAX_RUNS:
         raise ConfigError(f"--seeds must be from 1 to {MAX_RUNS:,}, got {args.seeds}")
     if args.first_seed + args.seeds - 1 > MAX_SEED:
