@@ -133,9 +133,9 @@ REPRODUCTIONS = {
     "class-il-league-split-omniglot": "the class-IL league: Omniglot, 200 characters in 10 steps, 2 exemplars each",
     "class-il-league-omniglot-964": "the class-IL league at scale: all 964 Omniglot background characters in 10 "
                                     "steps, 2 exemplars each",
-    "hou2019-lucir-cifar100-5": "Hou et al. 2019 (LUCIR), Table 1: CIFAR-100, 50 classes then 5 phases of 10, "
+    "hou2019-lucir-cifar100-5": "Hou et al. 2019 (LUCIR) on CIFAR-100, 50 classes then 5 phases of 10, "
                                 "ResNet-32, 20 exemplars per class; average incremental accuracy",
-    "hou2019-lucir-cifar100-10": "Hou et al. 2019 (LUCIR), Table 1: CIFAR-100, 50 classes then 10 phases of 5, "
+    "hou2019-lucir-cifar100-10": "Hou et al. 2019 (LUCIR) on CIFAR-100, 50 classes then 10 phases of 5, "
                                  "ResNet-32, 20 exemplars per class; average incremental accuracy",
     "zhao2020-wa-cifar100": "Zhao et al. 2020 (WA): CIFAR-100, 5 steps of 20 classes, ResNet-32, 2,000 exemplars; "
                             "average incremental accuracy with and without the first step",

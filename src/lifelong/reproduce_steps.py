@@ -239,7 +239,7 @@ PROTOCOLS = {
                                               method_options={"bic": {"validation_share": 0.5}}),
     "class-il-league-omniglot-964": _league("split-omniglot-964", {}, memory_per_class=2,
                                             method_options={"bic": {"validation_share": 0.5}}),
-    # Hou et al. 2019, Table 1 (CIFAR-100, 50 base classes): LUCIR's average incremental accuracy (CNN), 5 and 10
+    # Hou et al. 2019 (CIFAR-100, 50 base classes): LUCIR's average incremental accuracy (CNN), 5 and 10
     # phases
     "hou2019-lucir-cifar100-5": _lucir(5, 63.42),
     "hou2019-lucir-cifar100-10": _lucir(10, 60.18),
