@@ -216,14 +216,17 @@ def split_by_classes(
     validation_fraction: float = 0.0,
     seed: int = 0,
     name: str | None = None,
+    normalize: bool = True,
 ) -> Scenario:
-    """Split the classes into `n_tasks` tasks of equal size, in the natural or a seeded class order."""
+    """Split the classes into `n_tasks` tasks of equal size, in the natural or a seeded class order.
+    `normalize=False`: inputs left in [0, 1] (Mammoth's `ToTensor` alone), not normalised with the training
+    statistics."""
     _check_fraction(validation_fraction)
     n_classes = dataset.n_classes
     if n_tasks < 1 or n_classes % n_tasks:
         raise ConfigError(f"{dataset.name} has {n_classes} classes: n_tasks must divide it, got {n_tasks}")
     order = class_order(n_classes, class_order_seed)
-    x_train, x_test, preparation = prepare_inputs(dataset, pad_to)
+    x_train, x_test, preparation = prepare_inputs(dataset, pad_to, normalize)
     # rank[label] = position of the label in the class order, so within-task labels are one subtraction away
     rank = torch.empty(n_classes, dtype=torch.long)
     rank[torch.tensor(order)] = torch.arange(n_classes)
@@ -245,7 +248,8 @@ def split_by_classes(
         name=name or f"split-{dataset.name}", tasks=tasks, class_order=order, class_names=dataset.class_names,
         input_shape=tuple(x_train.shape[1:]),
         config=dict(kind="split-by-classes", dataset=dataset.name, n_tasks=n_tasks, class_order_seed=class_order_seed,
-                    pad_to=pad_to, validation_fraction=validation_fraction, seed=seed),
+                    pad_to=pad_to, validation_fraction=validation_fraction, seed=seed,
+                    **({} if normalize else {"normalize": False})),
         input_preparation=preparation,
     )
 
