@@ -18,12 +18,15 @@ Finished runs are kept in benchmarks/results/buzzega2020_der_causes.json and ski
 """
 
 import argparse
+import contextlib
 import json
+import math
 import statistics
 import sys
 import time
 
 from _common import RESULTS, data_dir, machine, pin_threads
+from torch import nn
 
 from lifelong.benchmarks import make_scenario
 from lifelong.experiment import run_experiment
@@ -45,15 +48,35 @@ def plan_of(row: str) -> dict:
     return plan(ROWS[row][0], "s-mnist-class", ROWS[row][1])
 
 
-def run_one(row: str, scenario_name: str, seed: int) -> dict:
+def _xavier(self: nn.Linear) -> None:
+    """Mammoth's backbone.xavier for one Linear layer."""
+    a = math.sqrt(3.0) * math.sqrt(2.0 / (self.in_features + self.out_features))
+    nn.init.uniform_(self.weight, -a, a)
+    if self.bias is not None:
+        nn.init.zeros_(self.bias)
+
+
+@contextlib.contextmanager
+def initialised(init: str):
+    default = nn.Linear.reset_parameters
+    if init == "xavier":
+        nn.Linear.reset_parameters = _xavier
+    try:
+        yield
+    finally:
+        nn.Linear.reset_parameters = default
+
+
+def run_one(row: str, scenario_name: str, seed: int, init: str = "default") -> dict:
     how = dict(plan_of(row))
     scenario = make_scenario(scenario_name, data_dir=data_dir(), download=False, seed=seed)
     started = time.perf_counter()
     method, options, hidden = how.pop("method"), how.pop("method_options"), tuple(how.pop("hidden"))
-    results = run_experiment(method, scenario, "class", seed=seed, hidden=hidden, method_options=options,
-                             progress=False, **how)
+    with initialised(init):
+        results = run_experiment(method, scenario, "class", seed=seed, hidden=hidden, method_options=options,
+                                 progress=False, **how)
     last = results["task_aware_accuracy_matrix"][-1]
-    return {"row": row, "scenario": scenario_name, "seed": seed,
+    return {"row": row, "scenario": scenario_name, "init": init, "seed": seed,
             "class_il": 100 * results["final_average_accuracy"],
             "masked_task_il": 100 * statistics.mean(last), "plan": plan_of(row),
             "wall_s": round(time.perf_counter() - started, 1)}
@@ -65,6 +88,10 @@ def summary(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f} (n={len(values)})"
 
 
+def _cell(run: dict) -> tuple[str, str, str]:
+    return run["row"], run["scenario"], run.get("init", "default")
+
+
 def markdown(document: dict) -> str:
     lines = ["# Buzzega et al. 2020 (DER), S-MNIST: the flagged cells' suspected causes, measured", "",
              "Ours (lifelong, the reproduction's plan per row: Mammoth's first best_args, plain SGD, one epoch, MLP "
@@ -73,18 +100,20 @@ def markdown(document: dict) -> str:
              "class-IL: the final average accuracy; masked task-IL: the same run, each task's test set scored on that "
              "task's outputs only (Mammoth's task-IL). Mean +- sample std over seeds 0..n-1. Made by "
              "benchmarks/der_smnist_causes.py.", "",
-             "| row | scenario | class-IL paper | ours | masked task-IL paper | ours |", "|---|---|---|---|---|---|"]
+             "| row | scenario | init | class-IL paper | ours | masked task-IL paper | ours |",
+             "|---|---|---|---|---|---|---|"]
     cells = []
     for run in document["runs"]:
-        if (run["row"], run["scenario"]) not in cells:
-            cells.append((run["row"], run["scenario"]))
-    for row, scenario in sorted(cells, key=lambda c: (list(ROWS).index(c[0]), c[1])):
-        runs = [r for r in document["runs"] if r["row"] == row and r["scenario"] == scenario]
-        lines.append(f"| {row} | {scenario} | {PAPER[row][0]:.2f} | {summary([r['class_il'] for r in runs])} | "
+        if _cell(run) not in cells:
+            cells.append(_cell(run))
+    for row, scenario, init in sorted(cells, key=lambda c: (list(ROWS).index(c[0]), c[1], c[2])):
+        runs = [r for r in document["runs"] if _cell(r) == (row, scenario, init)]
+        lines.append(f"| {row} | {scenario} | {init} | {PAPER[row][0]:.2f} | {summary([r['class_il'] for r in runs])} | "
                      f"{PAPER[row][1]:.2f} | {summary([r['masked_task_il'] for r in runs])} |")
     lines += ["", "Per seed (class-IL / masked task-IL):", ""]
     for run in document["runs"]:
-        lines.append(f"- {run['row']} on {run['scenario']}, seed {run['seed']}: {run['class_il']:.2f} / "
+        lines.append(f"- {run['row']} on {run['scenario']} ({_cell(run)[2]} init), seed {run['seed']}: "
+                     f"{run['class_il']:.2f} / "
                      f"{run['masked_task_il']:.2f} ({run['wall_s']} s)")
     lines += ["", f"Made on: {machine_line(document['machine'])}, {document['machine']['torch_threads']} torch "
               "thread(s), shared with other jobs."]
@@ -93,23 +122,23 @@ def markdown(document: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", default=DEFAULT_CELLS, help="ROW@SCENARIO,... (rows: " + ", ".join(ROWS) + ")")
+    parser.add_argument("--cells", default=DEFAULT_CELLS, help="ROW@SCENARIO[@xavier],... (rows: " + ", ".join(ROWS) + ")")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     pin_threads()
-    cells = [cell.split("@") for cell in args.cells.split(",")]
-    bad = [cell for cell in cells if len(cell) != 2 or cell[0] not in ROWS]
+    cells = [(cell.split("@") + ["default"])[:3] for cell in args.cells.split(",")]
+    bad = [cell for cell in cells if cell[0] not in ROWS or cell[2] not in ("default", "xavier")]
     if bad:
-        sys.exit(f"bad cells {bad}: ROW@SCENARIO with a row among {', '.join(ROWS)}")
+        sys.exit(f"bad cells {bad}: ROW@SCENARIO[@xavier] with a row among {', '.join(ROWS)}")
     path = RESULTS / f"{NAME}.json"
     document = json.loads(path.read_text()) if path.exists() else {"runs": []}
     document["machine"] = machine()
     for seed in range(args.seeds):
-        for row, scenario in cells:
-            if any(r["row"] == row and r["scenario"] == scenario and r["seed"] == seed for r in document["runs"]):
+        for row, scenario, init in cells:
+            if any(_cell(r) == (row, scenario, init) and r["seed"] == seed for r in document["runs"]):
                 continue
-            run = run_one(row, scenario, seed)
-            print(f"{row} on {scenario} seed {seed}: class-IL {run['class_il']:.2f}, masked task-IL "
+            run = run_one(row, scenario, seed, init)
+            print(f"{row} on {scenario} ({init} init) seed {seed}: class-IL {run['class_il']:.2f}, masked task-IL "
                   f"{run['masked_task_il']:.2f} ({run['wall_s']} s)", flush=True)
             document["runs"].append(run)
             path.write_text(json.dumps(document, indent=2) + "\n")

@@ -144,8 +144,8 @@ def main() -> None:
                              "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
     document.update(mammoth_commit=commit, threads=os.environ.get("OMP_NUM_THREADS", "1"),
                     machine={**machine(), **document.get("machine", {})})
-    for row in rows:
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):  # seeds outermost: a grid stopped early leaves every row with as many seeds
+        for row in rows:
             if any(run["row"] == row and run["seed"] == seed for run in document["runs"]):
                 continue
             run = run_one(mammoth, venv, row, seed)
