@@ -49,7 +49,16 @@ NAME = "buzzega2020_der_mammoth"
 PAPER = {"sgd": (19.60, 94.94), "lwf": (19.62, 94.11), "er-200": (80.43, 97.86), "icarl-200": (70.51, 98.28),
          "der-200": (84.55, 98.80), "der-500": (90.54, 98.84), "der++-200": (85.61, 98.76)}
 ROWS = {"der-200": ("der", 200), "der++-200": ("derpp", 200), "der-500": ("der", 500), "er-200": ("er", 200),
-        "sgd": ("sgd", -1), "lwf": ("lwf", -1), "icarl-200": ("icarl", 200)}
+        "sgd": ("sgd", -1), "lwf": ("lwf", -1), "icarl-200": ("icarl", 200), "icarl-200-cast": ("icarl", 200)}
+PAPER["icarl-200-cast"] = PAPER["icarl-200"]
+# the first release's iCaRL (7ab9db9, with 5dc82be's identity `denorm` for MNIST, a day after d20f640, where
+# `denorm(None)` fails at the second task) put the exemplars back into MNIST's uint8 training data as
+# `examples.type(torch.uint8)`: floats in [0, 1] cast to 0 (1 where a pixel was exactly 1.0), so the exemplars it
+# trained on were black images; the current code multiplies by 255 first. `icarl-200-cast` runs the current code
+# with the first release's cast (an environment variable read by the patched line, see prepare)
+CAST = 'def refold_transform(x): return (x.cpu() * 255).squeeze(1).type(torch.uint8)'
+CAST_OLD = ('def refold_transform(x): return (x.cpu() * (1 if os.environ.get("MAMMOTH_FIRST_RELEASE_CAST") else '
+            '255)).squeeze(1).type(torch.uint8)  # lifelong cross-check')
 FINAL = re.compile(r"Accuracy for 5 task\(s\):\s*\[Class-IL\]:\s*([\d.]+) %\s*\[Task-IL\]:\s*([\d.]+) %")
 
 
@@ -71,6 +80,12 @@ def prepare(mammoth: Path) -> None:
     if "torch.set_num_threads(2)\n" in text:
         main.write_text(text.replace("torch.set_num_threads(2)\n", 'torch.set_num_threads(int(os.environ.get('
                                      '"OMP_NUM_THREADS", "2")))  # lifelong cross-check: threads from OMP\n'))
+    buffer = mammoth / "utils" / "buffer.py"
+    text = buffer.read_text()
+    if CAST in text:
+        if "\nimport os\n" not in text:
+            text = "import os\n" + text
+        buffer.write_text(text.replace(CAST, CAST_OLD))
     for name in ("seq_cub200_rs.py", "seq_tinyimagenet_r.py"):  # import data sets setup_mammoth.sh set aside
         if (mammoth / "datasets" / name).exists():
             (mammoth / "datasets_unused").mkdir(exist_ok=True)
@@ -82,8 +97,11 @@ def run_one(mammoth: Path, venv: Path, row: str, seed: int) -> dict:
     command = [str(venv / "bin" / "python"), "main.py", "--dataset", "seq-mnist", "--model", model, *options(row),
                f"--seed={seed}", "--non_verbose=1", "--num_workers=0"]
     started, cpu = time.time(), os.times()
-    out = subprocess.run(command, cwd=mammoth, capture_output=True, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env.pop("MAMMOTH_FIRST_RELEASE_CAST", None)
+    if row == "icarl-200-cast":
+        env["MAMMOTH_FIRST_RELEASE_CAST"] = "1"
+    out = subprocess.run(command, cwd=mammoth, capture_output=True, text=True, env=env)
     after = os.times()
     found = FINAL.findall(out.stdout + out.stderr)
     if out.returncode != 0 or not found:
@@ -124,6 +142,10 @@ def markdown(document: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def saved(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["runs"] if path.exists() else []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default=",".join(ROWS))
@@ -146,12 +168,13 @@ def main() -> None:
                     machine={**machine(), **document.get("machine", {})})
     for seed in range(args.seeds):  # seeds outermost: a grid stopped early leaves every row with as many seeds
         for row in rows:
-            if any(run["row"] == row and run["seed"] == seed for run in document["runs"]):
+            if any(run["row"] == row and run["seed"] == seed for run in saved(path)):
                 continue
             run = run_one(mammoth, venv, row, seed)
             print(f"{row} seed {seed}: class-IL {run['class_il']:.2f} task-IL {run['task_il']:.2f} "
                   f"({run['cpu_s']} s CPU, {run['wall_s']} s)", flush=True)
-            document["runs"].append(run)
+            # the runs on disk now (another command may have added some meanwhile), and this one
+            document["runs"] = [r for r in saved(path) if (r["row"], r["seed"]) != (row, seed)] + [run]
             document["runs"].sort(key=lambda r: (list(ROWS).index(r["row"]), r["seed"]))
             path.write_text(json.dumps(document, indent=2) + "\n")
             (RESULTS / f"{NAME}.md").write_text(markdown(document))
