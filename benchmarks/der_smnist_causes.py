@@ -108,7 +108,8 @@ def markdown(document: dict) -> str:
             cells.append(_cell(run))
     for row, scenario, init in sorted(cells, key=lambda c: (list(ROWS).index(c[0]), c[1], c[2])):
         runs = [r for r in document["runs"] if _cell(r) == (row, scenario, init)]
-        lines.append(f"| {row} | {scenario} | {init} | {PAPER[row][0]:.2f} | {summary([r['class_il'] for r in runs])} | "
+        lines.append(f"| {row} | {scenario} | {init} | {PAPER[row][0]:.2f} | "
+                     f"{summary([r['class_il'] for r in runs])} | "
                      f"{PAPER[row][1]:.2f} | {summary([r['masked_task_il'] for r in runs])} |")
     lines += ["", "Per seed (class-IL / masked task-IL):", ""]
     for run in document["runs"]:
@@ -122,7 +123,8 @@ def markdown(document: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", default=DEFAULT_CELLS, help="ROW@SCENARIO[@xavier],... (rows: " + ", ".join(ROWS) + ")")
+    parser.add_argument("--cells", default=DEFAULT_CELLS,
+                        help="ROW@SCENARIO[@xavier],... (rows: " + ", ".join(ROWS) + ")")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     pin_threads()
