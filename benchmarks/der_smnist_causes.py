@@ -39,8 +39,9 @@ ROWS = {"sgd": ("sgd", None), "lwf": ("lwf", None), "er-200": ("er", 200), "der-
         "der-500": ("der", 500), "der++-200": ("der++", 200), "icarl-200": ("icarl", 200)}
 PAPER = {"sgd": (19.60, 94.94), "lwf": (19.62, 94.11), "er-200": (80.43, 97.86), "der-200": (84.55, 98.80),
          "der-500": (90.54, 98.84), "der++-200": (85.61, 98.76), "icarl-200": (70.51, 98.28)}
-DEFAULT_CELLS = ("der-200@split-mnist-der,der++-200@split-mnist-der,der-500@split-mnist-der,"
-                 "sgd@split-mnist,lwf@split-mnist,er-200@split-mnist-der,sgd@split-mnist-der,lwf@split-mnist-der")
+DEFAULT_CELLS = ("der-200@split-mnist-der,der++-200@split-mnist-der,der-500@split-mnist-der,sgd@split-mnist,"
+                 "lwf@split-mnist,sgd@split-mnist-der,der-200@split-mnist-der@xavier,der++-200@split-mnist-der@xavier,"
+                 "der-500@split-mnist-der@xavier,icarl-200@split-mnist-der,icarl-200@split-mnist-der@xavier")  # as run
 
 
 def plan_of(row: str) -> dict:
