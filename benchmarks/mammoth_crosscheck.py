@@ -138,7 +138,8 @@ def markdown(document: dict) -> str:
     lines += ["", "Per seed (class-IL / task-IL):", ""]
     for run in document["runs"]:
         lines.append(f"- {run['row']} seed {run['seed']}: {run['class_il']:.2f} / {run['task_il']:.2f} "
-                     f"({run['cpu_s']} s CPU, {run['wall_s']} s wall)" + (f"; {run['note']}" if run.get("note") else ""))
+                     f"({run['cpu_s']} s CPU, {run['wall_s']} s wall)"
+                     + (f"; {run['note']}" if run.get("note") else ""))
     lines += ["", f"Made on: {machine_line(document['machine'])}, OMP_NUM_THREADS={document['threads']}, "
               "shared with other jobs (wall times are not comparable)."]
     return "\n".join(lines) + "\n"
