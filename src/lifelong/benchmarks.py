@@ -20,6 +20,7 @@ BENCHMARKS = {
     "permuted-mnist": ("mnist", dict(kind="permuted", n_tasks=10, pad_to=32), None),
     # Buzzega et al. 2020 (DER; Mammoth's first release): 28x28, ToTensor alone (no normalisation), every task
     # permuted or rotated; MNIST-360 the general-continual stream (27 segments, one per pair of digits, in order)
+    "split-mnist-der": ("mnist", dict(kind="split", n_tasks=5, normalize=False), None),
     "permuted-mnist-der": ("mnist", dict(kind="permuted", n_tasks=20, permute_first=True, normalize=False), None),
     "rotated-mnist": ("mnist", dict(kind="rotated", n_tasks=20), None),
     "mnist-360": ("mnist", dict(kind="mnist-360", rounds=3, batch_size=16), None),

@@ -80,6 +80,8 @@ SCENARIOS = {
     "split-mnist": "MNIST padded to 32x32 (Hsu et al. 2018), 5 tasks {0,1},{2,3},{4,5},{6,7},{8,9}",
     "split-fashion": "Fashion-MNIST padded to 32x32, 5 tasks of 2 classes",
     "permuted-mnist": "MNIST padded to 32x32, 10 tasks of permuted pixels (domain-incremental by nature)",
+    "split-mnist-der": "Buzzega et al. 2020's S-MNIST: MNIST 28x28 in [0, 1] (not padded, not normalised), 5 tasks "
+                       "{0,1},...,{8,9} (MLP 100-100: --hidden 100,100)",
     "permuted-mnist-der": "Buzzega et al. 2020's P-MNIST: MNIST 28x28 in [0, 1], 20 tasks, every one permuted "
                           "(domain-incremental; MLP 100-100: --hidden 100,100)",
     "rotated-mnist": "Buzzega et al. 2020's R-MNIST: MNIST 28x28 in [0, 1], 20 tasks, each turned by one angle drawn "

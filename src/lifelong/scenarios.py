@@ -219,12 +219,15 @@ def split_by_classes(
     uneven: bool = False,
     base_classes: int | None = None,
     order: list[int] | None = None,
+    normalize: bool = True,
 ) -> Scenario:
     """Split the classes into `n_tasks` tasks of equal size, in the natural or a seeded class order. `uneven`: where
     `n_tasks` does not divide the classes, the first tasks take one class more (964 Omniglot characters in 10 steps:
     4 of 97, then 6 of 96). `base_classes`: the first task takes that many classes and the other `n_tasks - 1` share
     the rest equally (LUCIR's and PODNet's CIFAR-100: 50, then 5, 10, 25 or 50 steps). `order`: the class order given
-    as a list (a permutation of the labels: PODNet's published orders), instead of `class_order_seed`."""
+    as a list (a permutation of the labels: PODNet's published orders), instead of `class_order_seed`.
+    `normalize=False`: inputs left in [0, 1] (Mammoth's `ToTensor` alone), not normalised with the training
+    statistics."""
     _check_fraction(validation_fraction)
     n_classes = dataset.n_classes
     if order is not None:
@@ -250,7 +253,7 @@ def split_by_classes(
         if n_tasks < 1 or n_tasks > n_classes or (n_classes % n_tasks and not uneven):
             raise ConfigError(f"{dataset.name} has {n_classes} classes: n_tasks must divide it, got {n_tasks}")
         sizes = [n_classes // n_tasks + (t < n_classes % n_tasks) for t in range(n_tasks)]
-    x_train, x_test, preparation = prepare_inputs(dataset, pad_to)
+    x_train, x_test, preparation = prepare_inputs(dataset, pad_to, normalize)
     # rank[label] = position of the label in the class order, so within-task labels are one subtraction away
     rank = torch.empty(n_classes, dtype=torch.long)
     rank[torch.tensor(order)] = torch.arange(n_classes)
@@ -273,7 +276,8 @@ def split_by_classes(
         config=dict(kind="split-by-classes", dataset=dataset.name, n_tasks=n_tasks, class_order_seed=class_order_seed,
                     pad_to=pad_to, validation_fraction=validation_fraction, seed=seed,
                     **({"task_sizes": sizes} if uneven or base_classes is not None else {}),
-                    **({"base_classes": base_classes} if base_classes is not None else {}),),
+                    **({"base_classes": base_classes} if base_classes is not None else {}),
+                    **({} if normalize else {"normalize": False})),
         input_preparation=preparation,
     )
 
