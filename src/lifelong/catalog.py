@@ -36,6 +36,8 @@ METHODS = {
               CLASS_ONLY, True),
     "bic": ("BiC: exemplars (--memory N), distillation weighted n/(n+m), then a bias correction on the newest logits",
             CLASS_ONLY, True),
+    "podnet": ("PODNet: exemplars (--memory N), POD-spatial + POD-flat distillation, a local similarity classifier of "
+               "10 proxies per class with the NCA loss, classifier fine-tuned on the memory", CLASS_ONLY, True),
     "er": ("experience replay: each step the incoming batch plus a draw from a reservoir buffer (--memory N); "
            "learns from a stream (--stream)", SETTINGS, True),
     "der": ("Dark Experience Replay: a reservoir buffer of samples and their logits, CE + alpha * MSE to the stored "

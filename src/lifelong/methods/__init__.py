@@ -18,6 +18,7 @@ from .neural_gas import NeuralGasMethod
 from .replay import Replay
 from .icarl import ICaRL
 from .bic import BiC
+from .podnet import PODNet
 from .prototype import Prototype
 from .topic import TOPIC
 from .er import ER
@@ -29,7 +30,7 @@ from .task_free_mas import TaskFreeMAS
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint, LwF)}
 METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)})
-METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC)})  # methods that keep exemplars
+METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC, PODNet)})  # methods that keep exemplars
 METHODS.update({cls.name: cls for cls in (ER, DER, DERPP, GDumb, ERACE, AGEM, TaskFreeMAS)})  # rehearsal from a stream
 METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
 METHODS.update({cls.name: cls for cls in (TOPIC, Prototype)})  # few-shot class-incremental learning
@@ -65,4 +66,5 @@ __all__ = ["METHODS", "Method", "describe_options", "get_method", "method_option
            "EWC", "OnlineEWC", "SI", "L2", "MAS", "LocalMAS", "Competitive", "NeuralGasMethod", "Replay", "ICaRL", "BiC", "Prototype", "TOPIC",
            "ER", "DER", "DERPP"]
 __all__ += ["GDumb"]
+__all__ += ["PODNet"]
 __all__ += ["ERACE", "AGEM", "TaskFreeMAS"]

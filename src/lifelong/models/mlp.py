@@ -8,6 +8,8 @@ class MLP(nn.Module):
 
     `blocks[i]` is hidden layer i; methods that freeze "the lower layers" (Finetune-FC) count in blocks.
     The classifier is not part of the backbone: it lives in the model's `IncrementalHead`.
+    `stages`: the hidden layers (`blocks.0`, `blocks.1`, ...), whose outputs are the intermediate "maps" a method may
+    read (`lifelong.models.stages`): vectors, maps with no width or height.
     """
 
     def __init__(self, in_features: int, hidden: tuple[int, ...] = (400, 400), dropout: float = 0.0):
@@ -25,6 +27,7 @@ class MLP(nn.Module):
             width = size
         self.blocks = nn.Sequential(*layers)
         self.out_features = width
+        self.stages = tuple(f"blocks.{i}" for i in range(len(hidden)))
 
     def forward(self, x):
         return self.blocks(x.flatten(1))
