@@ -29,7 +29,8 @@ def digits():
 
 def fresh(scenario, seed=0, hidden=(32,), **options):
     torch.manual_seed(seed)
-    return build_method("podnet", build_model(scenario, hidden=hidden), "class", {"memory": 100, **options})
+    options = {"memory": 100, "spatial_on_vectors": True, **options}  # an MLP: its stages give vectors
+    return build_method("podnet", build_model(scenario, hidden=hidden), "class", options)
 
 
 # ---------------------------------------------------------------------- POD-spatial and POD-flat by hand
@@ -211,6 +212,20 @@ def test_a_backbone_without_stages_is_refused_in_one_line_before_any_training(di
     PODNet(ContinualModel(NoStages()), memory=100, lambda_spatial=0.0)  # POD-flat alone needs no maps
 
 
+def test_pod_spatial_on_a_backbone_whose_stages_give_vectors_is_refused_unless_asked_for(digits):
+    """The MLP's hidden layers are vectors: no width or height to pool over."""
+    for options in ({}, {"lambda_spatial": 0.0}, {"spatial_on_vectors": True}):
+        torch.manual_seed(0)
+        learner = Learner("podnet", hidden=(16,), memory=100, proxies=2, **options, **FAST)
+        if options:
+            learner.learn(digits.tasks[0])  # POD-flat alone, or the degenerate form asked for
+            continue
+        with pytest.raises(ConfigError, match=r"stages blocks.0 \(16,\) of MLP give vectors") as error:
+            learner.learn(digits.tasks[0])
+        assert "\n" not in str(error.value) and "lambda_spatial=0" in str(error.value)
+        assert learner.method.model.head.out_features == 0  # refused before any training
+
+
 def test_bad_options_are_refused(digits):
     for options, message in [({"proxies": 0}, "proxies must be an integer"), ({"nca": "mine"}, "unknown podnet nca"),
                              ({"similarity": "dot"}, "unknown podnet similarity"),
@@ -277,7 +292,7 @@ def test_finetuning_moves_only_the_proxies_on_the_memory(digits):
 
 # ---------------------------------------------------------------------- checkpoints and runs
 def test_save_and_load_predict_the_same(digits, tmp_path):
-    learner = Learner("podnet", hidden=(32,), memory=100, proxies=3, **FAST)
+    learner = Learner("podnet", hidden=(32,), memory=100, proxies=3, spatial_on_vectors=True, **FAST)
     for task in digits.tasks[:2]:
         learner.learn(task)
     learner.save(tmp_path / "podnet.pt")
@@ -289,7 +304,7 @@ def test_save_and_load_predict_the_same(digits, tmp_path):
 
 
 def test_a_run_resumed_after_task_two_gives_the_uninterrupted_numbers(digits, tmp_path):
-    options = {"memory": 100, "proxies": 3, "finetune_epochs": 2}
+    options = {"memory": 100, "proxies": 3, "finetune_epochs": 2, "spatial_on_vectors": True}
     whole = run_experiment("podnet", digits, "class", hidden=(32,), method_options=options, **FAST)
     two = make_scenario("split-digits")
     two.tasks = two.tasks[:2]
