@@ -234,6 +234,10 @@ def test_bad_options_are_refused(digits):
                              ({"margin": float("nan")}, "margin must be")]:
         with pytest.raises(ConfigError, match=message):
             fresh(digits, **options)
+    grown = build_model(digits, hidden=(16,))
+    grown.head.add(2)
+    with pytest.raises(ConfigError, match="whose head has no outputs yet"):
+        PODNet(grown, memory=100, spatial_on_vectors=True)
     with pytest.raises(ConfigError, match="class-incremental"):
         build_method("podnet", build_model(digits), "task", {"memory": 100})
     with pytest.raises(ConfigError, match="needs a memory size"):
@@ -299,7 +303,7 @@ def test_save_and_load_predict_the_same(digits, tmp_path):
     again = Learner.load(tmp_path / "podnet.pt")
     x = digits.tasks[1].x_test
     assert torch.equal(torch.as_tensor(again.predict(x)), torch.as_tensor(learner.predict(x)))
-    assert again.method.model.head.scale.item() == learner.method.model.head.scale.item()
+    assert again.method.model.head.scale.item() == learner.method.model.head.scale.item() != 1.0  # learned, kept
     again.learn(digits.tasks[2])  # and it goes on
 
 

@@ -223,7 +223,10 @@ class PODNet(Replay):
         new = head.parts[-1].weight
         first = self.offsets[-1]
         for c in range(task.n_classes):
-            centres = kmeans(features[targets == first + c], self.proxies, generator)
+            mine = features[targets == first + c]
+            if not len(mine):
+                continue  # no sample to imprint from: its proxies stay random
+            centres = kmeans(mine, self.proxies, generator)
             new[c * self.proxies:(c + 1) * self.proxies] = centres.to(new.dtype) * norm
 
     # ------------------------------------------------------------------ the step's loss
