@@ -5,7 +5,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/podnet_split_mnist.py --backbone mlp --memory 2000 \
         --rows replay,podnet:lambda_spatial=0
 
-The scenario's defaults (Adam 0.001, batch 128; 4 epochs unless --epochs). --per-task N keeps N training and N test
+The scenario's defaults (Adam 0.001, batch 128, 4 epochs) unless --optimizer, --lr, --epochs. --per-task N keeps N training and N test
 samples of each task (a seeded draw), for a convolutional backbone on a CPU. A row is a method name with options
 after a colon (`podnet:lambda_spatial=0;nca=paper`). Prints one JSON line per row.
 """
@@ -38,6 +38,8 @@ def main():
     parser.add_argument("--per-task", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--memory", type=int, default=2000)
+    parser.add_argument("--optimizer", default=None)
+    parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--rows", default="replay,podnet")
     args = parser.parse_args()
     scenario = make_scenario("split-mnist", data_dir=data_dir())
@@ -56,6 +58,7 @@ def main():
         options.update({k: value(v) for k, v in (kv.split("=") for kv in extra.split(";") if kv)})
         started = time.perf_counter()
         r = run_experiment(name, scenario, "class", backbone=args.backbone, epochs=args.epochs, method_options=options,
+                           optimizer=args.optimizer, lr=args.lr,
                            progress=False)
         print(json.dumps({"row": row, "backbone": args.backbone, "per_task": args.per_task,
                           "average_accuracy": [round(100 * a, 2) for a in r["average_accuracy"]],
