@@ -62,6 +62,10 @@ the factors "adaptive ... sqrt(N/T)" as LUCIR's, exemplars by herding. Where the
   the centres of the normalised features, not normalised again, as the code.
 Color jitter and the cosine schedule are the training configuration's (`--schedule cosine`), not the method's.
 
+Measured (one seed; docs/methods/exemplars.md has the commands): class-IL split-MNIST with the MLP and POD-flat alone
+93.0 % (replay 93.3 %); with resnet20 on 500 samples per task, memory 200, SGD 0.05, 4 epochs, 21.0 % against replay's
+47.3 %, the old classes lost even without any distillation (9.0 %): not verified against the paper's numbers.
+
 The old model's outputs (its embedding and pooled maps) are recorded once per step when inputs are not augmented
 (the pooled maps are small: C x (H + W) per stage), computed per batch by a kept copy when they are.
 """
