@@ -150,3 +150,52 @@ def test_split_mnist_class_incremental_competitive_keeps_old_classes(shared_data
     # fine-tuning ends near 20% here (tests/test_engine.py); units that only their own class moves keep the rest
     assert results["final_average_accuracy"] > 0.9 and results["final_forgetting"] < 0.05
     assert min(results["accuracy_matrix"][-1]) > 0.85
+
+
+def _stream(scenario):
+    return TrainConfig(stream=True, batch_size=10, progress=False)
+
+
+@pytest.mark.parametrize("name", ["competitive", "neural-gas"])
+def test_a_stream_makes_each_class_units_from_its_first_samples(digits_scenario, name):
+    """Told no boundary, each class still gets units_per_class units, made of its first samples in arrival order
+    (checked with a learning rate that moves nothing), and the stream learns about as well as one epoch does."""
+    frozen = {"learning_rate": 1e-12} if name == "competitive" else {"eps_initial": 1e-12, "eps_final": 1e-12}
+    method = fresh(name, digits_scenario, "class", units_per_class=3, **frozen)
+    arrived = []
+
+    class Spy(type(method)):
+        def local_update(self, x, targets, task_ids):
+            arrived.append((x.flatten(1).clone(), targets.clone()))
+            super().local_update(x, targets, task_ids)
+
+    method.__class__ = Spy
+    run(method, digits_scenario, _stream(digits_scenario))
+    x = torch.cat([a[0] for a in arrived])
+    y = torch.cat([a[1] for a in arrived])
+    assert method.model.units.shape[0] == 10 * 3 and not method.held
+    for label in range(10):
+        first = x[y == label][:3]
+        assert torch.allclose(method.model.units[method.model.labels == label], first, atol=1e-6)
+
+    learned = run(fresh(name, digits_scenario, "class"), digits_scenario, _stream(digits_scenario))
+    one_epoch = run(fresh(name, digits_scenario, "class"), digits_scenario, TrainConfig(epochs=1, batch_size=10,
+                                                                                        progress=False))
+    assert learned["final_average_accuracy"] > one_epoch["final_average_accuracy"] - 0.05
+
+
+def test_a_stream_class_short_of_samples_gets_units_at_the_evaluation(digits_scenario):
+    method = fresh("competitive", digits_scenario, "class", units_per_class=3)
+    method.enter_stream(digits_scenario.tasks)
+    x = torch.arange(12.0).reshape(6, 2)
+    zeros = torch.zeros(4, dtype=torch.long)
+    # class 0: samples 0 and 2 held; class 1: samples 1 and 3 held (too few for 3 units)
+    method.local_update(x[:4], torch.tensor([0, 1, 0, 1]), zeros)
+    assert method.model.units.shape[0] == 0 and len(method.held) == 2
+    # samples 4 and 5 of class 0: 0, 2 and 4 become its units, and 5 trains the nearest, 4 at (8, 9):
+    # w <- w + 0.05 (x - w) = (8.1, 9.1)
+    method.local_update(x[4:], torch.tensor([0, 0]), zeros[:2])
+    assert torch.allclose(method.model.units, torch.tensor([[0.0, 1.0], [4.0, 5.0], [8.1, 9.1]]))
+    assert list(method.held) == [(0, 1)]
+    method.before_evaluation(None)  # class 1 gets its units from the two held
+    assert method.model.labels.tolist() == [0, 0, 0, 1, 1] and method.model.units[3:].tolist() == x[[1, 3]].tolist()

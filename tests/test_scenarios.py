@@ -213,3 +213,17 @@ def test_raw_inputs_prepared_as_the_scenario_prepared_its_own(digits):
     assert torch.allclose(prepare_raw(as_inputs(digits.x_test), preparation), x_test, atol=1e-6)
     assert torch.allclose(prepare_raw(as_inputs(digits.x_train[:7]), preparation), x_train[:7], atol=1e-6)
     assert split_by_classes(digits, 5, pad_to=12).input_preparation == preparation
+
+
+def test_an_uneven_split_gives_the_first_tasks_one_class_more():
+    digits = load_digits()  # 10 classes
+    scenario = split_by_classes(digits, 3, class_order_seed=7, uneven=True)
+    assert [task.n_classes for task in scenario.tasks] == [4, 3, 3]
+    order = class_order(10, 7)
+    assert [task.classes for task in scenario.tasks] == [order[:4], order[4:7], order[7:]]
+    for task in scenario.tasks:  # within-task labels: each sample's class is classes[label]
+        assert torch.equal(torch.tensor(task.classes)[task.y_train].sort().values,
+                           digits.y_train[torch.isin(digits.y_train, torch.tensor(task.classes))].sort().values)
+    assert sum(len(task.y_test) for task in scenario.tasks) == len(digits.y_test)
+    with pytest.raises(ConfigError, match="n_tasks must divide it"):
+        split_by_classes(digits, 11, uneven=True)

@@ -13,7 +13,7 @@ from lifelong.methods import METHODS, Finetune
 from lifelong.methods.base import needs_task_boundaries
 from lifelong.training import TrainConfig, evaluate
 
-STREAM_METHODS = {"finetune", "er", "der", "der++", "er-ace", "a-gem", "gdumb", "task-free-mas"}
+STREAM_METHODS = {"finetune", "er", "der", "der++", "er-ace", "a-gem", "gdumb", "task-free-mas", "competitive", "neural-gas"}
 
 
 @pytest.fixture(scope="module")

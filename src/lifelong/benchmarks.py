@@ -29,6 +29,11 @@ BENCHMARKS = {
                                         omniglot=dict(subset="background", characters=200, train_drawings=15,
                                                       side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
                        None),
+    # the whole background set (BiC's "large scale" on the data here): 964 characters in 10 steps of 97 or 96
+    "split-omniglot-964": ("omniglot", dict(kind="split", n_tasks=10, uneven=True,
+                                            omniglot=dict(subset="background", characters=964, train_drawings=15,
+                                                          side=28, drawing_order="sha1 of the 105x105 uint8 pixels")),
+                           None),
     # few-shot class-incremental (lifelong.few_shot): sessions from the shipped index lists; fixed session counts
     "fscil-cifar100": ("cifar100", dict(kind="few-shot", lists="cifar100", augment=True, backbone="resnet20"), (9,)),
     "fscil-omniglot": ("omniglot", dict(kind="few-shot", lists="omniglot",

@@ -36,6 +36,10 @@ METHODS = {
               CLASS_ONLY, True),
     "bic": ("BiC: exemplars (--memory N), distillation weighted n/(n+m), then a bias correction on the newest logits",
             CLASS_ONLY, True),
+    "wa": ("Weight Aligning: exemplars (--memory N), distillation weighted n/(n+m), then the new classes' weight "
+           "rows rescaled to the old rows' mean norm", CLASS_ONLY, True),
+    "lucir": ("LUCIR: herding exemplars (--memory N), a cosine classifier, the less-forget constraint on normalised "
+              "features, margin ranking of old samples against the hardest new classes", CLASS_ONLY, True),
     "podnet": ("PODNet: exemplars (--memory N), POD-spatial + POD-flat distillation, a local similarity classifier of "
                "10 proxies per class with the NCA loss, classifier fine-tuned on the memory", CLASS_ONLY, True),
     "er": ("experience replay: each step the incoming batch plus a draw from a reservoir buffer (--memory N); "
@@ -56,16 +60,22 @@ METHODS = {
     "neural-gas": ("neural gas with competitive Hebbian edges, one gas per class; old gases never move "
                    "(no gradient)", SETTINGS, False),
     "topic": ("TOPIC: a neural gas in feature space keeps the base session's topology (anchor loss); few-shot classes "
-              "get nodes (min-max loss); nearest-node prediction", CLASS_ONLY, False),
+              "get learned nodes pushed from their graph neighbours (min-max loss); nearest-node prediction",
+              CLASS_ONLY, False),
     "prototype": ("cosine prototypes: after the base session the backbone is frozen, each class is the mean of its "
                   "features (FSCIL baseline)", CLASS_ONLY, False),
+    "cec": ("CEC: a cosine classifier on the base session, then class-mean prototypes adapted jointly with each query "
+            "by an attention graph meta-trained on pseudo-incremental episodes (turned images); frozen after",
+            CLASS_ONLY, False),
+    "fact": ("FACT: virtual prototypes reserved in the base session (masked CE, manifold mixup); sessions: shot "
+             "means in their rows, frozen backbone (FSCIL)", CLASS_ONLY, False),
 }
 
 # `--method all` (the default of `lifelong run`), the rule in one place: every method, but the methods made for
 # few-shot class-incremental learning (FSCIL: a large base session, then sessions of a few shots per new class) only
 # on the few-shot scenarios, where the ordinary methods run beside them as TOPIC's table compares (fine-tuning, joint
 # training, iCaRL, replay with nearest-mean classification, ...). Named, any method runs on any scenario.
-FEW_SHOT_METHODS = ("topic", "prototype")
+FEW_SHOT_METHODS = ("topic", "prototype", "cec", "fact")
 
 SCENARIOS = {
     "split-digits": "scikit-learn digits (8x8, embedded, no download), 5 tasks of 2 classes",
@@ -81,6 +91,8 @@ SCENARIOS = {
     "split-cifar100": "CIFAR-100, 5 or 10 tasks in iCaRL's class order (seed 1993), ResNet-32, crop+flip",
     "split-omniglot": "Omniglot, the first 200 background characters, 28x28, ink 1; of each one's 20 drawings in "
                       "SHA-1 order, 15 train / 5 test; 10 tasks of 20",
+    "split-omniglot-964": "the whole Omniglot background set: 964 characters as split-omniglot's, 10 tasks of 97 or 96 "
+                          "(BiC's \"large scale\" on the data here)",
     "fscil-cifar100": "FSCIL (TOPIC, CEC): CIFAR-100, 60 base classes then 8 sessions of 5-way 5-shot, official lists, "
                       "ResNet-20",
     "fscil-omniglot": "FSCIL on Omniglot: 60 base characters (15 drawings each), then 8 sessions of 5-way 5-shot; "
@@ -109,8 +121,20 @@ REPRODUCTIONS = {
     "wu2019-bic-split-omniglot": "BiC's ablation on class-incremental Omniglot: 200 characters in 10 steps of 20, "
                                  "MLP 400-400, 2 exemplars per character (1 for training, 1 for validation)",
     "tao2020-fscil-cifar100": "Tao et al. 2020 (TOPIC): FSCIL on CIFAR-100, 60 base classes + 8 sessions of 5-way "
-                              "5-shot, ResNet-20; TOPIC, Ft-CNN, Joint-CNN, iCaRL, NCM, cosine prototypes",
+                              "5-shot, ResNet-20; TOPIC, Ft-CNN, Joint-CNN, iCaRL, NCM, cosine prototypes, CEC, FACT",
     "fscil-omniglot": "the same FSCIL rows on Omniglot: 60 base characters + 8 sessions of 5-way 5-shot, MLP 400-400",
+    "fscil-mini-imagenet": "Zhou et al. 2022 (FACT) on miniImageNet: 60 base classes + 8 sessions of 5-way 5-shot, "
+                           "ResNet-20; cosine prototypes, FACT",
+    "fscil-cub200": "Zhou et al. 2022 (FACT) on CUB-200: 100 base classes + 10 sessions of 10-way 5-shot, ResNet-20 "
+                    "from scratch; cosine prototypes, FACT",
+    "class-il-league-split-mnist-2000": "the class-IL league (BiC and its successors against the baselines, the same "
+                                        "memory): split-MNIST, 2,000 exemplars",
+    "class-il-league-split-mnist-200": "the class-IL league: split-MNIST, 200 exemplars",
+    "class-il-league-split-fashion-2000": "the class-IL league: split-Fashion-MNIST, 2,000 exemplars",
+    "class-il-league-split-fashion-200": "the class-IL league: split-Fashion-MNIST, 200 exemplars",
+    "class-il-league-split-omniglot": "the class-IL league: Omniglot, 200 characters in 10 steps, 2 exemplars each",
+    "class-il-league-omniglot-964": "the class-IL league at scale: all 964 Omniglot background characters in 10 "
+                                    "steps, 2 exemplars each",
     "buzzega2020-der": "Buzzega et al. 2020 (DER), Tables 2-3 on MNIST: P-/R-MNIST, S-MNIST class-/task-IL, "
                        "MNIST-360; buffers 200/500/5120, one epoch, Mammoth's best_args",
 }

@@ -35,6 +35,7 @@ SCENARIO_DEFAULTS = {
     "split-cifar100": dict(epochs=30, batch_size=128, lr=0.1, optimizer="sgd", momentum=0.9,
                            weight_decay=5e-4, schedule="cosine"),
     "split-omniglot": dict(epochs=10, batch_size=64, lr=0.001, optimizer="adam"),
+    "split-omniglot-964": dict(epochs=10, batch_size=64, lr=0.001, optimizer="adam"),
     # FSCIL: the usual ResNet-20 recipe for the base session (TOPIC's scripts start from a trained base model), then
     # TOPIC's 70 epochs per session; its scripts fine-tune only the last residual block at 0.1, all layers train here,
     # at 0.01

@@ -12,11 +12,14 @@ ablation switches.
 
 Few-shot class-incremental learning (Tao et al., CVPR 2020, TOPIC's table on CIFAR-100), and the same methods on
 Omniglot: Ft-CNN (finetune on the shots), Joint-CNN (joint: all data of every class seen), iCaRL, NCM (replay with
-the nearest-mean-of-exemplars classifier), the decoupled cosine prototypes, and TOPIC; besides each session's
-accuracy, their mean and the drop (first minus last), as FSCIL papers report them.
+the nearest-mean-of-exemplars classifier), the decoupled cosine prototypes, TOPIC, CEC and FACT; besides each
+session's accuracy, their mean and the drop (first minus last), as FSCIL papers report them. FACT's miniImageNet and
+CUB-200 tables: the cosine prototypes and FACT.
 
     lifelong reproduce tao2020-fscil-cifar100 --data-dir DATA --seeds 1             # the paper's protocol (a GPU)
     lifelong reproduce fscil-omniglot --data-dir DATA --seeds 3                     # minutes on a CPU
+    lifelong reproduce fscil-mini-imagenet --data-dir DATA --seeds 1                # FACT's miniImageNet (a GPU)
+    lifelong reproduce fscil-cub200 --data-dir DATA --seeds 1                       # FACT's CUB-200 (a GPU)
 
 Every run is written to OUT/<name>_runs/<row>_<seed>.json as soon as it ends; the same command continues an
 interrupted reproduction (finished runs are skipped); OUT/<name>.md, .json and .png are rewritten after each run.
@@ -50,15 +53,66 @@ FSCIL_ROWS = {  # TOPIC's table's rows, and the decoupled baseline that later pa
     "ft-cnn": ("Ft-CNN: fine-tuning on the shots", "finetune", {}),
     "joint-cnn": ("Joint-CNN: all data of every class seen (upper bound)", "joint", {}),
     "icarl": ("iCaRL: 5 exemplars per class, nearest mean of exemplars", "icarl", {"memory_per_class": 5}),
-    "ncm": ("NCM: replay of 5 exemplars per class, nearest mean of exemplars", "replay",
-            {"memory_per_class": 5, "classifier": "ncm"}),
+    # TOPIC's NCM* row is LUCIR (Hou et al. 2019) with its nearest-mean classifier; replay-ncm: the plain rehearsal
+    # with nearest means that stood in for it before LUCIR was in the library
+    "ncm": ("NCM*: LUCIR with its nearest-mean classifier, 5 exemplars per class", "lucir",
+            {"memory_per_class": 5, "classifier": "nme"}),
+    "replay-ncm": ("replay of 5 exemplars per class, nearest mean of exemplars", "replay",
+                   {"memory_per_class": 5, "classifier": "ncm"}),
     "prototype": ("decoupled cosine prototypes (frozen base backbone)", "prototype", {}),
     "topic": ("TOPIC: neural gas, anchor loss, min-max loss", "topic", {}),
-    # TOPIC's own ablation (the paper reports AL alone), and its neural-gas classifier with neither loss
-    "topic-al": ("TOPIC, anchor loss only", "topic", {"minmax_weight": 0.0}),
-    "topic-no-loss": ("TOPIC's nodes, neither loss (fine-tuning, nearest-node prediction)", "topic",
-                      {"minmax_weight": 0.0, "anchor_weight": 0.0}),
+    # TOPIC's ablation: its own (the paper reports AL alone), each loss alone, neither (fine-tuning with nearest-node
+    # prediction), and the max term blind to the graph (the nearest other-label nodes instead of the edges)
+    "topic-anchor-only": ("TOPIC, anchor loss only", "topic", {"minmax_loss": False}),
+    "topic-minmax-only": ("TOPIC, min-max loss only", "topic", {"anchor_loss": False}),
+    "topic-neither": ("TOPIC's nodes, neither loss (fine-tuning, nearest-node prediction)", "topic",
+                      {"anchor_loss": False, "minmax_loss": False}),
+    "topic-no-edges": ("TOPIC, edges ignored (max term from the 5 nearest other-label nodes)", "topic",
+                       {"use_edges": False}),
+    # CEC (Zhang et al. 2021), 500 pseudo-incremental episodes (a tenth of its code's; the CIFAR-100 table: all)
+    "cec": ("CEC: prototypes adapted by an attention graph meta-trained on pseudo-incremental episodes", "cec", {}),
+    # FACT (Zhou et al. 2022) with its defaults, the README's CIFAR-100 command (balance 0.001, alpha 0.5)
+    "fact": ("FACT: virtual prototypes reserved in the base session, eta-mixed prediction", "fact", {}),
 }
+# CEC's README commands (icoz69/CEC-CVPR2021): 100 epochs of 50 episodes; the encoder's rate 0.002 on CIFAR-100 and
+# 0.0002 on miniImageNet and CUB-200, whose episodes have 10 queries per class. Its paper's last sessions: CIFAR-100
+# 49.14 (the curve below), miniImageNet 47.63, CUB-200 52.28
+CEC_README = {"cifar100": {"meta_epochs": 100},
+              "mini-imagenet": {"meta_epochs": 100, "encoder_lr": 0.0002},
+              "cub200": {"meta_epochs": 100, "encoder_lr": 0.0002, "queries": 10}}
+FSCIL_ROWS_OFFICIAL_CEC = {**FSCIL_ROWS, "cec": (FSCIL_ROWS["cec"][0], "cec", CEC_README["cifar100"])}
+# miniImageNet and CUB-200: the cosine prototypes and FACT with its README's commands for them (miniImageNet: balance
+# 0.01, alpha 0.5, the virtual losses from epoch 150 of 1000, here 15 of the scenario's 100; CUB-200: balance 0.01,
+# no -alpha given, so train.py's 2, from epoch 0)
+FSCIL_FACT_ROWS = {
+    "mini-imagenet": {"prototype": FSCIL_ROWS["prototype"],
+                      "fact": (FSCIL_ROWS["fact"][0], "fact", {"balance": 0.01, "alpha": 0.5, "loss_iter": 15})},
+    "cub200": {"prototype": FSCIL_ROWS["prototype"],
+               "fact": (FSCIL_ROWS["fact"][0], "fact", {"balance": 0.01, "alpha": 2.0})},
+}
+
+# The class-incremental methods after BiC against it and the baselines, with the same memory (issue: "where each
+# wins"). WA twice: the paper's defaults, and the official code's combination (WA's docstring says which is which)
+WA_CODE = {"kd_weight": "steps", "norm": "l1", "clip_gamma": True, "nonnegative_weights": True, "head_bias": False,
+           "fresh_head": True}
+LEAGUE_ROWS = {
+    "finetune": ("fine-tuning (no memory)", "finetune", {}),
+    "replay": ("replay: the memory's samples with the task's", "replay", {}),
+    "icarl": ("iCaRL", "icarl", {}),
+    "bic": ("BiC", "bic", {}),
+    "wa": ("WA (the paper's defaults)", "wa", {}),
+    "wa-code": ("WA (the official code's combination)", "wa", WA_CODE),
+    "lucir": ("LUCIR (cosine head, less-forget, margin ranking)", "lucir", {}),
+    "joint": ("joint: all data of every class seen (upper bound)", "joint", {}),
+}
+_ADAM_4 = dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)  # Hsu et al.'s split-MNIST protocol
+# the memory-free rows take no memory option: the protocol's memory goes to the rows that keep exemplars
+NO_MEMORY_ROWS = ("finetune", "joint")
+
+
+def _league(scenario: str, train: dict, **memory) -> dict:
+    return dict(rows=LEAGUE_ROWS, scenario=scenario, train=train, league=True, **memory)
+
 
 # name -> protocol. `rows`: the table's rows; `paper`: the paper's accuracy (%) on all classes seen after each step,
 # per row; `fscil`: the table adds each row's mean over the sessions and its drop (first minus last).
@@ -84,7 +138,7 @@ PROTOCOLS = {
     "tao2020-fscil-cifar100": dict(
         # TOPIC's protocol: ResNet-20, 60 base classes, 8 sessions of 5-way 5-shot (the official index lists); the
         # base session as the scenario's defaults train it, the sessions at a tenth of the learning rate
-        rows=FSCIL_ROWS, scenario="fscil-cifar100", backbone="resnet20", fscil=True, train=dict(),
+        rows=FSCIL_ROWS_OFFICIAL_CEC, scenario="fscil-cifar100", backbone="resnet20", fscil=True, train=dict(),
         # Tao et al. 2020 (their repository's table, 10 runs): TOPIC, Ft-CNN, Joint-CNN, iCaRL*, NCM* (Hou et al.
         # 2019's LUCIR, with its nearest-mean classifier; ours is replay with nearest means, not LUCIR)
         paper={"topic": (64.10, 55.88, 47.07, 45.16, 40.11, 36.38, 33.96, 31.55, 29.37),
@@ -92,17 +146,46 @@ PROTOCOLS = {
                "joint-cnn": (64.10, 59.30, 54.90, 51.20, 48.10, 45.80, 42.80, 40.90, 38.90),
                "icarl": (64.10, 53.28, 41.69, 34.13, 27.93, 25.06, 20.41, 15.48, 13.73),
                "ncm": (64.10, 53.05, 43.96, 36.97, 31.61, 26.73, 21.23, 16.78, 13.54),
-               "topic-al": (64.10, 56.03, 47.89, 42.99, 38.02, 34.60, 31.67, 28.35, 25.86)},
-        # the modern bar, each paper's own CIFAR-100 table: CEC (Zhang et al. 2021), FACT (Zhou et al. 2022)
-        later={"CEC (Zhang et al. 2021)": (73.07, 68.88, 65.26, 61.19, 58.09, 55.57, 53.22, 51.34, 49.14),
-               "FACT (Zhou et al. 2022)": (74.60, 72.09, 67.56, 63.52, 61.38, 58.36, 56.28, 54.24, 52.10)}),
+               "topic-anchor-only": (64.10, 56.03, 47.89, 42.99, 38.02, 34.60, 31.67, 28.35, 25.86),
+               # CEC's own CIFAR-100 table (Zhang et al. 2021)
+               "cec": (73.07, 68.88, 65.26, 61.19, 58.09, 55.57, 53.22, 51.34, 49.14),
+               # FACT's own CIFAR-100 table (Zhou et al. 2022): last 52.10, mean 62.24
+               "fact": (74.60, 72.09, 67.56, 63.52, 61.38, 58.36, 56.28, 54.24, 52.10)}),
     "fscil-omniglot": dict(rows=FSCIL_ROWS, scenario="fscil-omniglot", fscil=True, train=dict()),
+    # the FSCIL protocols of miniImageNet (60 base classes + 8 sessions of 5-way 5-shot) and CUB-200 (100 + 10 of
+    # 10-way 5-shot) as the scenarios train them (ResNet-20 from scratch, not the papers' ResNet-18, ImageNet-pre-
+    # trained for CUB-200); FACT's own tables (Zhou et al. 2022): miniImageNet last 50.49, CUB-200 last 56.94
+    "fscil-mini-imagenet": dict(
+        rows=FSCIL_FACT_ROWS["mini-imagenet"], scenario="fscil-mini-imagenet", backbone="resnet20", fscil=True,
+        train=dict(), paper={"fact": (72.56, 69.63, 66.38, 62.77, 60.60, 57.33, 54.34, 52.16, 50.49)}),
+    "fscil-cub200": dict(
+        rows=FSCIL_FACT_ROWS["cub200"], scenario="fscil-cub200", backbone="resnet20", fscil=True, train=dict(),
+        paper={"fact": (75.90, 73.23, 70.84, 66.13, 65.56, 62.15, 61.74, 59.83, 58.41, 57.89, 56.94)}),
+    "class-il-league-split-mnist-2000": _league("split-mnist", _ADAM_4, memory=2000),
+    "class-il-league-split-mnist-200": _league("split-mnist", _ADAM_4, memory=200),
+    "class-il-league-split-fashion-2000": _league("split-fashion", _ADAM_4, memory=2000),
+    "class-il-league-split-fashion-200": _league("split-fashion", _ADAM_4, memory=200),
+    # 2 drawings per character kept (of 15), and BiC's validation 1:1 (wu2019-bic-split-omniglot's reasons)
+    "class-il-league-split-omniglot": _league("split-omniglot", {}, memory_per_class=2,
+                                              method_options={"bic": {"validation_share": 0.5}}),
+    "class-il-league-omniglot-964": _league("split-omniglot-964", {}, memory_per_class=2,
+                                            method_options={"bic": {"validation_share": 0.5}}),
 }
 
 
 def memory_options(protocol: dict) -> dict:
     """The protocol's exemplar memory as bic's options: a total budget or a number per class."""
     return {key: protocol[key] for key in ("memory", "memory_per_class") if key in protocol}
+
+
+def row_options(protocol: dict, row: str) -> dict:
+    """A row's method options: the protocol's memory (not for the league's memory-free rows), the protocol's own
+    options (the league's: per method), the row's."""
+    _, method, options = protocol["rows"][row]
+    if protocol.get("league"):
+        memory = {} if row in NO_MEMORY_ROWS else memory_options(protocol)
+        return {**memory, **protocol.get("method_options", {}).get(method, {}), **options}
+    return {**memory_options(protocol), **protocol.get("method_options", {}), **options}
 
 
 def memory_flag(protocol: dict) -> str:
@@ -151,8 +234,7 @@ def reproduce_steps(name: str, rows: list[str] | None, seeds, out, data_dir=None
                 raise ConfigError(f"{run_file(out, name, row, seed)} ran {run['train']['epochs']} epochs per step, not "
                                   f"{train['epochs']}: use another --out, or delete it to run it again")
         planned = [(row, seed) for seed in seeds for row in rows if (row, seed) not in done]
-        jobs = [dict(row=row, seed=seed, method=protocol["rows"][row][1],
-                     options={**memory_options(protocol), **protocol.get("method_options", {}), **protocol["rows"][row][2]},
+        jobs = [dict(row=row, seed=seed, method=protocol["rows"][row][1], options=row_options(protocol, row),
                      scenario=dict(name=protocol["scenario"], data_dir=data_dir, download=download,
                                    n_tasks=protocol.get("n_tasks"), class_order_seed=protocol.get("class_order_seed")),
                      backbone=protocol.get("backbone"), train=train, device=device) for row, seed in planned]
@@ -296,7 +378,7 @@ def plot(name: str, runs: dict, path: Path) -> None:
             ax.plot(classes, means, label=f"{row} (ours, n={n})", markersize=4, **style)
             ax.fill_between(classes, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
                             color=style["color"], alpha=0.15, linewidth=0)
-        if row in paper and classes is not None:
+        if row in paper and classes is not None and len(paper[row]) == len(classes):  # not beside a cut protocol
             ax.plot(classes, paper[row], color=style["color"], linestyle=":", marker="x", alpha=0.6,
                     label=f"{row} (paper)")
     ax.set_xlabel("number of classes")

@@ -23,10 +23,12 @@ def add_parser(subparsers) -> None:
                     "best_args; --rows, --benchmarks; writes OUT/buzzega2020_der.md and .json.")
     reproduce.add_argument("name", help="the table: hsu2018-split-mnist, wu2019-bic-cifar100 (or wu2019-bic-split-mnist, "
                                         "-split-fashion, -split-omniglot: BiC's ablation on the data here), "
-                                        "tao2020-fscil-cifar100, fscil-omniglot, buzzega2020-der (see `lifelong list`)")
+                                        "tao2020-fscil-cifar100, fscil-omniglot, fscil-mini-imagenet, fscil-cub200, "
+                                        "buzzega2020-der (see `lifelong list`)")
     reproduce.add_argument("--methods", help="rows, comma-separated (default: the paper's; Hsu: finetune,lwf,joint,l2,"
                                              "ewc,online-ewc,si,mas; BiC: baseline-1,baseline-2,bic,upper-bound; "
-                                             "FSCIL: ft-cnn,joint-cnn,icarl,ncm,prototype,topic)")
+                                             "FSCIL: every row: ft-cnn,joint-cnn,icarl,ncm,prototype,topic and its ablation, "
+                                             "cec, fact; fscil-mini-imagenet, fscil-cub200: prototype,fact)")
     reproduce.add_argument("--rows", help="buzzega2020-der's rows, comma-separated (default all: sgd,online-ewc,si,"
                                           "lwf,er,a-gem,icarl,der,der++,er-ace,gdumb,task-free-mas,joint)")
     reproduce.add_argument("--benchmarks", help="buzzega2020-der's benchmarks (default all: p-mnist,r-mnist,"

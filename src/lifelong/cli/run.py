@@ -8,6 +8,7 @@ import time
 from contextlib import nullcontext, redirect_stderr, redirect_stdout
 from pathlib import Path
 
+from ..catalog import FEW_SHOT_METHODS
 from ..limits import MAX_RUNS
 from .arguments import (add_data_dir, add_threads, comma_list, key_value, layer_sizes, numpy_seed, seed, side, threads,
                         whole)
@@ -32,7 +33,7 @@ def add_parser(subparsers) -> None:
                     "every method, class- and task-incremental, on split-digits (embedded data, well under a minute).")
     run.add_argument("--method", default="all",
                      help="method name(s), comma-separated, or 'all' (default): every method, the few-shot ones "
-                          "(topic, prototype) on the few-shot scenarios (fscil-*) only")
+                          f"({', '.join(FEW_SHOT_METHODS)}) on the few-shot scenarios (fscil-*) only")
     run.add_argument("--scenario", help="benchmark name (default split-digits)")
     run.add_argument("--data", metavar="FOLDER",
                      help="your own image folder (one sub-folder per class) instead of a benchmark: its classes in "

@@ -9,6 +9,10 @@ Hebbian edges among them (lifelong.hebbian.neural_gas, Martinetz & Schulten 1991
 Each class's schedule (eps 0.5 -> 0.005, lambda 10 -> 0.01, edge age 20 -> 200) is annealed over one pass
 over that class's training samples (t_max = their number); further epochs go on at the final values. The
 ranking is sequential: one step per sample, each a distance, a sort and a few row updates over its class's units.
+
+In a stream, a class's gas is made from its first samples as `competitive`'s units are; its schedule is still
+annealed over the class's number of training samples in its task (the one thing it reads of the stream's tasks:
+how long the pass over the class will be).
 """
 
 import torch
@@ -37,11 +41,11 @@ class NeuralGasMethod(Competitive):
                                                                          device=self._device), "t": 0, "t_max": n}
 
     @torch.no_grad()
-    def local_update(self, x, targets, task_ids):
+    def move_units(self, x, targets, task_ids):
         """One neural-gas step per sample, on the units of its class."""
         # on the CPU, numpy views of the same memory: a small step costs ~25 us in numpy, ~180 us in torch
         view = (lambda t: t.numpy()) if x.device.type == "cpu" else (lambda t: t)
-        x, units = view(x.flatten(1)), view(self.model.units.data)
+        x, units = view(x), view(self.model.units.data)
         for xi, label, task_id in zip(x, targets.tolist(), task_ids.tolist()):
             gas = self.gases[(task_id, label)]
             t, t_max = gas["t"], gas["t_max"]

@@ -1,5 +1,6 @@
 """Backbones (feature extractors) and the incremental head that continual methods grow."""
 
+from .cosine import CosineHead
 from .heads import ContinualModel, IncrementalHead, linear_maps, linear_parts
 from .lsc import LocalSimilarityHead, kmeans
 from .mlp import MLP
@@ -8,3 +9,4 @@ from .stages import StageOutputs, stage_modules
 
 __all__ = ["MLP", "CifarResNet", "resnet20", "resnet32", "IncrementalHead", "ContinualModel", "linear_maps",
            "linear_parts", "LocalSimilarityHead", "kmeans", "StageOutputs", "stage_modules"]
+__all__ += ["CosineHead"]

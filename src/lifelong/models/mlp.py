@@ -10,6 +10,8 @@ class MLP(nn.Module):
     The classifier is not part of the backbone: it lives in the model's `IncrementalHead`.
     `stages`: the hidden layers (`blocks.0`, `blocks.1`, ...), whose outputs are the intermediate "maps" a method may
     read (`lifelong.models.stages`): vectors, maps with no width or height.
+    `remove_final_activation()` drops the last hidden layer's ReLU (the backbone contract of
+    docs/architecture.md: LUCIR's features, which may be negative).
     """
 
     def __init__(self, in_features: int, hidden: tuple[int, ...] = (400, 400), dropout: float = 0.0):
@@ -28,6 +30,11 @@ class MLP(nn.Module):
         self.blocks = nn.Sequential(*layers)
         self.out_features = width
         self.stages = tuple(f"blocks.{i}" for i in range(len(hidden)))
+
+    def remove_final_activation(self) -> None:
+        """Return the last hidden layer's pre-activations as features: its ReLU becomes an identity (no parameter
+        changes: checkpoints load either way)."""
+        self.blocks[-1][1] = nn.Identity()
 
     def forward(self, x):
         return self.blocks(x.flatten(1))

@@ -17,6 +17,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.stride = stride
         self.extra_channels = out_channels - in_channels
+        self.final_relu = True  # False: the block returns its sum before the ReLU (CifarResNet.remove_final_activation)
 
     def shortcut(self, x):
         if self.stride == 1 and self.extra_channels == 0:
@@ -27,12 +28,15 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        out = out + self.shortcut(x)
+        return F.relu(out) if self.final_relu else out
 
 
 class CifarResNet(nn.Module):
     """ResNet-(6n+2) for 32x32 images; returns the 64 globally averaged features (no classifier).
 
+    `remove_final_activation()` drops the last block's ReLU (the backbone contract of docs/architecture.md: LUCIR's
+    "modified" ResNet, whose last residual block ends without it, so features may be negative).
     `stages`: its three stage groups (`blocks.1` .. `blocks.3`, maps of 16, 32 and 64 channels, the last the map the
     features are pooled from), the intermediate maps a method may read (`lifelong.models.stages`)."""
 
@@ -55,6 +59,10 @@ class CifarResNet(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def remove_final_activation(self) -> None:
+        """The last residual block returns its sum before the ReLU (no parameter changes)."""
+        self.blocks[-3][-1].final_relu = False
 
     def forward(self, x):
         return self.blocks(x)
