@@ -226,6 +226,17 @@ def test_pod_spatial_on_a_backbone_whose_stages_give_vectors_is_refused_unless_a
         assert learner.method.model.head.out_features == 0  # refused before any training
 
 
+def test_remove_last_relu_takes_the_pre_activation_features(digits):
+    method = fresh(digits, remove_last_relu=True)
+    assert method.features(digits.tasks[0].x_train).min() < 0  # the last ReLU is gone: negative features
+    assert fresh(digits).features(digits.tasks[0].x_train).min() >= 0
+    assert method.describe()["remove_last_relu"] is True
+    with pytest.raises(ConfigError, match="has no remove_final_activation"):
+        PODNet(ContinualModel(NoStages()), memory=100, lambda_spatial=0.0, remove_last_relu=True)
+    with pytest.raises(ConfigError, match="remove_last_relu must be true or false"):
+        fresh(digits, remove_last_relu="yes")
+
+
 def test_bad_options_are_refused(digits):
     for options, message in [({"proxies": 0}, "proxies must be an integer"), ({"nca": "mine"}, "unknown podnet nca"),
                              ({"similarity": "dot"}, "unknown podnet similarity"),

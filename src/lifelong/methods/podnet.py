@@ -55,6 +55,9 @@ the factors "adaptive ... sqrt(N/T)" as LUCIR's, exemplars by herding. Where the
   93.3 %; split-digits, memory 200: 70.4 % against 97.4 % with POD-flat alone). So a backbone whose stages give vectors is refused in one line before any training (`check`, one
   forward pass on two inputs) unless lambda_spatial=0 (POD-flat alone) or spatial_on_vectors=True (the degenerate
   form, to study it); a backbone that declares no stages is refused in `__init__` unless lambda_spatial=0.
+- Features: the official network feeds the LSC and POD-flat the pre-ReLU pooled map ("classifier_no_act",
+  "extract_no_act"); ours by default the backbone's own (post-ReLU) features, with which the numbers below were
+  measured; `remove_last_relu=True` takes them before the last ReLU (`remove_final_activation()`), as the code.
 - The code's classifier fine-tuning trains through the network in training mode on augmented memory batches (its
   batch-norm statistics move); ours trains the proxies on the memory's features computed once, the backbone in
   evaluation mode (nothing but the proxies changes), as `bic.py` and the balanced head do.
@@ -139,7 +142,8 @@ class PODNet(Replay):
                  selection: str = "herding", lambda_spatial: float = 3.0, lambda_flat: float = 1.0,
                  proxies: int = 10, margin: float = 0.6, nca: str = "official", similarity: str = "distance",
                  imprint: bool = True, finetune_epochs: int = 20, finetune_lr: float = 0.05,
-                 grad_clamp: float = 5.0, classifier: str = "lsc", spatial_on_vectors: bool = False):
+                 grad_clamp: float = 5.0, classifier: str = "lsc", spatial_on_vectors: bool = False,
+                 remove_last_relu: bool = False):
         """memory: the total budget (2,000 on CIFAR-100; "fixed_memory" in the code, 20 per class, is
         memory_per_class=20); selection: herding (the paper) or random; lambda_spatial, lambda_flat: lambda_c = 3,
         lambda_f = 1, each times sqrt(N seen / T new); proxies: K per class (10); margin: delta (0.6); nca:
@@ -152,7 +156,9 @@ class PODNet(Replay):
         [-c, c] (5; 0: none); classifier: "lsc" (the LSC's argmax, "CNN") or "ncm" (nearest mean of exemplars, "NME");
         spatial_on_vectors: run POD-spatial on stages that give vectors (an MLP's hidden layers), where it degenerates
         to the distance of the normalised squared activations (False: such a backbone is refused unless
-        lambda_spatial=0)."""
+        lambda_spatial=0); remove_last_relu: features (and the last stage's map) taken before the backbone's last
+        ReLU, as the official code's (`remove_final_activation()`, the contract LUCIR uses; False: as the backbone
+        gives them, the measured default)."""
         if setting != "class":
             raise ConfigError(f"podnet is a class-incremental method (one growing head, no task id); got the "
                               f"{setting!r} setting: use --setting class")
@@ -171,6 +177,16 @@ class PODNet(Replay):
         self.grad_clamp = check_weight("grad_clamp", grad_clamp)
         self.spatial_on_vectors = bool(spatial_on_vectors)
         self._maps_checked = False
+        if not isinstance(remove_last_relu, bool):
+            raise ConfigError(f"podnet remove_last_relu must be true or false, got {remove_last_relu!r}")
+        if remove_last_relu:
+            remove = getattr(model.backbone, "remove_final_activation", None)
+            if remove is None:
+                raise ConfigError(f"podnet remove_last_relu takes the features before the backbone's last ReLU, and "
+                                  f"{type(model.backbone).__name__} has no remove_final_activation(): define it, or "
+                                  "leave remove_last_relu=False")
+            remove()
+        self.remove_last_relu = remove_last_relu
         if self.lambda_spatial > 0:  # refused here, before any training, rather than at the second task
             stage_modules(model.backbone, "podnet's POD-spatial (lambda_spatial > 0)")
         if model.head.out_features:
@@ -323,4 +339,5 @@ class PODNet(Replay):
                 "scale": self.model.head.scale.item(), "lambda_spatial": self.lambda_spatial,
                 "lambda_flat": self.lambda_flat, "stages": list(stages) if stages else [], "imprint": self.imprint,
                 "finetune_epochs": self.finetune_epochs, "finetune_lr": self.finetune_lr,
-                "grad_clamp": self.grad_clamp, "spatial_on_vectors": self.spatial_on_vectors}
+                "grad_clamp": self.grad_clamp, "spatial_on_vectors": self.spatial_on_vectors,
+                "remove_last_relu": self.remove_last_relu}
