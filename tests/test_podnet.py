@@ -209,7 +209,7 @@ def test_a_backbone_without_stages_is_refused_in_one_line_before_any_training(di
     bad.stages = ("nowhere",)
     with pytest.raises(ConfigError, match="'nowhere', which is not one of its submodules"):
         PODNet(ContinualModel(bad), memory=100)
-    PODNet(ContinualModel(NoStages()), memory=100, lambda_spatial=0.0)  # POD-flat alone needs no maps
+    PODNet(ContinualModel(NoStages()), memory=100, lambda_spatial=0.0, remove_last_relu=False)  # POD-flat: no maps
 
 
 def test_pod_spatial_on_a_backbone_whose_stages_give_vectors_is_refused_unless_asked_for(digits):
@@ -227,9 +227,9 @@ def test_pod_spatial_on_a_backbone_whose_stages_give_vectors_is_refused_unless_a
 
 
 def test_remove_last_relu_takes_the_pre_activation_features(digits):
-    method = fresh(digits, remove_last_relu=True)
+    method = fresh(digits)  # the default, as the official code
     assert method.features(digits.tasks[0].x_train).min() < 0  # the last ReLU is gone: negative features
-    assert fresh(digits).features(digits.tasks[0].x_train).min() >= 0
+    assert fresh(digits, remove_last_relu=False).features(digits.tasks[0].x_train).min() >= 0
     assert method.describe()["remove_last_relu"] is True
     with pytest.raises(ConfigError, match="has no remove_final_activation"):
         PODNet(ContinualModel(NoStages()), memory=100, lambda_spatial=0.0, remove_last_relu=True)
