@@ -135,6 +135,16 @@ REPRODUCTIONS = {
     "class-il-league-split-omniglot": "the class-IL league: Omniglot, 200 characters in 10 steps, 2 exemplars each",
     "class-il-league-omniglot-964": "the class-IL league at scale: all 964 Omniglot background characters in 10 "
                                     "steps, 2 exemplars each",
+    "hou2019-lucir-cifar100-5": "Hou et al. 2019 (LUCIR) on CIFAR-100, 50 classes then 5 phases of 10, "
+                                "ResNet-32, 20 exemplars per class; average incremental accuracy",
+    "hou2019-lucir-cifar100-10": "Hou et al. 2019 (LUCIR) on CIFAR-100, 50 classes then 10 phases of 5, "
+                                 "ResNet-32, 20 exemplars per class; average incremental accuracy",
+    "zhao2020-wa-cifar100": "Zhao et al. 2020 (WA): CIFAR-100, 5 steps of 20 classes, ResNet-32, 2,000 exemplars; "
+                            "average incremental accuracy with and without the first step",
+    "douillard2020-podnet-cifar100-25": "Douillard et al. 2020 (PODNet), Table 1: CIFAR-100, 50 classes then 25 "
+                                        "steps of 2, ResNet-32, 20 exemplars per class, its class orders",
+    "douillard2020-podnet-cifar100-50": "Douillard et al. 2020 (PODNet), Table 1: CIFAR-100, 50 classes then 50 "
+                                        "steps of 1, ResNet-32, 20 exemplars per class, its class orders",
     "buzzega2020-der": "Buzzega et al. 2020 (DER), Tables 2-3 on MNIST: P-/R-MNIST, S-MNIST class-/task-IL, "
                        "MNIST-360; buffers 200/500/5120, one epoch, Mammoth's best_args",
 }
