@@ -40,6 +40,8 @@ METHODS = {
            "rows rescaled to the old rows' mean norm", CLASS_ONLY, True),
     "lucir": ("LUCIR: herding exemplars (--memory N), a cosine classifier, the less-forget constraint on normalised "
               "features, margin ranking of old samples against the hardest new classes", CLASS_ONLY, True),
+    "podnet": ("PODNet: exemplars (--memory N), POD-spatial + POD-flat distillation, a local similarity classifier of "
+               "10 proxies per class with the NCA loss, classifier fine-tuned on the memory", CLASS_ONLY, True),
     "er": ("experience replay: each step the incoming batch plus a draw from a reservoir buffer (--memory N); "
            "learns from a stream (--stream)", SETTINGS, True),
     "der": ("Dark Experience Replay: a reservoir buffer of samples and their logits, CE + alpha * MSE to the stored "

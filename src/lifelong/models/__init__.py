@@ -2,9 +2,11 @@
 
 from .cosine import CosineHead
 from .heads import ContinualModel, IncrementalHead, linear_maps, linear_parts
+from .lsc import LocalSimilarityHead, kmeans
 from .mlp import MLP
 from .resnet import CifarResNet, resnet20, resnet32
+from .stages import StageOutputs, stage_modules
 
 __all__ = ["MLP", "CifarResNet", "resnet20", "resnet32", "IncrementalHead", "ContinualModel", "linear_maps",
-           "linear_parts"]
+           "linear_parts", "LocalSimilarityHead", "kmeans", "StageOutputs", "stage_modules"]
 __all__ += ["CosineHead"]
