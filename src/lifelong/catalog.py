@@ -135,6 +135,8 @@ REPRODUCTIONS = {
     "class-il-league-split-fashion-2000": "the class-IL league: split-Fashion-MNIST, 2,000 exemplars",
     "class-il-league-split-fashion-200": "the class-IL league: split-Fashion-MNIST, 200 exemplars",
     "class-il-league-split-omniglot": "the class-IL league: Omniglot, 200 characters in 10 steps, 2 exemplars each",
+    "class-il-league-split-omniglot-conv": "the class-IL league on split-omniglot with a convolutional backbone "
+                                           "(ResNet-20): PODNet's spatial distillation",
     "class-il-league-omniglot-964": "the class-IL league at scale: all 964 Omniglot background characters in 10 "
                                     "steps, 2 exemplars each",
     "hou2019-lucir-cifar100-5": "Hou et al. 2019 (LUCIR) on CIFAR-100, 50 classes then 5 phases of 10, "

@@ -111,6 +111,7 @@ LEAGUE_ROWS = {
     "wa": ("WA (the paper's defaults)", "wa", {}),
     "wa-code": ("WA (the official code's combination)", "wa", WA_CODE),
     "lucir": ("LUCIR (cosine head, less-forget, margin ranking)", "lucir", {}),
+    "podnet": ("PODNet (on an MLP: POD-flat only, its hidden layers are vectors)", "podnet", {}),
     "joint": ("joint: all data of every class seen (upper bound)", "joint", {}),
 }
 _ADAM_4 = dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)  # Hsu et al.'s split-MNIST protocol
@@ -118,8 +119,16 @@ _ADAM_4 = dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)  # Hsu et a
 NO_MEMORY_ROWS = ("finetune", "joint")
 
 
-def _league(scenario: str, train: dict, **memory) -> dict:
-    return dict(rows=LEAGUE_ROWS, scenario=scenario, train=train, league=True, **memory)
+def _league(scenario: str, train: dict, backbone: str | None = None, method_options: dict | None = None,
+            **memory) -> dict:
+    """A league protocol. On the MLP (no backbone named) PODNet runs POD-flat alone: an MLP's hidden layers are
+    vectors, with no width or height to pool (`podnet` refuses POD-spatial on them); a convolutional backbone
+    (`backbone`) has its spatial distillation."""
+    options = dict(method_options or {})
+    if backbone is None:
+        options["podnet"] = {"lambda_spatial": 0.0, **options.get("podnet", {})}
+    return dict(rows=LEAGUE_ROWS, scenario=scenario, train=train, league=True, backbone=backbone,
+                method_options=options, **memory)
 
 
 # The CIFAR-100 protocols of LUCIR, WA and PODNet: ResNet-32, the papers' recipes and memories, their average
@@ -237,6 +246,9 @@ PROTOCOLS = {
     # 2 drawings per character kept (of 15), and BiC's validation 1:1 (wu2019-bic-split-omniglot's reasons)
     "class-il-league-split-omniglot": _league("split-omniglot", {}, memory_per_class=2,
                                               method_options={"bic": {"validation_share": 0.5}}),
+    # PODNet's spatial distillation on a convolutional backbone (ResNet-20 on the 1x28x28 characters)
+    "class-il-league-split-omniglot-conv": _league("split-omniglot", {}, backbone="resnet20", memory_per_class=2,
+                                                   method_options={"bic": {"validation_share": 0.5}}),
     "class-il-league-omniglot-964": _league("split-omniglot-964", {}, memory_per_class=2,
                                             method_options={"bic": {"validation_share": 0.5}}),
     # Hou et al. 2019 (CIFAR-100, 50 base classes): LUCIR's average incremental accuracy (CNN), 5 and 10
