@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .heads import GrowingHead
+
 SIMILARITIES = ("distance", "cosine")
 
 
@@ -34,32 +36,17 @@ class Proxies(nn.Module):
         nn.init.kaiming_normal_(self.weight, nonlinearity="linear")
 
 
-class LocalSimilarityHead(nn.Module):
+class LocalSimilarityHead(GrowingHead):
     def __init__(self, in_features: int, proxies: int = 10, similarity: str = "distance", scale: float = 1.0):
-        super().__init__()
+        super().__init__(in_features)
         if similarity not in SIMILARITIES:
             raise ValueError(f"unknown similarity {similarity!r}; choose one of {', '.join(SIMILARITIES)}")
-        self.in_features, self.proxies, self.similarity = in_features, proxies, similarity
-        self.parts = nn.ModuleList()
+        self.proxies, self.similarity = proxies, similarity
         self.scale = nn.Parameter(torch.tensor(float(scale)))  # eta, learned
 
-    @property
-    def sizes(self) -> list[int]:
-        return [part.out_features for part in self.parts]
-
-    @property
-    def out_features(self) -> int:
-        return sum(self.sizes)
-
-    def add(self, n_outputs: int) -> int:
-        """Append the K proxies of `n_outputs` new classes (random; a method may imprint them); return the index of
-        their first output."""
-        if n_outputs < 1:
-            raise ValueError(f"a head part needs at least one output, got {n_outputs}")
-        offset = self.out_features
-        part = Proxies(self.in_features, n_outputs, self.proxies)  # initialised on the CPU, then where the head is
-        self.parts.append(part.to(self.scale.device, self.scale.dtype))
-        return offset
+    def new_part(self, n_outputs: int) -> nn.Module:
+        """The K proxies of `n_outputs` new classes (random; a method may imprint them)."""
+        return Proxies(self.in_features, n_outputs, self.proxies)
 
     @property
     def weight(self) -> torch.Tensor:
