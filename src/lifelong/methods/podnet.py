@@ -88,7 +88,7 @@ from ..checks import check_choice, check_float, check_int, check_weight
 from ..errors import ConfigError
 from ..inputs import in_order
 from ..models.lsc import SIMILARITIES, LocalSimilarityHead, kmeans
-from ..models.stages import StageOutputs, stage_modules
+from ..models.stages import StageOutputs, remove_final_activation, stage_modules
 from .replay import Replay
 
 NCA_VARIANTS = ("paper", "official")
@@ -188,12 +188,7 @@ class PODNet(Replay):
         if not isinstance(remove_last_relu, bool):
             raise ConfigError(f"podnet remove_last_relu must be true or false, got {remove_last_relu!r}")
         if remove_last_relu:
-            remove = getattr(model.backbone, "remove_final_activation", None)
-            if remove is None:
-                raise ConfigError(f"podnet remove_last_relu takes the features before the backbone's last ReLU, and "
-                                  f"{type(model.backbone).__name__} has no remove_final_activation(): define it, or "
-                                  "leave remove_last_relu=False")
-            remove()
+            remove_final_activation(model.backbone, "podnet")
         self.remove_last_relu = remove_last_relu
         if model.head.out_features:
             raise ConfigError("podnet replaces the model's head with its local similarity classifier: give it a "

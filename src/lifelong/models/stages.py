@@ -38,6 +38,17 @@ def stage_modules(backbone: nn.Module, who: str = "this method") -> list[nn.Modu
     return [modules[name] for name in names]
 
 
+def remove_final_activation(backbone: nn.Module, who: str) -> None:
+    """The other backbone contract: features taken before the backbone's last ReLU (LUCIR, PODNet), through its
+    `remove_final_activation()`; a ConfigError in one line for a backbone without one."""
+    remove = getattr(backbone, "remove_final_activation", None)
+    if remove is None:
+        raise ConfigError(f"{who} takes the features before the backbone's last ReLU, and {type(backbone).__name__} "
+                          "has no remove_final_activation(): define it, or pass remove_last_relu=False to keep the "
+                          "ReLU")
+    remove()
+
+
 class StageOutputs:
     """`with StageOutputs(backbone) as maps:` the outputs of the backbone's stages, appended to `maps` as the
     forward pass inside the block runs them (a stage run twice appears twice)."""
