@@ -154,13 +154,14 @@ def main():
     split_mnist = make_scenario("split-mnist", data_dir=data_dir()) if any(r in GDUMB_ROWS for r in rows) else None
     for seed in range(args.seeds):
         for row in rows:
+            run_row = gdumb_run if row in GDUMB_ROWS else agem_run
             if row in GDUMB_ROWS and args.network == "plain":
                 row = row + "-plain"
             path = runs_dir / f"{row}_{seed}.json"
             if path.exists():
                 continue
             started = time.perf_counter()
-            result = (gdumb_run if row in GDUMB_ROWS else agem_run)(row, seed, split_mnist)
+            result = run_row(row, seed, split_mnist)
             result.update(row=row, seed=seed, seconds=time.perf_counter() - started, threads=threads, machine=machine())
             path.write_text(json.dumps(result) + "\n")
             print(f"{row} seed {seed}: last {100 * result['last']:.2f}"
