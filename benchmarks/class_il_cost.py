@@ -201,14 +201,14 @@ def main():
     parser.add_argument("--epochs", type=int, help="every case's epochs per task (a quick check; default: the case's)")
     args = parser.parse_args()
     threads = pin_threads()
-    previous = RESULTS / "class_il_cost.json"  # the cases not run now are kept from the last run, with its command
-    kept = json.loads(previous.read_text())["cases"] if previous.exists() else {}
     results = {name: run_case(name, {**CASES[name], **({"epochs": args.epochs} if args.epochs else {})}, args.repeats)
                for name in args.cases}
     command = (f"OMP_NUM_THREADS={threads} .venv/bin/python benchmarks/class_il_cost.py --repeats {args.repeats} "
                f"--cases {' '.join(args.cases)}{f' --epochs {args.epochs}' if args.epochs else ''}")
     for result in results.values():
         result["command"], result["repeats"] = command, args.repeats
+    previous = RESULTS / "class_il_cost.json"  # the cases not run now are kept from the last run, with its command
+    kept = json.loads(previous.read_text())["cases"] if previous.exists() else {}
     results = {name: results.get(name, kept.get(name)) for name in CASES if name in results or name in kept}
     lines = ["# The cost of WA, LUCIR and PODNet against replay (class-IL)", "",
              __doc__.split("\n\n")[1].replace("\n", " "), "", __doc__.split("\n\n")[2].replace("\n", " "), "",
