@@ -20,15 +20,16 @@ that repetition's. Stages are timed by wrapping the method's own hooks on the in
 is not changed): each stage's time excludes the other timed stages nested in it, and "training" is what remains
 (the epochs of mini-batches). Target: wa, lucir and podnet each at most 1.5x replay's training time.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/class_il_cost.py [--repeats 2] [--cases mlp conv]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/class_il_cost.py [--repeats 2] [--cases mlp conv] [--render]
 """
 
 import argparse
 import json
+import re
+import sys
 import time
 from dataclasses import replace
 
-import torch
 from _common import RESULTS, data_dir, machine, pin_threads, save
 
 from lifelong.benchmarks import make_scenario
@@ -52,6 +53,7 @@ STAGES = {
     "update_memory": "exemplar selection",
     "exemplar_means": "class means (NCM)",
 }
+TRAINING = "training (epochs of mini-batches)"  # what the timed stages leave
 LUCIR_STAGES = {"before_task": "imprinting (+ old model copied)"}
 CASES = {
     "mlp": dict(scenario="split-mnist", tasks=None, backbone="mlp", epochs=4, memory=2000, rows={
@@ -138,7 +140,7 @@ def one_run(scenario, method, options, backbone, epochs, memory, seed):
     train = results["train_time_s"]
     total = sum(train)
     stage_wall = {stage: s for stage, s in timer.wall.items() if s > 0}
-    stage_wall["training (epochs of mini-batches)"] = total - sum(stage_wall.values())
+    stage_wall[TRAINING] = total - sum(stage_wall.values())
     return {"train_time_s": train, "total_s": total, "cpu_s": sum(cpu_per_task), "cpu_per_task_s": cpu_per_task,
             "stages_s": stage_wall, "stages_cpu_s": timer.cpu, "samples_per_task": timer.samples,
             "sample_epochs": epochs * sum(timer.samples), "accuracy": results["final_average_accuracy"]}
@@ -169,6 +171,12 @@ def run_case(name, case, repeats):
             "cpu_ratio_to_replay": ratio_cpu, "best_cpu_s": best_cpu}
 
 
+def prose(paragraph):
+    """A docstring paragraph as markdown: its lines joined, the case list ("  mlp: ...") as bullets."""
+    first, *items = re.split(r"\n  (?=\w+: )", "\n" + paragraph)
+    return "\n".join(([" ".join(first.split())] if first.strip() else []) + [f"- {' '.join(item.split())}" for item in items])
+
+
 def table(name, result):
     options = lambda spec: ", ".join(f"{k}={v}" for k, v in spec[1].items()) or "defaults"  # noqa: E731
     lines = [f"## {name}: {result['scenario']} ({result['tasks']} tasks), {result['backbone']}, "
@@ -184,11 +192,15 @@ def table(name, result):
         lines.append(f"| {row} | {spec[0]} ({options(spec)}) | {best['total_s']:.2f} | {per_task} | "
                      f"{1e6 * best['total_s'] / best['sample_epochs']:.0f} | **{result['ratio_to_replay'][row]:.2f}** | "
                      f"{result['cpu_ratio_to_replay'][row]:.2f} | {target} | {100 * best['accuracy']:.2f} |")
-    lines += ["", "Stage-wise split of each row's fastest repetition, as shares of its training time (%):", "",
-              "| row | " + " | ".join(["stage", "seconds", "share (%)"]) + " |", "|---|---|---|---|"]
+    lines += ["", "Stage-wise split of each row's fastest repetition, as shares of its training time (wall clock) and of "
+              "its process CPU time (which other jobs' load disturbs less):", "",
+              "| row | stage | wall (s) | share of wall (%) | CPU (s) | share of CPU (%) |", "|---|---|---|---|---|---|"]
     for row, best in result["best"].items():
+        cpu = {stage: seconds for stage, seconds in best["stages_cpu_s"].items() if stage in best["stages_s"]}
+        cpu[TRAINING] = best["cpu_s"] - sum(cpu.values())
         for stage, seconds in sorted(best["stages_s"].items(), key=lambda item: -item[1]):
-            lines.append(f"| {row} | {stage} | {seconds:.2f} | {100 * seconds / best['total_s']:.1f} |")
+            lines.append(f"| {row} | {stage} | {seconds:.2f} | {100 * seconds / best['total_s']:.1f} | "
+                         f"{cpu[stage]:.2f} | {100 * cpu[stage] / best['cpu_s']:.1f} |")
     if result["missing"]:
         lines += ["", f"Not run (method not in this checkout): {', '.join(result['missing'])}."]
     return lines
@@ -199,8 +211,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--epochs", type=int, help="every case's epochs per task (a quick check; default: the case's)")
+    parser.add_argument("--render", action="store_true", help="run nothing: rewrite the markdown from the JSON")
     args = parser.parse_args()
     threads = pin_threads()
+    if args.render:
+        args.cases = []
+        if not (RESULTS / "class_il_cost.json").exists():
+            sys.exit("--render: no benchmarks/results/class_il_cost.json to render")
     results = {name: run_case(name, {**CASES[name], **({"epochs": args.epochs} if args.epochs else {})}, args.repeats)
                for name in args.cases}
     command = (f"OMP_NUM_THREADS={threads} .venv/bin/python benchmarks/class_il_cost.py --repeats {args.repeats} "
@@ -210,14 +227,19 @@ def main():
     previous = RESULTS / "class_il_cost.json"  # the cases not run now are kept from the last run, with its command
     kept = json.loads(previous.read_text())["cases"] if previous.exists() else {}
     results = {name: results.get(name, kept.get(name)) for name in CASES if name in results or name in kept}
+    if args.render:  # the machine and threads of the runs, not of this call
+        document = json.loads(previous.read_text())
+        threads, machine_record = document["threads"], document["machine"]
+    else:
+        machine_record = machine()
     lines = ["# The cost of WA, LUCIR and PODNet against replay (class-IL)", "",
-             __doc__.split("\n\n")[1].replace("\n", " "), "", __doc__.split("\n\n")[2].replace("\n", " "), "",
-             f"{threads} torch thread(s), {machine()['cpu_count']} CPUs, torch {torch.__version__}.", ""]
+             *(prose(paragraph) + "\n" for paragraph in __doc__.split("\n\n")[1:4]),
+             f"{threads} torch thread(s), {machine_record['cpu_count']} CPUs, torch {machine_record['torch']}.", ""]
     for name, result in results.items():
         lines += table(name, result) + [""]
     text = "\n".join(lines)
     print(text)
-    save("class_il_cost", {"cases": results, "target": TARGET, "repeats": args.repeats, "threads": threads},
+    save("class_il_cost", {"cases": results, "target": TARGET, "threads": threads, "machine": machine_record},
          text + "\n")
 
 
