@@ -76,43 +76,50 @@ CASES = {
 
 NOTES = """## Where the time goes
 
-Profiles: cProfile on the process CPU clock of a 2-task, 2-epoch split-MNIST MLP run of each method, and the
-pieces timed alone (the figures below are of this shared machine, at a load of 8 to 12 on its 2 cores).
+Profiles: cProfile on the process CPU clock of a 2-task, 2-epoch split-MNIST MLP run of each method, and pieces
+timed alone. On the MLP, WA and LUCIR are within 1.5x of replay, LUCIR with balanced fine-tuning too; PODNet is not
+(about 2.1x); on resnet20 all three are.
 
-- **Herding.** Against replay with its default random selection, the MLP case's WA, LUCIR and PODNet rows miss
-  1.5x, and the largest part of the gap is herding, the exemplar selection all three papers use (row
-  replay-herding: replay with herding and nothing else). Herding picks each exemplar with one matrix-vector
-  product over all of the class's features (Rebuffi et al.'s Algorithm 4, `lifelong.memory.herding`): split-MNIST
-  has about 6,000 training images a class and the memory 2,000 samples, so the first task herds 1,000 of 6,000 for
-  each of its 2 classes, the next ones 500, 333, 250 and 200: 4,567 products of a 6,000 x 400 matrix, 9.6 MB read
-  from memory at each pick (about 1 ms a pick here; in the profile 4.3 s of WA's 9.0 s). The greedy order depends
-  on every previous pick, so the products cannot be batched, and the exact alternative (the n x n Gram matrix,
-  14 GFLOP a class) costs more; not changed. With the papers' CIFAR-100 protocol (500 images a class, 20 exemplars)
-  the same selection is a small fraction of training: it is split-MNIST's few large classes and large quota per
-  class that make it the main extra here. On the convolutional case (15 images a class) it is about 5%.
+- **Herding**, the exemplar selection of all three papers (row replay-herding: replay with herding and nothing
+  else), is their largest stage after training on the MLP: 14 to 17% of WA's, LUCIR's and BiC's time. It picks
+  each exemplar with one matrix-vector product over all of the class's features (Rebuffi et al.'s Algorithm 4,
+  `lifelong.memory.herding`): split-MNIST has about 6,000 training images a class and the memory 2,000 samples, so
+  the first task herds 1,000 of 6,000 for each of its 2 classes, the next ones 500, 333, 250 and 200: 4,567
+  products of a 6,000 x 400 matrix, 9.6 MB read at each pick. That is bound by memory traffic, so it is the
+  stage most sensitive to other jobs: about 0.6 ms a pick in the table's runs, 1 to 1.5 ms under a load of 10 to
+  12 (where it took 25 to 27% of the time and put WA at 1.6x and LUCIR at 1.85x of replay by CPU time, an earlier
+  run of this script). The greedy order depends on every previous pick, so the products cannot be batched, and
+  the exact alternative (the n x n Gram matrix, 14 G multiply-adds a class) costs more; not changed. With the
+  papers' CIFAR-100 protocol (500 images a class, 20 exemplars) the selection is a small fraction of training; on
+  the convolutional case (15 images a class) it is about 5%.
 - **WA**: weight aligning costs nothing measurable (a norm and a scale of the head's rows: 0.0%); distillation
-  adds the recording of the old model's logits (one forward pass over each task's training set and the memory,
+  adds the recording of the old model's logits (one forward pass over each task's training set and the memory:
   about 4% on the MLP, 7% on resnet20) and the KD term at each step.
-- **LUCIR**: imprinting (the new task's features, one forward pass: about 3%), the recording of the old model's
-  features (about 3%), the less-forget and margin-ranking terms at each step; balanced fine-tuning (off by
-  default, as the official CIFAR code; row lucir-ft: 20 epochs on the memory's features, computed once) about 6%.
-- **PODNet**: on the MLP its largest own stage is imprinting: 10 proxies per new class by k-means (k-means++ then
-  up to 100 Lloyd iterations, in float64, `torch.cdist`) over the class's ~6,000 normalised features, about 0.8 s
-  of CPU a class. Timed alone on those features: an assignment step by `torch.cdist` in float64 takes 16 ms, by the
-  expanded product (argmin of -2 x c^T + ||c||^2, float64, the same assignment) 6 ms, so its k-means could run
-  about 2.7x faster; not changed here (that code is the podnet branch's, not on main). The classifier's
-  fine-tuning on the memory is about 6%. On resnet20, POD-spatial and POD-flat at each step cost little: PODNet's
-  training stage takes 12.7 s of CPU against replay's 11.9 s (+7%).
-- **BiC** (for reference): its stage 2 (the bias layer, fitted in closed form on cached logits) is 0.4% of its
-  time; it herds fewer exemplars (its quota less the validation samples).
+- **LUCIR**: imprinting (the new task's features, one forward pass: about 3.5%), the recording of the old
+  model's features (4%), the less-forget and margin-ranking terms at each step; balanced fine-tuning (off by
+  default, as the official CIFAR code; row lucir-ft: 20 epochs on the memory's features, computed once) about 7%.
+- **PODNet** misses 1.5x on the MLP. Its largest own stage is imprinting (23%): 10 proxies per new class by
+  k-means (k-means++ then up to 100 Lloyd iterations, in float64, `torch.cdist`) over the class's ~6,000
+  normalised features, about 0.8 s of CPU a class. Timed alone on those features, an assignment step by
+  `torch.cdist` in float64 takes 16 ms, by the expanded product (argmin of -2 x c^T + ||c||^2, float64, the same
+  assignment) 6 ms: its k-means could run about 2.7x faster. Its epochs also cost about 25% more than replay's
+  (17.2 s against 13.8 s of CPU: the local similarity classifier has 10 proxies a class, the NCA loss, POD-flat,
+  and each gradient clamped), then herding (9.5%) and the classifier's fine-tuning on the memory (6%). Even with a
+  k-means 2.7x faster it would be near 1.8x; not changed here (that code is the podnet branch's, not on main). On
+  resnet20, POD-spatial and POD-flat at each step cost little: PODNet's training stage takes 12.7 s of CPU against
+  replay's 11.9 s (+7%), and PODNet is at 1.3x.
+- **BiC** (for reference): its stage 2 (the bias layer, fitted in closed form on cached logits) is 0.5% of its
+  time.
 
 PODNet is not on main yet: its rows were measured on this branch merged with the podnet branch (its commit 82ba833,
-a throwaway merge for the measurement); a checkout without PODNet skips its rows ("Not run").
+a throwaway merge for the measurement); a checkout without PODNet skips its rows ("Not run"). Its 12% on the
+convolutional case (2 tasks of 20 Omniglot characters, 4 epochs) is an accuracy this benchmark does not study.
 
-The machine was loaded by other jobs throughout (load average 8 to 12 on 2 cores): wall times ran up to 7 times the
-process CPU times, and a row's fastest repetition may fall in a quieter minute than another row's, so the wall
-ratios move by tens of percent between runs. The CPU-time ratio is the steadier figure (contention inflates it too,
-less); both are in the table, and the JSON keeps every repetition.
+The machine is shared: during the convolutional case the load average was 10 to 12 on its 2 cores (wall times up
+to 7 times the process CPU times), during the MLP case's 3 repetitions 4 to 8. A row's fastest repetition may fall
+in a quieter minute than another row's (replay-herding's training stage came out faster than replay's), so the
+ratios move by several percent between runs; the CPU-time ratio is the steadier figure. Both are in the tables,
+and the JSON keeps every repetition.
 """
 
 class StageTimer:
