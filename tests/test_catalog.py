@@ -26,7 +26,7 @@ def test_method_all_runs_the_few_shot_methods_on_few_shot_scenarios_only():
     only there do the few-shot methods join the ordinary ones."""
     assert list(catalog.FEW_SHOT_SCENARIOS) == [name for name, (_, spec, _) in BENCHMARKS.items()
                                                 if spec["kind"] == "few-shot"]
-    assert set(catalog.FEW_SHOT_METHODS) == {"topic", "prototype", "cec"} <= set(catalog.METHODS)
+    assert set(catalog.FEW_SHOT_METHODS) == {"topic", "prototype", "cec", "fact"} <= set(catalog.METHODS)
     ordinary = [name for name in catalog.METHODS if name not in catalog.FEW_SHOT_METHODS]
     for scenario in ("split-digits", "split-mnist", "permuted-mnist", "split-omniglot", None):  # None: --data
         assert catalog.methods_for_all(scenario) == ordinary, scenario

@@ -98,14 +98,14 @@ def test_the_default_run_trains_every_method_that_needs_no_memory(capsys, tmp_pa
 ])
 def test_method_all_is_every_method_the_few_shot_ones_on_few_shot_scenarios_only(argv, few_shot):
     """What `--method all` (the default) runs, read from the command line as `lifelong run` reads it (no training):
-    the ordinary methods everywhere, the few-shot ones (topic, prototype, cec) only on a few-shot scenario; named,
+    the ordinary methods everywhere, the few-shot ones (topic, prototype, cec, fact) only on a few-shot scenario; named,
     they run anywhere."""
     from lifelong import catalog
     from lifelong.cli import build_parser
     from lifelong.cli.run_checks import methods_named
 
     methods = methods_named(build_parser().parse_args(["run", *argv]))
-    assert ("topic" in methods, "prototype" in methods, "cec" in methods) == (few_shot, few_shot, few_shot)
+    assert ("topic" in methods, "prototype" in methods, "cec" in methods, "fact" in methods) == (few_shot,) * 4
     assert set(methods) == set(catalog.METHODS) - (set(catalog.FEW_SHOT_METHODS) if not few_shot else set())
     assert methods_named(build_parser().parse_args(["run", "--method", "topic,finetune"])) == ["topic", "finetune"]
 

@@ -43,6 +43,7 @@ ON_BOTH_PATHS = {
     "icarl": {"memory": 40},
     "bic": {"memory": 100, "validation_share": 0.2},
     "bic-upper-bound": {"memory": 100, "bias_correction": False, "retrain_head": True},
+    "podnet": {"memory": 100, "proxies": 3, "finetune_epochs": 2, "spatial_on_vectors": True},
     "lwf": {}, "ewc": {}, "mas": {}, "si": {}, "joint": {}, "competitive": {}, "topic": {"nodes": 40},
     "prototype": {},
 }

@@ -16,6 +16,10 @@ def test_every_row_that_keeps_exemplars_gets_the_same_memory_and_bic_its_own_val
     assert options["bic"] == {"memory_per_class": 2, "validation_share": 0.5}
     assert options["wa-code"]["memory_per_class"] == 2 and options["wa-code"]["norm"] == "l1"
     assert row_options(PROTOCOLS["class-il-league-split-mnist-200"], "icarl") == {"memory": 200}
+    # PODNet: POD-flat alone on the MLP protocols, its spatial distillation on the convolutional one
+    assert options["podnet"] == {"memory_per_class": 2, "lambda_spatial": 0.0}
+    conv = PROTOCOLS["class-il-league-split-omniglot-conv"]
+    assert conv["backbone"] == "resnet20" and row_options(conv, "podnet") == {"memory_per_class": 2}
     # the other tables keep their rule: the protocol's memory for every row
     assert row_options(PROTOCOLS["wu2019-bic-split-mnist"], "baseline-1")["memory"] == 200
 

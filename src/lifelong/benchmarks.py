@@ -20,6 +20,7 @@ BENCHMARKS = {
     "permuted-mnist": ("mnist", dict(kind="permuted", n_tasks=10, pad_to=32), None),
     # Buzzega et al. 2020 (DER; Mammoth's first release): 28x28, ToTensor alone (no normalisation), every task
     # permuted or rotated; MNIST-360 the general-continual stream (27 segments, one per pair of digits, in order)
+    "split-mnist-der": ("mnist", dict(kind="split", n_tasks=5, normalize=False), None),
     "permuted-mnist-der": ("mnist", dict(kind="permuted", n_tasks=20, permute_first=True, normalize=False), None),
     "rotated-mnist": ("mnist", dict(kind="rotated", n_tasks=20), None),
     "mnist-360": ("mnist", dict(kind="mnist-360", rounds=3, batch_size=16), None),
@@ -57,14 +58,25 @@ def make_scenario(
     class_order_seed: int | None = None,
     download: bool = True,
     few_shot: dict | None = None,
+    base_classes: int | None = None,
+    class_order: list[int] | None = None,
 ) -> Scenario:
     """Build a named benchmark (see `BENCHMARKS`); `n_tasks` and `class_order_seed` override its defaults.
     `few_shot` (ways, shots, base_classes; with `n_tasks` the sessions): a protocol of another shape, drawn from the
-    same seed, for few-shot scenarios without official lists (fscil-omniglot)."""
+    same seed, for few-shot scenarios without official lists (fscil-omniglot). `base_classes`: the first task's
+    classes, the rest shared equally by the other `n_tasks - 1` (splits by classes; on fscil-omniglot the base
+    session's, as few_shot's). `class_order`: the class order as a list of labels (splits by classes), in place of
+    the benchmark's order and of `class_order_seed`."""
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown scenario {name!r}; choose one of: {', '.join(BENCHMARKS)}")
     dataset_name, spec, allowed_tasks = BENCHMARKS[name]
     few_shot = {k: v for k, v in (few_shot or {}).items() if v is not None}
+    if base_classes is not None and spec["kind"] == "few-shot":
+        few_shot["base_classes"] = base_classes
+        base_classes = None
+    if (base_classes is not None or class_order is not None) and spec["kind"] != "split":
+        option = "base_classes" if base_classes is not None else "class_order"
+        raise ConfigError(f"{name} is not a split by classes: {option} has no effect there")
     lists = None
     if few_shot or (n_tasks is not None and spec["kind"] == "few-shot"):
         if spec.get("lists") != "omniglot":
@@ -78,8 +90,15 @@ def make_scenario(
     kind = spec.pop("kind")
     augment, backbone = spec.pop("augment", False), spec.pop("backbone", "mlp")
     omniglot = spec.pop("omniglot", None)
+    if base_classes is not None:
+        spec["base_classes"] = base_classes
+    if class_order is not None:
+        if class_order_seed is not None:
+            raise ConfigError("give the class order as a list or as a seed (class_order_seed), not both")
+        spec.pop("class_order_seed", None)
+        spec["order"] = list(class_order)
     if n_tasks is not None:
-        if allowed_tasks and n_tasks not in allowed_tasks:
+        if allowed_tasks and n_tasks not in allowed_tasks and base_classes is None:
             raise ConfigError(f"{name} comes in {' or '.join(map(str, allowed_tasks))} tasks, got {n_tasks}")
         if kind == "mnist-360":  # one task per pair of digits: 9 per round
             if n_tasks < 1 or n_tasks % MNIST_360_CLASSES:

@@ -69,6 +69,8 @@ class ReservoirBuffer(_Store):
     def __init__(self, capacity: int, generator: torch.Generator | None = None):
         super().__init__(capacity, generator)
         self.widths: dict[str, torch.Tensor] = {}  # for each 2-d extra field: the real columns of each slot
+        self.narrowest: dict[str, int] = {}  # for each 2-d extra field: the fewest real columns ever written (a
+        # bound known without reading `widths`: equal to the store's width, every slot's columns are all real)
 
     def __len__(self) -> int:
         return min(self.seen, self.capacity)
@@ -83,54 +85,82 @@ class ReservoirBuffer(_Store):
     def add(self, x: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor, **fields: torch.Tensor) -> None:
         """Offer a batch: each sample is kept with probability capacity / (samples offered up to it), replacing a
         uniformly chosen one; within the batch, a later sample drawn for the same slot as an earlier one wins (in
-        order, as one at a time would)."""
+        order, as one at a time would).
+
+        A handful of tensor operations per batch, whatever its size: while the batch fits in the free slots, one
+        copy per field; once the buffer is full, j = floor(u_k (seen + k + 1)) for every item at once, and only the
+        kept items (capacity / seen of them on average: none in most batches of a long stream) are written, one
+        `index_copy_` per field. The draws are the same in every case (one float64 per item), so the slots are
+        those of `reservoir_slots` (tests/test_buffers.py)."""
         b = len(targets)
         if b == 0:
             return
-        slots = reservoir_slots(self.seen, self.capacity, torch.rand(b, generator=self.generator,
-                                                                         dtype=torch.float64))
-        self.seen += b
-        items = torch.arange(b)
-        # the last item of the batch for each slot: later ones overwrite earlier ones
-        last = torch.full((self.capacity,), -1, dtype=torch.long)
-        kept = slots >= 0
-        last.scatter_reduce_(0, slots[kept], items[kept], reduce="amax")
-        where = (last >= 0).nonzero().squeeze(1)
-        if len(where) == 0:
-            return
-        which = last[where]
+        u = torch.rand(b, generator=self.generator, dtype=torch.float64)
+        seen, self.seen = self.seen, self.seen + b
         values = {"x": x, "targets": targets, "task_ids": task_ids, **fields}
         for name, value in values.items():
-            value = value.detach()
             if name not in self.data:
                 self._allocate(name, value)
                 if name in fields and value.dim() == 2:
                     self.widths[name] = torch.zeros(self.capacity, dtype=torch.long)
-            if name in self.widths:
-                self._widen(name, value.shape[1])
-                self.widths[name][where] = value.shape[1]
-                store = self.data[name]
-                rows = value.index_select(0, which.to(value.device))
-                store[where.to(store.device), :value.shape[1]] = rows
-                store[where.to(store.device), value.shape[1]:] = 0
-            else:
-                store = self.data[name]
-                store[where.to(store.device)] = value.index_select(0, which.to(value.device)).to(store.dtype)
+        if seen + b <= self.capacity:  # room for the whole batch: the next free slots, in order
+            for name, value in values.items():
+                self._write(name, value, slice(seen, seen + b))
+            return
+        if seen >= self.capacity:  # full: item k is the (seen + k + 1)-th offer, kept if j < capacity
+            slots = (u * torch.arange(seen + 1, seen + b + 1, dtype=torch.float64)).long()  # >= 0: floor
+            items = (slots < self.capacity).nonzero().squeeze(1)
+        else:  # the batch that fills the last free slots
+            slots = reservoir_slots(seen, self.capacity, u)
+            items = (slots >= 0).nonzero().squeeze(1)
+        if len(items) == 0:
+            return
+        where = slots.index_select(0, items)
+        if len(items) > 1:  # the last item of the batch for each slot: later ones overwrite earlier ones
+            last = torch.full((self.capacity,), -1, dtype=torch.long)
+            last.scatter_reduce_(0, where, items, reduce="amax")
+            where = (last >= 0).nonzero().squeeze(1)
+            items = last.index_select(0, where)
+        for name, value in values.items():
+            self._write(name, value.index_select(0, items.to(value.device)), where)
 
-    def sample(self, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    def _write(self, name: str, rows: torch.Tensor, where) -> None:
+        """Rows of field `name` into its slots `where` (a slice, or a tensor of slot indices); a 2-d extra field
+        records its width and is zero beyond it."""
+        if name in self.widths:
+            self._widen(name, rows.shape[1])
+            self.narrowest[name] = min(self.narrowest.get(name, rows.shape[1]), rows.shape[1])
+            if isinstance(where, slice):
+                self.widths[name][where] = rows.shape[1]
+            else:
+                self.widths[name].index_fill_(0, where, rows.shape[1])
+            store = self.data[name]
+            if rows.shape[1] < store.shape[1]:
+                rows = torch.nn.functional.pad(rows, (0, store.shape[1] - rows.shape[1]))
+        store = self.data[name]
+        rows = rows.to(store.device, store.dtype)  # itself where it is already there (no copy)
+        if isinstance(where, slice):
+            store[where] = rows
+        else:
+            store.index_copy_(0, where.to(store.device), rows)
+
+    def sample(self, m: int, fields: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """`min(m, len(self))` stored samples drawn uniformly without replacement: (inputs, targets, task ids,
-        {field: values, field + "_width": real columns})."""
+        {field: values, field + "_width": real columns}); `fields=False`: the same draw, the extra fields left
+        unread (an empty dict)."""
         n = len(self)
         if n == 0:
             raise ConfigError("the replay buffer is empty: nothing to draw")
         idx = torch.randperm(n, generator=self.generator)[:m]
         device = self.data["targets"].device
-        idx = idx.to(device)
-        out = {name: store.index_select(0, idx) for name, store in self.data.items()}
-        fields = {name: value for name, value in out.items() if name not in ("x", "targets", "task_ids")}
-        fields.update({f"{name}_width": widths.index_select(0, idx.cpu()).to(device)
-                       for name, widths in self.widths.items()})
-        return out["x"], out["targets"], out["task_ids"], fields
+        at = idx if device.type == "cpu" else idx.to(device)
+        names = self.data if fields else ("x", "targets", "task_ids")
+        out = {name: self.data[name].index_select(0, at) for name in names}
+        extra = {name: value for name, value in out.items() if name not in ("x", "targets", "task_ids")}
+        if fields:
+            extra.update({f"{name}_width": widths.index_select(0, idx).to(device)
+                          for name, widths in self.widths.items()})
+        return out["x"], out["targets"], out["task_ids"], extra
 
     def describe(self) -> dict:
         return {"kind": "reservoir", "capacity": self.capacity, "stored": len(self), "seen": self.seen}
@@ -142,10 +172,12 @@ class ReservoirBuffer(_Store):
 
     def load_state_dict(self, state: dict, device=None) -> None:
         self._load_state(state, device)
-        self.widths = {}
+        self.widths, self.narrowest = {}, {}
         for name, saved in state["widths"].items():
             self.widths[name] = torch.zeros(self.capacity, dtype=torch.long)
             self.widths[name][:len(saved)] = saved
+            if len(saved):
+                self.narrowest[name] = int(saved.min())
 
 
 class ClassBalancedBuffer(_Store):

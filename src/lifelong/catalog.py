@@ -40,6 +40,8 @@ METHODS = {
            "rows rescaled to the old rows' mean norm", CLASS_ONLY, True),
     "lucir": ("LUCIR: herding exemplars (--memory N), a cosine classifier, the less-forget constraint on normalised "
               "features, margin ranking of old samples against the hardest new classes", CLASS_ONLY, True),
+    "podnet": ("PODNet: exemplars (--memory N), POD-spatial + POD-flat distillation, a local similarity classifier of "
+               "10 proxies per class with the NCA loss, classifier fine-tuned on the memory", CLASS_ONLY, True),
     "er": ("experience replay: each step the incoming batch plus a draw from a reservoir buffer (--memory N); "
            "learns from a stream (--stream)", SETTINGS, True),
     "der": ("Dark Experience Replay: a reservoir buffer of samples and their logits, CE + alpha * MSE to the stored "
@@ -65,19 +67,23 @@ METHODS = {
     "cec": ("CEC: a cosine classifier on the base session, then class-mean prototypes adapted jointly with each query "
             "by an attention graph meta-trained on pseudo-incremental episodes (turned images); frozen after",
             CLASS_ONLY, False),
+    "fact": ("FACT: virtual prototypes reserved in the base session (masked CE, manifold mixup); sessions: shot "
+             "means in their rows, frozen backbone (FSCIL)", CLASS_ONLY, False),
 }
 
 # `--method all` (the default of `lifelong run`), the rule in one place: every method, but the methods made for
 # few-shot class-incremental learning (FSCIL: a large base session, then sessions of a few shots per new class) only
 # on the few-shot scenarios, where the ordinary methods run beside them as TOPIC's table compares (fine-tuning, joint
 # training, iCaRL, replay with nearest-mean classification, ...). Named, any method runs on any scenario.
-FEW_SHOT_METHODS = ("topic", "prototype", "cec")
+FEW_SHOT_METHODS = ("topic", "prototype", "cec", "fact")
 
 SCENARIOS = {
     "split-digits": "scikit-learn digits (8x8, embedded, no download), 5 tasks of 2 classes",
     "split-mnist": "MNIST padded to 32x32 (Hsu et al. 2018), 5 tasks {0,1},{2,3},{4,5},{6,7},{8,9}",
     "split-fashion": "Fashion-MNIST padded to 32x32, 5 tasks of 2 classes",
     "permuted-mnist": "MNIST padded to 32x32, 10 tasks of permuted pixels (domain-incremental by nature)",
+    "split-mnist-der": "Buzzega et al. 2020's S-MNIST: MNIST 28x28 in [0, 1] (not padded, not normalised), 5 tasks "
+                       "{0,1},...,{8,9} (MLP 100-100: --hidden 100,100)",
     "permuted-mnist-der": "Buzzega et al. 2020's P-MNIST: MNIST 28x28 in [0, 1], 20 tasks, every one permuted "
                           "(domain-incremental; MLP 100-100: --hidden 100,100)",
     "rotated-mnist": "Buzzega et al. 2020's R-MNIST: MNIST 28x28 in [0, 1], 20 tasks, each turned by one angle drawn "
@@ -117,16 +123,32 @@ REPRODUCTIONS = {
     "wu2019-bic-split-omniglot": "BiC's ablation on class-incremental Omniglot: 200 characters in 10 steps of 20, "
                                  "MLP 400-400, 2 exemplars per character (1 for training, 1 for validation)",
     "tao2020-fscil-cifar100": "Tao et al. 2020 (TOPIC): FSCIL on CIFAR-100, 60 base classes + 8 sessions of 5-way "
-                              "5-shot, ResNet-20; TOPIC, Ft-CNN, Joint-CNN, iCaRL, NCM, cosine prototypes, CEC",
+                              "5-shot, ResNet-20; TOPIC, Ft-CNN, Joint-CNN, iCaRL, NCM, cosine prototypes, CEC, FACT",
     "fscil-omniglot": "the same FSCIL rows on Omniglot: 60 base characters + 8 sessions of 5-way 5-shot, MLP 400-400",
+    "fscil-mini-imagenet": "Zhou et al. 2022 (FACT) on miniImageNet: 60 base classes + 8 sessions of 5-way 5-shot, "
+                           "ResNet-20; cosine prototypes, FACT",
+    "fscil-cub200": "Zhou et al. 2022 (FACT) on CUB-200: 100 base classes + 10 sessions of 10-way 5-shot, ResNet-20 "
+                    "from scratch; cosine prototypes, FACT",
     "class-il-league-split-mnist-2000": "the class-IL league (BiC and its successors against the baselines, the same "
                                         "memory): split-MNIST, 2,000 exemplars",
     "class-il-league-split-mnist-200": "the class-IL league: split-MNIST, 200 exemplars",
     "class-il-league-split-fashion-2000": "the class-IL league: split-Fashion-MNIST, 2,000 exemplars",
     "class-il-league-split-fashion-200": "the class-IL league: split-Fashion-MNIST, 200 exemplars",
     "class-il-league-split-omniglot": "the class-IL league: Omniglot, 200 characters in 10 steps, 2 exemplars each",
+    "class-il-league-split-omniglot-conv": "the class-IL league on split-omniglot with a convolutional backbone "
+                                           "(ResNet-20): PODNet's spatial distillation",
     "class-il-league-omniglot-964": "the class-IL league at scale: all 964 Omniglot background characters in 10 "
                                     "steps, 2 exemplars each",
+    "hou2019-lucir-cifar100-5": "Hou et al. 2019 (LUCIR) on CIFAR-100, 50 classes then 5 phases of 10, "
+                                "ResNet-32, 20 exemplars per class; average incremental accuracy",
+    "hou2019-lucir-cifar100-10": "Hou et al. 2019 (LUCIR) on CIFAR-100, 50 classes then 10 phases of 5, "
+                                 "ResNet-32, 20 exemplars per class; average incremental accuracy",
+    "zhao2020-wa-cifar100": "Zhao et al. 2020 (WA): CIFAR-100, 5 steps of 20 classes, ResNet-32, 2,000 exemplars; "
+                            "average incremental accuracy with and without the first step",
+    "douillard2020-podnet-cifar100-25": "Douillard et al. 2020 (PODNet), Table 1: CIFAR-100, 50 classes then 25 "
+                                        "steps of 2, ResNet-32, 20 exemplars per class, its class orders",
+    "douillard2020-podnet-cifar100-50": "Douillard et al. 2020 (PODNet), Table 1: CIFAR-100, 50 classes then 50 "
+                                        "steps of 1, ResNet-32, 20 exemplars per class, its class orders",
     "buzzega2020-der": "Buzzega et al. 2020 (DER), Tables 2-3 on MNIST: P-/R-MNIST, S-MNIST class-/task-IL, "
                        "MNIST-360; buffers 200/500/5120, one epoch, Mammoth's best_args",
 }

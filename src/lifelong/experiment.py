@@ -29,6 +29,7 @@ SCENARIO_DEFAULTS = {
     "permuted-mnist": dict(epochs=4, batch_size=128, lr=0.001, optimizer="adam"),
     # Buzzega et al. 2020's protocols (Mammoth's first release, its `best_args` for plain SGD): one epoch, no
     # momentum; their MLP 784-100-100 is `--hidden 100,100` (the default hidden sizes are the library's 400, 400)
+    "split-mnist-der": dict(epochs=1, batch_size=10, lr=0.03, optimizer="sgd", momentum=0.0),
     "permuted-mnist-der": dict(epochs=1, batch_size=128, lr=0.2, optimizer="sgd", momentum=0.0),
     "rotated-mnist": dict(epochs=1, batch_size=128, lr=0.2, optimizer="sgd", momentum=0.0),
     "mnist-360": dict(epochs=1, batch_size=16, lr=0.1, optimizer="sgd", momentum=0.0),  # the stream's batches of 16

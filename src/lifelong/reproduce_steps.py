@@ -12,11 +12,22 @@ ablation switches.
 
 Few-shot class-incremental learning (Tao et al., CVPR 2020, TOPIC's table on CIFAR-100), and the same methods on
 Omniglot: Ft-CNN (finetune on the shots), Joint-CNN (joint: all data of every class seen), iCaRL, NCM (replay with
-the nearest-mean-of-exemplars classifier), the decoupled cosine prototypes, TOPIC and CEC; besides each session's
-accuracy, their mean and the drop (first minus last), as FSCIL papers report them.
+the nearest-mean-of-exemplars classifier), the decoupled cosine prototypes, TOPIC, CEC and FACT; besides each
+session's accuracy, their mean and the drop (first minus last), as FSCIL papers report them. FACT's miniImageNet and
+CUB-200 tables: the cosine prototypes and FACT.
 
     lifelong reproduce tao2020-fscil-cifar100 --data-dir DATA --seeds 1             # the paper's protocol (a GPU)
     lifelong reproduce fscil-omniglot --data-dir DATA --seeds 3                     # minutes on a CPU
+    lifelong reproduce fscil-mini-imagenet --data-dir DATA --seeds 1                # FACT's miniImageNet (a GPU)
+    lifelong reproduce fscil-cub200 --data-dir DATA --seeds 1                       # FACT's CUB-200 (a GPU)
+
+LUCIR, WA and PODNet on CIFAR-100 (Hou et al. 2019, Zhao et al. 2020, Douillard et al. 2020): ResNet-32, 50 classes
+then 5 or 10 phases (LUCIR), 25 or 50 steps (PODNet, in its three published class orders), or 5 steps of 20 (WA), the
+papers' recipes and memories; the table adds the average incremental accuracy (a protocol's `averages`: over every
+step, and without the first as WA's paper reports it) beside the papers' published averages (`paper_averages`).
+
+    lifelong reproduce hou2019-lucir-cifar100-5 --data-dir DATA --seeds 1           # the paper's protocol (a GPU)
+    lifelong reproduce douillard2020-podnet-cifar100-50 --data-dir DATA             # PODNet's three orders
 
 Every run is written to OUT/<name>_runs/<row>_<seed>.json as soon as it ends; the same command continues an
 interrupted reproduction (finished runs are skipped); OUT/<name>.md, .json and .png are rewritten after each run.
@@ -68,6 +79,8 @@ FSCIL_ROWS = {  # TOPIC's table's rows, and the decoupled baseline that later pa
                        {"use_edges": False}),
     # CEC (Zhang et al. 2021), 500 pseudo-incremental episodes (a tenth of its code's; the CIFAR-100 table: all)
     "cec": ("CEC: prototypes adapted by an attention graph meta-trained on pseudo-incremental episodes", "cec", {}),
+    # FACT (Zhou et al. 2022) with its defaults, the README's CIFAR-100 command (balance 0.001, alpha 0.5)
+    "fact": ("FACT: virtual prototypes reserved in the base session, eta-mixed prediction", "fact", {}),
 }
 # CEC's README commands (icoz69/CEC-CVPR2021): 100 epochs of 50 episodes; the encoder's rate 0.002 on CIFAR-100 and
 # 0.0002 on miniImageNet and CUB-200, whose episodes have 10 queries per class. Its paper's last sessions: CIFAR-100
@@ -76,6 +89,15 @@ CEC_README = {"cifar100": {"meta_epochs": 100},
               "mini-imagenet": {"meta_epochs": 100, "encoder_lr": 0.0002},
               "cub200": {"meta_epochs": 100, "encoder_lr": 0.0002, "queries": 10}}
 FSCIL_ROWS_OFFICIAL_CEC = {**FSCIL_ROWS, "cec": (FSCIL_ROWS["cec"][0], "cec", CEC_README["cifar100"])}
+# miniImageNet and CUB-200: the cosine prototypes and FACT with its README's commands for them (miniImageNet: balance
+# 0.01, alpha 0.5, the virtual losses from epoch 150 of 1000, here 15 of the scenario's 100; CUB-200: balance 0.01,
+# no -alpha given, so train.py's 2, from epoch 0)
+FSCIL_FACT_ROWS = {
+    "mini-imagenet": {"prototype": FSCIL_ROWS["prototype"],
+                      "fact": (FSCIL_ROWS["fact"][0], "fact", {"balance": 0.01, "alpha": 0.5, "loss_iter": 15})},
+    "cub200": {"prototype": FSCIL_ROWS["prototype"],
+               "fact": (FSCIL_ROWS["fact"][0], "fact", {"balance": 0.01, "alpha": 2.0})},
+}
 
 # The class-incremental methods after BiC against it and the baselines, with the same memory (issue: "where each
 # wins"). WA twice: the paper's defaults, and the official code's combination (WA's docstring says which is which)
@@ -89,6 +111,7 @@ LEAGUE_ROWS = {
     "wa": ("WA (the paper's defaults)", "wa", {}),
     "wa-code": ("WA (the official code's combination)", "wa", WA_CODE),
     "lucir": ("LUCIR (cosine head, less-forget, margin ranking)", "lucir", {}),
+    "podnet": ("PODNet (on an MLP: POD-flat only, its hidden layers are vectors)", "podnet", {}),
     "joint": ("joint: all data of every class seen (upper bound)", "joint", {}),
 }
 _ADAM_4 = dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)  # Hsu et al.'s split-MNIST protocol
@@ -96,12 +119,81 @@ _ADAM_4 = dict(epochs=4, lr=0.001, optimizer="adam", batch_size=128)  # Hsu et a
 NO_MEMORY_ROWS = ("finetune", "joint")
 
 
-def _league(scenario: str, train: dict, **memory) -> dict:
-    return dict(rows=LEAGUE_ROWS, scenario=scenario, train=train, league=True, **memory)
+def _league(scenario: str, train: dict, backbone: str | None = None, method_options: dict | None = None,
+            **memory) -> dict:
+    """A league protocol. On the MLP (no backbone named) PODNet runs POD-flat alone: an MLP's hidden layers are
+    vectors, with no width or height to pool (`podnet` refuses POD-spatial on them); a convolutional backbone
+    (`backbone`) has its spatial distillation."""
+    options = dict(method_options or {})
+    if backbone is None:
+        options["podnet"] = {"lambda_spatial": 0.0, **options.get("podnet", {})}
+    return dict(rows=LEAGUE_ROWS, scenario=scenario, train=train, league=True, backbone=backbone,
+                method_options=options, **memory)
+
+
+# The CIFAR-100 protocols of LUCIR, WA and PODNet: ResNet-32, the papers' recipes and memories, their average
+# incremental accuracy (the mean over the steps of the accuracy on the classes seen, the first step included; WA's
+# paper leaves it out) beside ours. LUCIR's official code (hshustc/CVPR19_Incremental_Learning, run.sh and
+# class_incremental_cosine_cifar100.py): 50 base classes then 5 or 10 phases in iCaRL's seed-1993 order, 160 epochs,
+# SGD lr 0.1 / 10 at 80 and 120, momentum 0.9, weight decay 5e-4, batch 128, 20 herded exemplars per class (the
+# memory grows), lambda_base 5, K 2, m 0.5 (lucir's defaults), sigma starting at 1 as in the code (lucir's default 10
+# is for Adam at 1e-3, under which sigma hardly moves; here SGD at 0.1 trains it as the code does)
+LUCIR_ROWS = {"lucir": ("LUCIR (CNN: the cosine classifier)", "lucir", {"sigma": 1.0})}
+LUCIR_TRAIN = dict(epochs=160, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=5e-4, batch_size=128,
+                   schedule="step", milestones=(0.5, 0.75), gamma=0.1)
+# WA's official code (bwbwzhao/Weight-Aligning, script.sh and main.py): the classes shuffled with
+# np.random.seed(1993) (iCaRL's order), 2,000 exemplars, 250 epochs, SGD lr 0.1 / 10 at 100, 150 and 200, momentum
+# 0.9, weight decay 1e-4 (the code divides it by t + 1 at step t: not followed, one weight decay for every step),
+# batch 32. Two rows: the paper's reading (wa's defaults) and the code's combination (WA_CODE), which gave the
+# published numbers
+WA_ROWS = {"wa": LEAGUE_ROWS["wa"], "wa-code": LEAGUE_ROWS["wa-code"]}
+WA_TRAIN = dict(epochs=250, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=1e-4, batch_size=32,
+                schedule="step", milestones=(0.4, 0.6, 0.8), gamma=0.1)
+# PODNet's official options (arthurdouillard/incremental_learning.pytorch @ c09fc54,
+# options/podnet/podnet_cnn_cifar100.yaml with options/data/cifar100_3orders.yaml and the README's command
+# `--initial-increment 50 --increment 1 --fixed-memory`): 160 epochs, SGD lr 0.1 with a cosine schedule, weight
+# decay 5e-4, batch 128 (its parser's default); --fixed-memory keeps memory_size // total classes = 2,000 // 100 =
+# 20 exemplars per class (so 1,000 after the base step, 2,000 at the end); podnet's defaults are the yaml's (lambda_c
+# 3, lambda_f 1, 10 proxies, NCA margin 0.6, imprinting, the classifier fine-tuned 20 epochs at lr 0.05). Its paper
+# reports the mean +- std over the three class orders of cifar100_3orders.yaml (each run with seed 1): here the
+# run with seed s takes order s mod 3 (seeds 0, 1, 2: the three orders; one seed: the first order)
+PODNET_ROWS = {"podnet": ("PODNet (CNN: the local similarity classifier)", "podnet", {})}
+PODNET_TRAIN = dict(epochs=160, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=5e-4, batch_size=128,
+                    schedule="cosine")
+PODNET_CIFAR100_ORDERS = (
+    (87, 0, 52, 58, 44, 91, 68, 97, 51, 15, 94, 92, 10, 72, 49, 78, 61, 14, 8, 86, 84, 96, 18, 24, 32, 45, 88, 11, 4,
+     67, 69, 66, 77, 47, 79, 93, 29, 50, 57, 83, 17, 81, 41, 12, 37, 59, 25, 20, 80, 73, 1, 28, 6, 46, 62, 82, 53, 9,
+     31, 75, 38, 63, 33, 74, 27, 22, 36, 3, 16, 21, 60, 19, 70, 90, 89, 43, 5, 42, 65, 76, 40, 30, 23, 85, 2, 95, 56,
+     48, 71, 64, 98, 13, 99, 7, 34, 55, 54, 26, 35, 39),
+    (58, 30, 93, 69, 21, 77, 3, 78, 12, 71, 65, 40, 16, 49, 89, 46, 24, 66, 19, 41, 5, 29, 15, 73, 11, 70, 90, 63, 67,
+     25, 59, 72, 80, 94, 54, 33, 18, 96, 2, 10, 43, 9, 57, 81, 76, 50, 32, 6, 37, 7, 68, 91, 88, 95, 85, 4, 60, 36,
+     22, 27, 39, 42, 34, 51, 55, 28, 53, 48, 38, 17, 83, 86, 56, 35, 45, 79, 99, 84, 97, 82, 98, 26, 47, 44, 62, 13,
+     31, 0, 75, 14, 52, 74, 8, 20, 1, 92, 87, 23, 64, 61),
+    (71, 54, 45, 32, 4, 8, 48, 66, 1, 91, 28, 82, 29, 22, 80, 27, 86, 23, 37, 47, 55, 9, 14, 68, 25, 96, 36, 90, 58,
+     21, 57, 81, 12, 26, 16, 89, 79, 49, 31, 38, 46, 20, 92, 88, 40, 39, 98, 94, 19, 95, 72, 24, 64, 18, 60, 50, 63,
+     61, 83, 76, 69, 35, 0, 52, 7, 65, 42, 73, 74, 30, 41, 3, 6, 53, 13, 56, 70, 77, 34, 97, 75, 2, 17, 93, 33, 84,
+     99, 51, 62, 87, 5, 15, 10, 78, 67, 44, 59, 85, 43, 11),
+)
+AVERAGES = {"all": "avg", "after-first": "avg w/o first"}  # the table's average columns (a protocol's `averages`)
+
+
+def _lucir(phases: int, average: float) -> dict:
+    return dict(rows=LUCIR_ROWS, scenario="split-cifar100", n_tasks=phases + 1, base_classes=50,
+                class_order_seed=1993, backbone="resnet32", memory_per_class=20, train=LUCIR_TRAIN,
+                averages=("all",), paper_averages={"lucir": (average,)})
+
+
+def _podnet(steps: int, average: str) -> dict:
+    return dict(rows=PODNET_ROWS, scenario="split-cifar100", n_tasks=steps + 1, base_classes=50,
+                class_orders=PODNET_CIFAR100_ORDERS, seeds=len(PODNET_CIFAR100_ORDERS), backbone="resnet32",
+                memory_per_class=20, train=PODNET_TRAIN, averages=("all",), paper_averages={"podnet": (average,)})
 
 
 # name -> protocol. `rows`: the table's rows; `paper`: the paper's accuracy (%) on all classes seen after each step,
-# per row; `fscil`: the table adds each row's mean over the sessions and its drop (first minus last).
+# per row; `fscil`: the table adds each row's mean over the sessions and its drop (first minus last); `averages`: the
+# average incremental accuracy columns ("all", "after-first"), `paper_averages` the paper's, per row; `base_classes`:
+# the first task's classes; `class_orders`: the paper's class orders, seed s running order s mod their number;
+# `seeds`: `lifelong reproduce`'s default number of seeds (5 where not given).
 PROTOCOLS = {
     "wu2019-bic-cifar100": dict(
         rows=BIC_ROWS, scenario="split-cifar100", n_tasks=5, class_order_seed=1993, backbone="resnet32", memory=2000,
@@ -134,10 +226,19 @@ PROTOCOLS = {
                "ncm": (64.10, 53.05, 43.96, 36.97, 31.61, 26.73, 21.23, 16.78, 13.54),
                "topic-anchor-only": (64.10, 56.03, 47.89, 42.99, 38.02, 34.60, 31.67, 28.35, 25.86),
                # CEC's own CIFAR-100 table (Zhang et al. 2021)
-               "cec": (73.07, 68.88, 65.26, 61.19, 58.09, 55.57, 53.22, 51.34, 49.14)},
-        # the modern bar, its paper's own CIFAR-100 table: FACT (Zhou et al. 2022)
-        later={"FACT (Zhou et al. 2022)": (74.60, 72.09, 67.56, 63.52, 61.38, 58.36, 56.28, 54.24, 52.10)}),
+               "cec": (73.07, 68.88, 65.26, 61.19, 58.09, 55.57, 53.22, 51.34, 49.14),
+               # FACT's own CIFAR-100 table (Zhou et al. 2022): last 52.10, mean 62.24
+               "fact": (74.60, 72.09, 67.56, 63.52, 61.38, 58.36, 56.28, 54.24, 52.10)}),
     "fscil-omniglot": dict(rows=FSCIL_ROWS, scenario="fscil-omniglot", fscil=True, train=dict()),
+    # the FSCIL protocols of miniImageNet (60 base classes + 8 sessions of 5-way 5-shot) and CUB-200 (100 + 10 of
+    # 10-way 5-shot) as the scenarios train them (ResNet-20 from scratch, not the papers' ResNet-18, ImageNet-pre-
+    # trained for CUB-200); FACT's own tables (Zhou et al. 2022): miniImageNet last 50.49, CUB-200 last 56.94
+    "fscil-mini-imagenet": dict(
+        rows=FSCIL_FACT_ROWS["mini-imagenet"], scenario="fscil-mini-imagenet", backbone="resnet20", fscil=True,
+        train=dict(), paper={"fact": (72.56, 69.63, 66.38, 62.77, 60.60, 57.33, 54.34, 52.16, 50.49)}),
+    "fscil-cub200": dict(
+        rows=FSCIL_FACT_ROWS["cub200"], scenario="fscil-cub200", backbone="resnet20", fscil=True, train=dict(),
+        paper={"fact": (75.90, 73.23, 70.84, 66.13, 65.56, 62.15, 61.74, 59.83, 58.41, 57.89, 56.94)}),
     "class-il-league-split-mnist-2000": _league("split-mnist", _ADAM_4, memory=2000),
     "class-il-league-split-mnist-200": _league("split-mnist", _ADAM_4, memory=200),
     "class-il-league-split-fashion-2000": _league("split-fashion", _ADAM_4, memory=2000),
@@ -145,8 +246,24 @@ PROTOCOLS = {
     # 2 drawings per character kept (of 15), and BiC's validation 1:1 (wu2019-bic-split-omniglot's reasons)
     "class-il-league-split-omniglot": _league("split-omniglot", {}, memory_per_class=2,
                                               method_options={"bic": {"validation_share": 0.5}}),
+    # PODNet's spatial distillation on a convolutional backbone (ResNet-20 on the 1x28x28 characters)
+    "class-il-league-split-omniglot-conv": _league("split-omniglot", {}, backbone="resnet20", memory_per_class=2,
+                                                   method_options={"bic": {"validation_share": 0.5}}),
     "class-il-league-omniglot-964": _league("split-omniglot-964", {}, memory_per_class=2,
                                             method_options={"bic": {"validation_share": 0.5}}),
+    # Hou et al. 2019 (CIFAR-100, 50 base classes): LUCIR's average incremental accuracy (CNN), 5 and 10
+    # phases
+    "hou2019-lucir-cifar100-5": _lucir(5, 63.42),
+    "hou2019-lucir-cifar100-10": _lucir(10, 60.18),
+    # Zhao et al. 2020 (WA), CIFAR-100 in 5 steps of 20 classes, 2,000 exemplars: the paper's average (66.6) leaves
+    # out the first step; 70.0 with it
+    "zhao2020-wa-cifar100": dict(
+        rows=WA_ROWS, scenario="split-cifar100", n_tasks=5, class_order_seed=1993, backbone="resnet32", memory=2000,
+        train=WA_TRAIN, averages=("all", "after-first"), paper_averages={"wa": (70.0, 66.6)}),
+    # Douillard et al. 2020, Table 1 (CIFAR-100, 50 base classes, 20 exemplars per class): PODNet (CNN), mean +- std
+    # over three class orders, 25 steps of 2 classes and 50 steps of 1
+    "douillard2020-podnet-cifar100-25": _podnet(25, "60.72 +- 1.11"),
+    "douillard2020-podnet-cifar100-50": _podnet(50, "57.98 +- 0.37"),
 }
 
 
@@ -213,7 +330,8 @@ def reproduce_steps(name: str, rows: list[str] | None, seeds, out, data_dir=None
         planned = [(row, seed) for seed in seeds for row in rows if (row, seed) not in done]
         jobs = [dict(row=row, seed=seed, method=protocol["rows"][row][1], options=row_options(protocol, row),
                      scenario=dict(name=protocol["scenario"], data_dir=data_dir, download=download,
-                                   n_tasks=protocol.get("n_tasks"), class_order_seed=protocol.get("class_order_seed")),
+                                   n_tasks=protocol.get("n_tasks"), class_order_seed=protocol.get("class_order_seed"),
+                                   base_classes=protocol.get("base_classes"), class_order=seed_order(protocol, seed)),
                      backbone=protocol.get("backbone"), train=train, device=device) for row, seed in planned]
         began, finished = time.perf_counter(), []
 
@@ -233,10 +351,18 @@ def reproduce_steps(name: str, rows: list[str] | None, seeds, out, data_dir=None
         return save_table(out, name)
 
 
+def seed_order(protocol: dict, seed: int) -> tuple[int, ...] | None:
+    """The class order of the run with `seed` where the protocol lists the paper's orders (PODNet's three): order
+    seed mod their number; None where the scenario's order (or `class_order_seed`) holds."""
+    orders = protocol.get("class_orders")
+    return tuple(orders[seed % len(orders)]) if orders else None
+
+
 @functools.lru_cache(maxsize=1)
-def _scenario(name: str, data_dir, download: bool, n_tasks, class_order_seed):
+def _scenario(name: str, data_dir, download: bool, n_tasks, class_order_seed, base_classes=None, class_order=None):
     return make_scenario(name, data_dir=data_dir, download=download, n_tasks=n_tasks,
-                         class_order_seed=class_order_seed)
+                         class_order_seed=class_order_seed, base_classes=base_classes,
+                         class_order=None if class_order is None else list(class_order))
 
 
 def run_row(job: dict) -> dict:
@@ -248,6 +374,7 @@ def run_row(job: dict) -> dict:
                              backbone=job["backbone"], method_options=job["options"],
                              loggers=[lambda r: details.append(r["method_details"])], **job["train"])
     return {"row": job["row"], "seed": job["seed"], "accuracy_seen_classes": results["accuracy_seen_classes"],
+            "class_order": list(scenario.class_order),
             "classes_seen": [sum(len(c) for c in results["task_classes"][:k + 1])
                              for k in range(len(results["task_classes"]))],
             "method_options": job["options"], "train": results["config"], "method_details": results["method_details"],
@@ -267,24 +394,48 @@ def aggregate(runs: dict, row: str) -> tuple[list[float], list[float], int, list
     return means, stds, len(curves), classes
 
 
+def protocol_classes(protocol: dict) -> list[int]:
+    """The classes seen after each step, from the protocol (the table's columns before any run ends)."""
+    n_tasks, base = protocol.get("n_tasks") or 5, protocol.get("base_classes")
+    if base is None:
+        return [100 * (k + 1) // n_tasks for k in range(n_tasks)]
+    return [base + (100 - base) * k // (n_tasks - 1) for k in range(n_tasks)]
+
+
+def averages(curve: list[float], which: tuple[str, ...]) -> list[float]:
+    """The average incremental accuracy of a curve: over every step ("all") or without the first ("after-first")."""
+    return [statistics.mean(curve if kind == "all" else curve[1:]) for kind in which]
+
+
+def _cell(value) -> str:  # a paper's number: a float, or text as printed ("60.72 +- 1.11")
+    return value if isinstance(value, str) else f"{value:.2f}"
+
+
 def render(name: str, runs: dict, notes: str = "") -> str:
     protocol = PROTOCOLS[name]
     paper, rows, fscil = protocol.get("paper", {}), protocol["rows"], protocol.get("fscil", False)
+    which, paper_averages = protocol.get("averages", ()), protocol.get("paper_averages", {})
     how = (f"`{memory_flag(protocol)}`, " if memory_options(protocol) else "") + \
         f"training {protocol['train'] or 'the scenario defaults'}"
     methods = ", ".join(dict.fromkeys(f"`{method}`" for _, method, _ in rows.values()))
+    shape = (f" ({protocol['base_classes']} classes first, then {protocol['n_tasks'] - 1} steps)"
+             if protocol.get("base_classes") else "")
+    order = (f" Class order: the paper's {len(protocol['class_orders'])} orders, the run with seed s in order "
+             f"s mod {len(protocol['class_orders'])}." if protocol.get("class_orders") else "")
+    said = {"all": "avg: the mean over the steps", "after-first": "avg w/o first: the same without the first step"}
     lines = [f"# {REPRODUCTIONS[name]}", "",
-             f"Protocol: `lifelong reproduce {name}`; scenario `{protocol['scenario']}`, methods {methods} with the "
-             f"options of each row, {how}. Accuracy (%) on all classes seen after each step; ours: mean +- std over "
-             "the seeds (n)." + (" Mean: over the sessions; drop: first minus last." if fscil else ""), ""]
+             f"Protocol: `lifelong reproduce {name}`; scenario `{protocol['scenario']}`{shape}, methods {methods} with "
+             f"the options of each row, {how}. Accuracy (%) on all classes seen after each step; ours: mean +- std "
+             "over the seeds (n)." + order + (" Mean: over the sessions; drop: first minus last." if fscil else "")
+             + (" " + "; ".join(said[k] for k in which) + " (the average incremental accuracy)." if which else ""), ""]
     found = [aggregate(runs, row) for row in rows]
-    classes = next((stats[3] for stats in found if stats), [20, 40, 60, 80, 100])
-    extra = ["mean", "drop"] if fscil else []
+    classes = next((stats[3] for stats in found if stats), protocol_classes(protocol))
+    extra = ["mean", "drop"] if fscil else [AVERAGES[k] for k in which]
     lines += ["| variant | " + " | ".join(map(str, classes + extra)) + " |",
               "|---|" + "---|" * (len(classes) + len(extra))]
 
-    def summary(curve):  # FSCIL's mean over the sessions and drop
-        return [statistics.mean(curve), curve[0] - curve[-1]] if fscil else []
+    def summary(curve):  # FSCIL's mean over the sessions and drop; the average incremental accuracies
+        return [statistics.mean(curve), curve[0] - curve[-1]] if fscil else averages(curve, which)
 
     for (row, (label, _, _)), stats in zip(rows.items(), found):
         if stats is not None:
@@ -294,9 +445,10 @@ def render(name: str, runs: dict, notes: str = "") -> str:
             summaries = [_mean_std([summary(c)[k] for c in curves]) for k in range(len(extra))]
             lines.append(f"| {label} (ours, n={n}) | " + " | ".join(f"{m:.2f} +- {s:.2f}" for m, s in zip(means, stds))
                          + "".join(f" | {text}" for text in summaries) + " |")
-        if row in paper:
-            lines.append(f"| {label} (paper) | " + " | ".join(f"{v:.2f}" for v in [*paper[row], *summary(paper[row])])
-                         + " |")
+        if row in paper or row in paper_averages:  # a paper's curve, its published averages, or both
+            steps = [f"{v:.2f}" for v in paper[row]] if row in paper else [""] * len(classes)
+            ends = [_cell(v) for v in paper_averages.get(row, summary(paper.get(row, [])) if row in paper else ())]
+            lines.append(f"| {label} (paper) | " + " | ".join([*steps, *ends]) + " |")
     for label, curve in protocol.get("later", {}).items():
         lines.append(f"| {label} (its paper) | " + " | ".join(f"{v:.2f}" for v in [*curve, *summary(curve)]) + " |")
     times = [r["wall_time_s"] for r in runs.values()]
@@ -355,7 +507,7 @@ def plot(name: str, runs: dict, path: Path) -> None:
             ax.plot(classes, means, label=f"{row} (ours, n={n})", markersize=4, **style)
             ax.fill_between(classes, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
                             color=style["color"], alpha=0.15, linewidth=0)
-        if row in paper and classes is not None:
+        if row in paper and classes is not None and len(paper[row]) == len(classes):  # not beside a cut protocol
             ax.plot(classes, paper[row], color=style["color"], linestyle=":", marker="x", alpha=0.6,
                     label=f"{row} (paper)")
     ax.set_xlabel("number of classes")

@@ -217,21 +217,47 @@ def split_by_classes(
     seed: int = 0,
     name: str | None = None,
     uneven: bool = False,
+    base_classes: int | None = None,
+    order: list[int] | None = None,
+    normalize: bool = True,
 ) -> Scenario:
     """Split the classes into `n_tasks` tasks of equal size, in the natural or a seeded class order. `uneven`: where
     `n_tasks` does not divide the classes, the first tasks take one class more (964 Omniglot characters in 10 steps:
-    4 of 97, then 6 of 96)."""
+    4 of 97, then 6 of 96). `base_classes`: the first task takes that many classes and the other `n_tasks - 1` share
+    the rest equally (LUCIR's and PODNet's CIFAR-100: 50, then 5, 10, 25 or 50 steps). `order`: the class order given
+    as a list (a permutation of the labels: PODNet's published orders), instead of `class_order_seed`.
+    `normalize=False`: inputs left in [0, 1] (Mammoth's `ToTensor` alone), not normalised with the training
+    statistics."""
     _check_fraction(validation_fraction)
     n_classes = dataset.n_classes
-    if n_tasks < 1 or n_tasks > n_classes or (n_classes % n_tasks and not uneven):
-        raise ConfigError(f"{dataset.name} has {n_classes} classes: n_tasks must divide it, got {n_tasks}")
-    order = class_order(n_classes, class_order_seed)
-    x_train, x_test, preparation = prepare_inputs(dataset, pad_to)
+    if order is not None:
+        if class_order_seed is not None:
+            raise ConfigError("give the class order as a list (order) or as a seed (class_order_seed), not both")
+        order = [int(c) for c in order]
+        if sorted(order) != list(range(n_classes)):
+            raise ConfigError(f"the class order must list each of the {n_classes} classes of {dataset.name} once "
+                              f"(a permutation of 0..{n_classes - 1}), got {len(order)} entries")
+    else:
+        order = class_order(n_classes, class_order_seed)
+    if base_classes is not None:
+        if isinstance(base_classes, bool) or not isinstance(base_classes, int) or not 0 < base_classes < n_classes:
+            raise ConfigError(f"base_classes is the first task's number of classes: 1 to {n_classes - 1} "
+                              f"({dataset.name} has {n_classes}), got {base_classes!r}")
+        rest = n_classes - base_classes
+        if n_tasks < 2 or n_tasks - 1 > rest or (rest % (n_tasks - 1) and not uneven):
+            raise ConfigError(f"base_classes {base_classes} leaves {rest} classes of {dataset.name}: n_tasks - 1 "
+                              f"(the tasks after the first) must divide them, got n_tasks {n_tasks}")
+        steps = n_tasks - 1
+        sizes = [base_classes] + [rest // steps + (t < rest % steps) for t in range(steps)]
+    else:
+        if n_tasks < 1 or n_tasks > n_classes or (n_classes % n_tasks and not uneven):
+            raise ConfigError(f"{dataset.name} has {n_classes} classes: n_tasks must divide it, got {n_tasks}")
+        sizes = [n_classes // n_tasks + (t < n_classes % n_tasks) for t in range(n_tasks)]
+    x_train, x_test, preparation = prepare_inputs(dataset, pad_to, normalize)
     # rank[label] = position of the label in the class order, so within-task labels are one subtraction away
     rank = torch.empty(n_classes, dtype=torch.long)
     rank[torch.tensor(order)] = torch.arange(n_classes)
     train_rank, test_rank = rank[dataset.y_train], rank[dataset.y_test]
-    sizes = [n_classes // n_tasks + (t < n_classes % n_tasks) for t in range(n_tasks)]
     generator = torch.Generator().manual_seed(seed)
     tasks = []
     for t, per_task in enumerate(sizes):
@@ -249,7 +275,9 @@ def split_by_classes(
         input_shape=tuple(x_train.shape[1:]),
         config=dict(kind="split-by-classes", dataset=dataset.name, n_tasks=n_tasks, class_order_seed=class_order_seed,
                     pad_to=pad_to, validation_fraction=validation_fraction, seed=seed,
-                    **({"task_sizes": sizes} if uneven else {})),
+                    **({"task_sizes": sizes} if uneven or base_classes is not None else {}),
+                    **({"base_classes": base_classes} if base_classes is not None else {}),
+                    **({} if normalize else {"normalize": False})),
         input_preparation=preparation,
     )
 

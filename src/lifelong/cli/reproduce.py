@@ -18,15 +18,21 @@ def add_parser(subparsers) -> None:
                     "wu2019-bic-cifar100: Wu et al. 2019, Table 6 (CIFAR-100, 5 steps of 20 classes, ResNet-32, "
                     "2,000 exemplars, 250 epochs per step: a GPU, or --epochs to scale down), writes "
                     "OUT/wu2019_bic_cifar100.md, .json and .png. "
+                    "hou2019-lucir-cifar100-5 and -10, zhao2020-wa-cifar100, douillard2020-podnet-cifar100-25 and "
+                    "-50: LUCIR, WA and PODNet on CIFAR-100 (ResNet-32, 50 classes then 5 to 50 steps; WA 5 x 20), "
+                    "the papers' recipes, their average incremental accuracy beside ours (a GPU, or --epochs). "
                     "buzzega2020-der: Buzzega et al. 2020 (DER), Tables 2 and 3 on MNIST (P-MNIST, R-MNIST, S-MNIST "
                     "class- and task-IL, MNIST-360; buffers 200 / 500 / 5120, MNIST-360 1000), one epoch, Mammoth's "
                     "best_args; --rows, --benchmarks; writes OUT/buzzega2020_der.md and .json.")
     reproduce.add_argument("name", help="the table: hsu2018-split-mnist, wu2019-bic-cifar100 (or wu2019-bic-split-mnist, "
                                         "-split-fashion, -split-omniglot: BiC's ablation on the data here), "
-                                        "tao2020-fscil-cifar100, fscil-omniglot, buzzega2020-der (see `lifelong list`)")
+                                        "tao2020-fscil-cifar100, fscil-omniglot, fscil-mini-imagenet, fscil-cub200, "
+                                        "hou2019-lucir-cifar100-5, zhao2020-wa-cifar100, "
+                                        "douillard2020-podnet-cifar100-25, buzzega2020-der, ... (see `lifelong list`)")
     reproduce.add_argument("--methods", help="rows, comma-separated (default: the paper's; Hsu: finetune,lwf,joint,l2,"
                                              "ewc,online-ewc,si,mas; BiC: baseline-1,baseline-2,bic,upper-bound; "
-                                             "FSCIL: every row: ft-cnn,joint-cnn,icarl,ncm,prototype,topic and its ablation, cec)")
+                                             "FSCIL: every row: ft-cnn,joint-cnn,icarl,ncm,prototype,topic and its ablation, "
+                                             "cec, fact; fscil-mini-imagenet, fscil-cub200: prototype,fact; WA: wa,wa-code)")
     reproduce.add_argument("--rows", help="buzzega2020-der's rows, comma-separated (default all: sgd,online-ewc,si,"
                                           "lwf,er,a-gem,icarl,der,der++,er-ace,gdumb,task-free-mas,joint)")
     reproduce.add_argument("--benchmarks", help="buzzega2020-der's benchmarks (default all: p-mnist,r-mnist,"
@@ -34,7 +40,8 @@ def add_parser(subparsers) -> None:
     reproduce.add_argument("--buffers", help="buzzega2020-der's buffer sizes to run, comma-separated (default all: "
                                              "200,500,5120; MNIST-360 200,500,1000)")
     reproduce.add_argument("--setting", help="Hsu et al.'s settings (default task,domain,class)")
-    reproduce.add_argument("--seeds", type=whole, default=5, help="number of seeds (default 5: 0 .. 4)")
+    reproduce.add_argument("--seeds", type=whole, help="number of seeds (default 5: 0 .. 4; PODNet's protocols 3: "
+                                                       "seed s runs its class order s mod 3)")
     reproduce.add_argument("--first-seed", type=seed, default=0, help="first seed (default 0)")
     reproduce.add_argument("--epochs", type=whole, help="epochs per task (default: the protocol's; FSCIL: the base "
                                                        "session's and every session's), to scale a run down")
@@ -58,6 +65,8 @@ def command_reproduce(args) -> int:
 
     from ..reproduce_steps import PROTOCOLS, reproduce_steps, stem
 
+    if args.seeds is None:  # a protocol may fix its own (PODNet's: its three class orders)
+        args.seeds = PROTOCOLS[args.name].get("seeds", 5) if args.name in PROTOCOLS else 5
     if not 1 <= args.seeds <= MAX_RUNS:
         raise ConfigError(f"--seeds must be from 1 to {MAX_RUNS:,}, got {args.seeds}")
     if args.first_seed + args.seeds - 1 > MAX_SEED:

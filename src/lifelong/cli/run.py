@@ -56,7 +56,10 @@ def add_parser(subparsers) -> None:
                      help="number of tasks (default: the benchmark's; fscil-omniglot: sessions)")
     run.add_argument("--ways", type=whole, help="fscil-omniglot: new classes per session (default 5)")
     run.add_argument("--shots", type=whole, help="fscil-omniglot: training images per new class (default 5)")
-    run.add_argument("--base-classes", type=whole, help="fscil-omniglot: classes of the base session (default 60)")
+    run.add_argument("--base-classes", type=whole,
+                     help="the first task's classes: on a split by classes the other --n-tasks - 1 tasks share the "
+                          "rest equally (split-cifar100 --base-classes 50 --n-tasks 6: 50, then 5 steps of 10); "
+                          "fscil-omniglot: the base session's (default 60)")
     run.add_argument("--class-order-seed", type=numpy_seed,
                      help="shuffle the class order with this numpy seed (default: the benchmark's order)")
     run.add_argument("--validation-fraction", type=float, default=0.0,
@@ -181,7 +184,7 @@ def command_run(args) -> int:
         return make_scenario(benchmark, data_dir=args.data_dir, n_tasks=args.n_tasks, seed=seed,
                              validation_fraction=args.validation_fraction, class_order_seed=args.class_order_seed,
                              download=not args.no_download,
-                             few_shot=dict(ways=args.ways, shots=args.shots, base_classes=args.base_classes))
+                             few_shot=dict(ways=args.ways, shots=args.shots), base_classes=args.base_classes)
 
     scenario = scenario_for(seeds[0])
     out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"

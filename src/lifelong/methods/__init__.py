@@ -20,9 +20,11 @@ from .icarl import ICaRL
 from .bic import BiC
 from .wa import WA
 from .lucir import LUCIR
+from .podnet import PODNet
 from .prototype import Prototype
 from .topic import TOPIC
 from .cec import CEC
+from .fact import FACT
 from .er import ER
 from .der import DER, DERPP
 from .gdumb import GDumb
@@ -32,10 +34,10 @@ from .task_free_mas import TaskFreeMAS
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Finetune, FinetuneFC, FeatureExtraction, Joint, LwF)}
 METHODS.update({cls.name: cls for cls in (EWC, OnlineEWC, SI, L2, MAS, LocalMAS)})
-METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC, WA, LUCIR)})  # methods that keep exemplars
+METHODS.update({cls.name: cls for cls in (Replay, ICaRL, BiC, WA, LUCIR, PODNet)})  # methods that keep exemplars
 METHODS.update({cls.name: cls for cls in (ER, DER, DERPP, GDumb, ERACE, AGEM, TaskFreeMAS)})  # rehearsal from a stream
 METHODS.update({cls.name: cls for cls in (Competitive, NeuralGasMethod)})  # local (gradient-free) learners
-METHODS.update({cls.name: cls for cls in (TOPIC, Prototype, CEC)})  # few-shot class-incremental learning
+METHODS.update({cls.name: cls for cls in (TOPIC, Prototype, CEC, FACT)})  # few-shot class-incremental learning
 
 
 def get_method(name: str) -> type[Method]:
@@ -68,7 +70,9 @@ __all__ = ["METHODS", "Method", "describe_options", "get_method", "method_option
            "EWC", "OnlineEWC", "SI", "L2", "MAS", "LocalMAS", "Competitive", "NeuralGasMethod", "Replay", "ICaRL", "BiC", "Prototype", "TOPIC",
            "ER", "DER", "DERPP"]
 __all__ += ["GDumb"]
+__all__ += ["PODNet"]
 __all__ += ["ERACE", "AGEM", "TaskFreeMAS"]
 __all__ += ["WA"]
 __all__ += ["LUCIR"]
 __all__ += ["CEC"]
+__all__ += ["FACT"]

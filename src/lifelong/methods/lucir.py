@@ -66,6 +66,7 @@ import torch.nn.functional as F
 from ..checks import check_choice, check_float, check_int, check_weight
 from ..errors import ConfigError
 from ..models import CosineHead
+from ..models.stages import remove_final_activation
 from .replay import Replay
 
 LAMBDA_RATIOS = ("code", "paper", "none")
@@ -137,12 +138,7 @@ class LUCIR(Replay):
         self.finetune_lr = check_float("lucir finetune_lr", finetune_lr)
         self.sigma = check_float("lucir sigma", sigma)
         if remove_last_relu:
-            remove = getattr(model.backbone, "remove_final_activation", None)
-            if remove is None:
-                raise ConfigError(f"lucir takes the features before the backbone's last ReLU, and this backbone "
-                                  f"({type(model.backbone).__name__}) has no remove_final_activation(): define it, "
-                                  "or pass remove_last_relu=False to keep the ReLU")
-            remove()
+            remove_final_activation(model.backbone, "lucir")
         self.remove_last_relu = remove_last_relu
         if model.head.out_features:
             raise ConfigError("lucir replaces the model's head by a cosine classifier: give it a model whose head has "

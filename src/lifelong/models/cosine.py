@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .heads import GrowingHead
+
 
 class CosineRows(nn.Module):
     """The weight rows of one part of a `CosineHead` (no bias; initialised as nn.Linear's weight: U(+-1/sqrt(d)))."""
@@ -33,31 +35,13 @@ class CosineRows(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
-class CosineHead(nn.Module):
+class CosineHead(GrowingHead):
     def __init__(self, in_features: int, sigma: float = 1.0, learn_sigma: bool = True):
-        super().__init__()
-        self.in_features = in_features
-        self.parts = nn.ModuleList()
+        super().__init__(in_features)
         self.sigma = nn.Parameter(torch.tensor(float(sigma)), requires_grad=learn_sigma)
-        # follows .to() / .cuda() / .double() even while the head has no part: where new parts go
-        self.register_buffer("_where", torch.empty(0), persistent=False)
 
-    @property
-    def sizes(self) -> list[int]:
-        return [part.out_features for part in self.parts]
-
-    @property
-    def out_features(self) -> int:
-        return sum(self.sizes)
-
-    def add(self, n_outputs: int) -> int:
-        """Append `n_outputs` new classes (freshly initialised rows); return the index of their first output."""
-        if n_outputs < 1:
-            raise ValueError(f"a head part needs at least one output, got {n_outputs}")
-        offset = self.out_features
-        # initialised on the CPU (the same numbers on every device for a seed), then moved where the model is
-        self.parts.append(CosineRows(self.in_features, n_outputs).to(self._where.device, self._where.dtype))
-        return offset
+    def new_part(self, n_outputs: int) -> nn.Module:
+        return CosineRows(self.in_features, n_outputs)
 
     @property
     def weight(self) -> torch.Tensor:

@@ -15,7 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class IncrementalHead(nn.Module):
+class GrowingHead(nn.Module):
+    """The contract of every head a `ContinualModel` holds: a list of parts, one per `add` call, each with
+    `out_features` classes. A subclass says what a part is (`new_part`) and how the logits are computed
+    (`forward`): linear rows here, cosine rows (`models.cosine`), K proxies per class (`models.lsc`)."""
+
     def __init__(self, in_features: int):
         super().__init__()
         self.in_features = in_features
@@ -31,15 +35,23 @@ class IncrementalHead(nn.Module):
     def out_features(self) -> int:
         return sum(self.sizes)
 
+    def new_part(self, n_outputs: int) -> nn.Module:
+        """A freshly initialised part for `n_outputs` classes (with an `out_features` attribute)."""
+        raise NotImplementedError
+
     def add(self, n_outputs: int) -> int:
         """Append `n_outputs` new outputs (freshly initialised); return the index of their first output."""
         if n_outputs < 1:
             raise ValueError(f"a head part needs at least one output, got {n_outputs}")
         offset = self.out_features
         # initialised on the CPU (the same numbers on every device for a seed), then moved where the model is
-        part = nn.Linear(self.in_features, n_outputs).to(self._where.device, self._where.dtype)
-        self.parts.append(part)
+        self.parts.append(self.new_part(n_outputs).to(self._where.device, self._where.dtype))
         return offset
+
+
+class IncrementalHead(GrowingHead):
+    def new_part(self, n_outputs: int) -> nn.Module:
+        return nn.Linear(self.in_features, n_outputs)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if not self.parts:

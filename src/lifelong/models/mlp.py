@@ -8,6 +8,8 @@ class MLP(nn.Module):
 
     `blocks[i]` is hidden layer i; methods that freeze "the lower layers" (Finetune-FC) count in blocks.
     The classifier is not part of the backbone: it lives in the model's `IncrementalHead`.
+    `stages`: the hidden layers (`blocks.0`, `blocks.1`, ...), whose outputs are the intermediate "maps" a method may
+    read (`lifelong.models.stages`): vectors, maps with no width or height.
     `remove_final_activation()` drops the last hidden layer's ReLU (the backbone contract of
     docs/architecture.md: LUCIR's features, which may be negative).
     """
@@ -27,6 +29,7 @@ class MLP(nn.Module):
             width = size
         self.blocks = nn.Sequential(*layers)
         self.out_features = width
+        self.stages = tuple(f"blocks.{i}" for i in range(len(hidden)))
 
     def remove_final_activation(self) -> None:
         """Return the last hidden layer's pre-activations as features: its ReLU becomes an identity (no parameter

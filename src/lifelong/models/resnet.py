@@ -36,7 +36,11 @@ class CifarResNet(nn.Module):
     """ResNet-(6n+2) for 32x32 images; returns the 64 globally averaged features (no classifier).
 
     `remove_final_activation()` drops the last block's ReLU (the backbone contract of docs/architecture.md: LUCIR's
-    "modified" ResNet, whose last residual block ends without it, so features may be negative)."""
+    "modified" ResNet, whose last residual block ends without it, so features may be negative).
+    `stages`: its three stage groups (`blocks.1` .. `blocks.3`, maps of 16, 32 and 64 channels, the last the map the
+    features are pooled from), the intermediate maps a method may read (`lifelong.models.stages`)."""
+
+    stages = ("blocks.1", "blocks.2", "blocks.3")
 
     def __init__(self, depth: int = 32, in_channels: int = 3):
         super().__init__()

@@ -1,0 +1,98 @@
+"""PODNet's local similarity classifier (LSC, Douillard et al. 2020, section 3.3): K proxies per class, a growing head.
+
+With h the L2-normalised features and theta_{c,k} the L2-normalised proxies of class c,
+
+    s_{c,k} = <theta_{c,k}, h>                        (similarity="cosine": the paper's text)
+    s_{c,k} = -|| theta_{c,k} - h ||^2 = 2 <theta_{c,k}, h> - 2    (similarity="distance": the official code's
+                                                        `neg_stable_cosine_distance`, the default: the margin 0.6
+                                                        and the scale's initial value 1 were tuned with it)
+    y_c = sum_k softmax_k(s_{c,.}) s_{c,k}            (each class's proxies merged by a softmax over their similarities)
+
+The head returns y (one column per class); the learned scale eta (initial value 1, the official `learned_scaling`) is
+a parameter of the head that the NCA loss multiplies in (`scale`), prediction being the argmax of y. Its interface
+is `IncrementalHead`'s (`add`, `sizes`, `parts`, `out_features`, forward(features) -> logits), so it sits in a
+`ContinualModel` in its place: one part per `add`, each holding the proxies of its classes, class after class.
+
+`kmeans` is the small k-means that imprints new proxies (k-means++ seeding, then Lloyd's iterations).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .heads import GrowingHead
+
+SIMILARITIES = ("distance", "cosine")
+
+
+class Proxies(nn.Module):
+    """The proxies of `out_features` classes, K rows per class, class after class: `weight` (classes * K, features)."""
+
+    def __init__(self, in_features: int, out_features: int, proxies: int):
+        super().__init__()
+        self.out_features, self.proxies = out_features, proxies
+        self.weight = nn.Parameter(torch.empty(out_features * proxies, in_features))
+        # the official `add_classes`: kaiming_normal_(nonlinearity="linear"), std 1 / sqrt(features)
+        nn.init.kaiming_normal_(self.weight, nonlinearity="linear")
+
+
+class LocalSimilarityHead(GrowingHead):
+    def __init__(self, in_features: int, proxies: int = 10, similarity: str = "distance", scale: float = 1.0):
+        super().__init__(in_features)
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"unknown similarity {similarity!r}; choose one of {', '.join(SIMILARITIES)}")
+        self.proxies, self.similarity = proxies, similarity
+        self.scale = nn.Parameter(torch.tensor(float(scale)))  # eta, learned
+
+    def new_part(self, n_outputs: int) -> nn.Module:
+        """The K proxies of `n_outputs` new classes (random; a method may imprint them)."""
+        return Proxies(self.in_features, n_outputs, self.proxies)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """Every proxy, (classes * K, features)."""
+        return self.parts[0].weight if len(self.parts) == 1 else torch.cat([part.weight for part in self.parts])
+
+    def proxy_similarities(self, features: torch.Tensor) -> torch.Tensor:
+        """s: (batch, classes, K), the similarity of each normalised feature vector to each normalised proxy."""
+        cosine = F.normalize(features, dim=1) @ F.normalize(self.weight, dim=1).t()
+        s = 2 * cosine - 2 if self.similarity == "distance" else cosine
+        return s.view(len(features), -1, self.proxies)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.parts:
+            raise RuntimeError("the head has no outputs yet: call add() before the first forward pass")
+        s = self.proxy_similarities(features)
+        return (torch.softmax(s, dim=2) * s).sum(2)
+
+
+@torch.no_grad()
+def kmeans(x: torch.Tensor, k: int, generator: torch.Generator, iterations: int = 100) -> torch.Tensor:
+    """k centres of the rows of `x`: k-means++ seeding (drawn with `generator`), then Lloyd's iterations until the
+    assignment stops changing (at most `iterations`). Fewer rows than k: every row, then the rows again in turn (a
+    class with fewer samples than proxies gets duplicate proxies). An empty cluster keeps its centre."""
+    n = len(x)
+    if n <= k:
+        return x[torch.arange(k) % n].clone()
+    x64 = x.double()
+    first = int(torch.randint(n, (1,), generator=generator))
+    centres = [x64[first]]
+    nearest = ((x64 - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        weights = nearest.clamp_min(0).cpu()
+        i = int(torch.multinomial(weights / weights.sum(), 1, generator=generator)) if weights.sum() > 0 \
+            else int(torch.randint(n, (1,), generator=generator))
+        centres.append(x64[i])
+        nearest = torch.minimum(nearest, ((x64 - x64[i]) ** 2).sum(1))
+    centres = torch.stack(centres)
+    assignment = None
+    for _ in range(iterations):
+        new = torch.cdist(x64, centres).argmin(1)
+        if assignment is not None and torch.equal(new, assignment):
+            break
+        assignment = new
+        counts = torch.bincount(assignment, minlength=k).to(x64.dtype)
+        sums = torch.zeros_like(centres).index_add_(0, assignment, x64)
+        filled = counts > 0
+        centres[filled] = sums[filled] / counts[filled, None]
+    return centres.to(x.dtype)
