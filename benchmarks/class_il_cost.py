@@ -77,11 +77,15 @@ CASES = {
 NOTES = """## Where the time goes
 
 Profiles: cProfile on the process CPU clock of a 2-task, 2-epoch split-MNIST MLP run of each method, and pieces
-timed alone. On the MLP, WA and LUCIR are within 1.5x of replay, LUCIR with balanced fine-tuning too; PODNet is not
-(about 2.1x); on resnet20 all three are.
+timed alone. Two runs of the MLP case on the same code (the table's, 2 repetitions on main with PODNet merged; an
+earlier one, 3 repetitions, on this branch merged with the podnet branch before it landed) give, against replay:
+WA 1.31x and 1.21x (met in both), LUCIR 1.66x and 1.25x (borderline: its epochs cost 33% more than replay's in the
+table's run, as much as replay's in the other, the spread of this shared machine), LUCIR with balanced fine-tuning
+1.88x and 1.44x, PODNet 2.50x and 2.10x (missed in both). On resnet20 all three are within 1.5x (1.15x, 1.15x,
+1.31x; an earlier run 1.21x, 1.20x, 1.36x).
 
 - **Herding**, the exemplar selection of all three papers (row replay-herding: replay with herding and nothing
-  else), is their largest stage after training on the MLP: 14 to 17% of WA's, LUCIR's and BiC's time. It picks
+  else), is their largest stage after training on the MLP: 14 to 18% of WA's, LUCIR's and BiC's time. It picks
   each exemplar with one matrix-vector product over all of the class's features (Rebuffi et al.'s Algorithm 4,
   `lifelong.memory.herding`): split-MNIST has about 6,000 training images a class and the memory 2,000 samples, so
   the first task herds 1,000 of 6,000 for each of its 2 classes, the next ones 500, 333, 250 and 200: 4,567
@@ -97,26 +101,25 @@ timed alone. On the MLP, WA and LUCIR are within 1.5x of replay, LUCIR with bala
   about 4% on the MLP, 7% on resnet20) and the KD term at each step.
 - **LUCIR**: imprinting (the new task's features, one forward pass: about 3.5%), the recording of the old
   model's features (4%), the less-forget and margin-ranking terms at each step; balanced fine-tuning (off by
-  default, as the official CIFAR code; row lucir-ft: 20 epochs on the memory's features, computed once) about 7%.
-- **PODNet** misses 1.5x on the MLP. Its largest own stage is imprinting (23%): 10 proxies per new class by
+  default, as the official CIFAR code; row lucir-ft: 20 epochs on the memory's features, computed once) 6 to 7%.
+- **PODNet** misses 1.5x on the MLP. Its largest own stage is imprinting (20 to 23%): 10 proxies per new class by
   k-means (k-means++ then up to 100 Lloyd iterations, in float64, `torch.cdist`) over the class's ~6,000
   normalised features, about 0.8 s of CPU a class. Timed alone on those features, an assignment step by
   `torch.cdist` in float64 takes 16 ms, by the expanded product (argmin of -2 x c^T + ||c||^2, float64, the same
-  assignment) 6 ms: its k-means could run about 2.7x faster. Its epochs also cost about 25% more than replay's
-  (17.2 s against 13.8 s of CPU: the local similarity classifier has 10 proxies a class, the NCA loss, POD-flat,
-  and each gradient clamped), then herding (9.5%) and the classifier's fine-tuning on the memory (6%). Even with a
-  k-means 2.7x faster it would be near 1.8x; not changed here (that code is the podnet branch's, not on main). On
-  resnet20, POD-spatial and POD-flat at each step cost little: PODNet's training stage takes 12.7 s of CPU against
-  replay's 11.9 s (+7%), and PODNet is at 1.3x.
-- **BiC** (for reference): its stage 2 (the bias layer, fitted in closed form on cached logits) is 0.5% of its
+  assignment) 6 ms: its k-means could run about 2.7x faster. Its epochs also cost 25 to 50% more than replay's
+  (the local similarity classifier has 10 proxies a class, the NCA loss, POD-flat, and each gradient clamped),
+  then herding (10 to 12%) and the classifier's fine-tuning on the memory (6 to 7%). Even with a k-means 2.7x
+  faster it would stay above 1.5x; not changed here (PODNet's own code, landed from the podnet branch while this
+  was measured: a change for its author). On resnet20, POD-spatial and POD-flat at each step cost little:
+  PODNet's training stage takes 7 to 11% more than replay's, and PODNet is at 1.3x.
+- **BiC** (for reference): its stage 2 (the bias layer, fitted in closed form on cached logits) is about 0.5% of its
   time.
 
-PODNet is not on main yet: its rows were measured on this branch merged with the podnet branch (its commit 82ba833,
-a throwaway merge for the measurement); a checkout without PODNet skips its rows ("Not run"). Its 12% on the
-convolutional case (2 tasks of 20 Omniglot characters, 4 epochs) is an accuracy this benchmark does not study.
+PODNet's accuracy on the convolutional case (20% here; 2 tasks of 20 Omniglot characters, 4 epochs) is not what
+this benchmark studies. A checkout without a method skips its rows ("Not run").
 
-The machine is shared: during the convolutional case the load average was 10 to 12 on its 2 cores (wall times up
-to 7 times the process CPU times), during the MLP case's 3 repetitions 4 to 8. A row's fastest repetition may fall
+The machine is shared: the load average was 3 to 6 on its 2 cores during the table's runs, 4 to 12 during the
+earlier ones (wall times up to 7 times the process CPU times). A row's fastest repetition may fall
 in a quieter minute than another row's (replay-herding's training stage came out faster than replay's), so the
 ratios move by several percent between runs; the CPU-time ratio is the steadier figure. Both are in the tables,
 and the JSON keeps every repetition.
