@@ -1,0 +1,99 @@
+"""benchmarks/class_il_cost.py's bookkeeping (no timing is checked): the stage timer's exclusive nesting on a fake
+clock, a method's stages adding up to its training time, the training-set sizes it counts, and the table's rows."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import class_il_cost  # noqa: E402
+
+from lifelong.benchmarks import make_scenario  # noqa: E402
+
+
+class FakeClock:
+    """perf_counter and process_time that move only when `spend` is called."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def spend(self, seconds):
+        self.now += seconds
+
+
+def test_a_nested_stage_is_taken_out_of_the_stage_around_it(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(class_il_cost.time, "perf_counter", clock)
+    monkeypatch.setattr(class_il_cost.time, "process_time", clock)
+
+    class Hooks:
+        def after_task(self):
+            clock.spend(1.0)
+            self.update_memory()
+            clock.spend(0.5)
+            self.update_memory()
+
+        def update_memory(self):
+            clock.spend(2.0)
+            self.features()
+
+        def features(self):
+            clock.spend(0.25)
+
+    hooks, timer = Hooks(), class_il_cost.StageTimer()
+    timer.wrap(hooks, "update_memory", "memory")
+    timer.wrap(hooks, "after_task", "after")
+    hooks.after_task()
+    # after: 1 + 0.5 of its own; memory: twice (2 + 0.25, features untimed: counted in the stage that calls it)
+    assert timer.wall == pytest.approx({"after": 1.5, "memory": 4.5})
+    assert timer.cpu == pytest.approx({"after": 1.5, "memory": 4.5})
+    assert not timer.stack
+
+
+@pytest.fixture(scope="module")
+def digits():
+    scenario = make_scenario("split-digits")
+    return type(scenario)(**{**scenario.__dict__, "tasks": scenario.tasks[:2]})
+
+
+def test_the_stages_add_up_to_the_training_time_and_the_training_sets_are_counted(digits):
+    result = class_il_cost.one_run(digits, "wa", {}, "mlp", 1, 100, 0)
+    stages = result["stages_s"]
+    assert {"exemplar selection", "weight aligning", "recording the old model's outputs",
+            "training (epochs of mini-batches)"} <= set(stages)
+    assert sum(stages.values()) == pytest.approx(result["total_s"])
+    assert all(seconds >= 0 for seconds in stages.values())
+    first, second = (len(task.x_train) for task in digits.tasks)
+    assert result["samples_per_task"] == [first, second + 100]  # the second task's data and the memory (100)
+    assert result["sample_epochs"] == first + second + 100
+    assert len(result["train_time_s"]) == 2 and len(result["cpu_per_task_s"]) == 2
+
+
+def test_lucir_imprinting_is_its_before_task(digits):
+    result = class_il_cost.one_run(digits, "lucir", {"finetune_epochs": 1}, "mlp", 1, 100, 0)
+    assert {"imprinting (+ old model copied)", "balanced fine-tuning"} <= set(result["stages_s"])
+    assert "before the task (old model copied, head grown)" not in result["stages_s"]
+
+
+def test_a_case_gives_each_row_its_fastest_repetition_and_the_ratio_to_replay(monkeypatch):
+    monkeypatch.setattr(class_il_cost, "data_dir", lambda: None)
+    case = dict(scenario="split-digits", tasks=2, backbone="mlp", epochs=1, memory=100,
+                rows={"replay": ("replay", {}), "wa": ("wa", {}), "nothing": ("no-such-method", {})})
+    result = class_il_cost.run_case("tiny", case, 2)
+    assert result["missing"] == ["nothing"] and set(result["best"]) == {"replay", "wa"}
+    for row, runs in result["runs"].items():
+        assert len(runs) == 2
+        assert result["best"][row]["total_s"] == min(run["total_s"] for run in runs)
+    assert result["ratio_to_replay"]["replay"] == 1.0
+    assert result["ratio_to_replay"]["wa"] == pytest.approx(result["best"]["wa"]["total_s"]
+                                                            / result["best"]["replay"]["total_s"])
+    result.update(command="python benchmarks/class_il_cost.py", repeats=2)
+    lines = class_il_cost.table("tiny", result)
+    wa = next(line for line in lines if line.startswith("| wa | wa"))
+    assert "<= 1.5:" in wa and "met" in wa
+    assert any(line.startswith("| wa | weight aligning |") for line in lines)
+    assert lines[-1] == "Not run (method not in this checkout): nothing."
