@@ -340,7 +340,7 @@ def test_facts_reproductions_run_end_to_end_on_tiny_archives_in_the_official_lay
     monkeypatch.setitem(FSCIL_FACT_ROWS[key]["fact"][2], "loss_iter", 0)
     out = tmp_path / "out"
     assert main(["reproduce", name, "--data-dir", str(tmp_path / "data"), "--no-download", "--epochs", "1",
-                 "--seeds", "1", "--out", str(out), "--quiet"]) == 0
+                 "--seeds", "1", "--methods", "prototype,fact", "--out", str(out), "--quiet"]) == 0
     table = capsys.readouterr().out
     last = {"fscil-mini-imagenet": "50.49", "fscil-cub200": "56.94"}[name]
     assert "(paper) |" in table and f"| {last} |" in table and "(ours, n=1)" in table
