@@ -228,6 +228,7 @@ def test_a_saved_learner_predicts_as_the_one_that_went_on(tmp_path):
     assert torch.equal(learner.method.predict(x), again.method.predict(x))
 
 
+@pytest.mark.exact
 def test_a_tiny_fscil_run_end_to_end_through_the_command_line(tmp_path, capsys):
     """`lifelong run --method cec` on digits cut as FSCIL, interrupted after the base session and resumed: the
     uninterrupted run's numbers; CEC's adapted prototypes end at least near the plain prototypes."""

@@ -246,6 +246,7 @@ def test_a_saved_learner_loads_and_predicts_the_same(tmp_path):
     assert not any(p.requires_grad for p in loaded.method.model.parameters())
 
 
+@pytest.mark.exact
 def test_a_run_stopped_after_the_base_session_resumes_to_the_uninterrupted_runs_numbers(tmp_path, monkeypatch):
     from lifelong.methods.fact import FACT
     scenario = few_shot_scenario()

@@ -318,6 +318,7 @@ def test_save_and_load_predict_the_same(digits, tmp_path):
     again.learn(digits.tasks[2])  # and it goes on
 
 
+@pytest.mark.exact
 def test_a_run_resumed_after_task_two_gives_the_uninterrupted_numbers(digits, tmp_path):
     options = {"memory": 100, "proxies": 3, "finetune_epochs": 2, "spatial_on_vectors": True}
     whole = run_experiment("podnet", digits, "class", hidden=(32,), method_options=options, **FAST)

@@ -218,6 +218,7 @@ def test_save_and_load_predict_the_same_and_go_on_the_same(digits, tmp_path):
     assert loaded.method.gammas == pytest.approx(learner.method.gammas)
 
 
+@pytest.mark.exact
 def test_a_resumed_run_gives_the_uninterrupted_runs_numbers(digits, tmp_path):
     config = TrainConfig(seed=3, **FAST)
     options = {"memory": 60, **OFFICIAL}
