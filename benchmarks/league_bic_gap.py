@@ -1,0 +1,99 @@
+"""BiC's title claim, "large scale": does the gap between bias-corrected and uncorrected rehearsal grow with the number
+of classes? Read from the class-IL league's runs (`lifelong reproduce class-il-league-*`), no training here.
+
+    .venv/bin/python benchmarks/league_bic_gap.py [--results benchmarks/results]
+
+For each league protocol with runs of both rows, on the seeds both have: the accuracy on all classes seen after the
+last step of BiC (and of WA's and LUCIR's rows, the corrections that came after it) minus replay's (the same memory,
+no correction), against the number of classes (split-MNIST 10, split-Omniglot 200, the whole background set 964), and
+within the 964-character run the same gap after each step against the classes seen so far. Writes
+benchmarks/results/league_bic_gap.md, .json and .png.
+"""
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from _common import RESULTS, save
+
+PROTOCOLS = ("class-il-league-split-mnist-2000", "class-il-league-split-omniglot", "class-il-league-omniglot-964")
+ROWS = ("bic", "wa-code", "lucir")  # each against replay
+
+
+def runs_of(results: Path, protocol: str) -> dict:
+    folder = results / f"{protocol.replace('-', '_')}_runs"
+    runs = {}
+    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+        run = json.loads(path.read_text())
+        runs[(run["row"], run["seed"])] = run
+    return runs
+
+
+def gaps(runs: dict, row: str) -> list[tuple[int, list[float], list[int]]]:
+    """(seed, the row's accuracy minus replay's after each step in points, classes seen) on the seeds both ran."""
+    return [(seed, [100 * (a - b) for a, b in zip(run["accuracy_seen_classes"],
+                                                 runs[("replay", seed)]["accuracy_seen_classes"])],
+             run["classes_seen"]) for (r, seed), run in sorted(runs.items()) if r == row and ("replay", seed) in runs]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    table = ["| protocol | classes | " + " | ".join(f"{row} minus replay (last step)" for row in ROWS) + " |",
+             "|---|---|" + "---|" * len(ROWS)]
+    document = {"protocols": {}}
+    curves = {}
+    for protocol in PROTOCOLS:
+        runs = runs_of(args.results, protocol)
+        cells, entry = [], {}
+        classes = None
+        for row in ROWS:
+            found = gaps(runs, row)
+            last = [g[-1] for _, g, _ in found]
+            if found:
+                classes = found[0][2][-1]
+                std = statistics.stdev(last) if len(last) > 1 else 0.0
+                per_seed = ", ".join(f"{v:+.1f}" for v in last)
+                cells.append(f"{statistics.mean(last):+.2f} +- {std:.2f} (n={len(last)}: {per_seed})")
+                curves[(protocol, row)] = (found[0][2], [statistics.mean(s) for s in zip(*(g for _, g, _ in found))])
+            else:
+                cells.append("not run")
+            entry[row] = {"last_step_gaps": last}
+        table.append(f"| {protocol} | {classes or '-'} | " + " | ".join(cells) + " |")
+        document["protocols"][protocol] = entry
+    lines = ["# BiC's claim at scale: the gap to uncorrected rehearsal against the number of classes", "",
+             __doc__.split("\n\n")[2].replace("\n", " "), "", *table]
+    if ("class-il-league-omniglot-964", "bic") in curves:
+        seen, gap = curves[("class-il-league-omniglot-964", "bic")]
+        lines += ["", "Within the 964-character run, BiC minus replay after each step (mean over its seeds):", "",
+                  "| classes seen | " + " | ".join(map(str, seen)) + " |", "|---|" + "---|" * len(seen),
+                  "| BiC minus replay | " + " | ".join(f"{g:+.1f}" for g in gap) + " |"]
+    save("league_bic_gap", document, "\n".join(lines))
+    plot(curves, RESULTS / "league_bic_gap.png")
+    print("\n".join(lines))
+
+
+def plot(curves: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from lifelong.plotting import save_png
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (protocol, row), (seen, gap) in sorted(curves.items()):
+        ax.plot(seen, gap, marker="o", markersize=3, label=f"{row} - replay, {protocol.removeprefix('class-il-league-')}")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("number of classes seen (log)")
+    ax.set_ylabel("accuracy minus replay's (points)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_png(fig, path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
