@@ -94,3 +94,12 @@ def test_the_table_keeps_the_notes_file_beside_it(tmp_path):
     (tmp_path / "buzzega2020_der_notes.md").write_text("ER 200: measured.\n")
     reproduce_der.save_table(tmp_path)
     assert (tmp_path / "buzzega2020_der.md").read_text().rstrip().endswith("ER 200: measured.")
+
+
+def test_a_damaged_run_file_is_refused_in_one_line_naming_it(tmp_path):
+    from lifelong.errors import ConfigError
+    from lifelong.reproduce_der import NAME, load
+    (tmp_path / f"{NAME}_runs").mkdir()
+    (tmp_path / f"{NAME}_runs" / "er_p-mnist_200_0.json").write_text('{"key": "er/p-mnist/200/0", "final')
+    with pytest.raises(ConfigError, match=r"er_p-mnist_200_0.json is damaged: delete it and run the same command"):
+        load(tmp_path)

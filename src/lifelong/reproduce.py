@@ -26,7 +26,7 @@ from .errors import ConfigError
 from .experiment import run_experiment
 from .grid import run_grid
 from .methods import get_method
-from .results import machine, thread_note, time_left, versions, write_json
+from .results import machine, read_runs, thread_note, time_left, versions, write_json
 from .storage import lock_folder, write_text
 from .benchmarks import make_scenario
 from .scenarios import SETTINGS
@@ -153,12 +153,9 @@ def load(out: Path) -> dict:
     there are any (the JSON's copy is derived from them: deleting a run's file removes the run)."""
     path, runs_dir = out / f"{NAME}.json", out / f"{NAME}_runs"
     document = json.loads(path.read_text()) if path.exists() else {"runs": {}}
-    run_paths = sorted(runs_dir.glob("*.json")) if runs_dir.exists() else []
-    if run_paths:
-        document["runs"] = {}
-    for run_path in run_paths:
-        run = json.loads(run_path.read_text())
-        document["runs"][run.pop("key")] = run
+    runs = read_runs(runs_dir, lambda run: run["key"])
+    if runs:
+        document["runs"] = {key: {k: v for k, v in run.items() if k != "key"} for key, run in runs.items()}
     return document
 
 

@@ -15,7 +15,6 @@ same command continues an interrupted reproduction (finished runs are skipped; a
 is refused, naming its file); OUT/buzzega2020_der.md and .json are rewritten from every run on disk after each one.
 """
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from .benchmarks import make_scenario
 from .errors import ConfigError
 from .experiment import run_experiment
 from .grid import run_grid
-from .results import machine, thread_note, time_left, versions, write_json
+from .results import machine, read_runs, thread_note, time_left, versions, write_json
 from .storage import lock_folder, write_text
 
 REPRODUCTIONS = ("buzzega2020-der",)  # described in catalog.REPRODUCTIONS
@@ -230,12 +229,8 @@ def run_file(out: Path, key: str) -> Path:
 
 def load(out: Path) -> dict:
     """The runs on disk in `out` (the per-run files): {"runs": {key: run}}."""
-    runs_dir = Path(out) / f"{NAME}_runs"
-    runs = {}
-    for path in sorted(runs_dir.glob("*.json")) if runs_dir.exists() else []:
-        run = json.loads(path.read_text())
-        runs[run.pop("key")] = run
-    return {"runs": runs}
+    runs = read_runs(Path(out) / f"{NAME}_runs", lambda run: run["key"])
+    return {"runs": {key: {k: v for k, v in run.items() if k != "key"} for key, run in runs.items()}}
 
 
 def paper_value(row: str, benchmark: str, buffer: int | None) -> float | None:

@@ -34,7 +34,6 @@ interrupted reproduction (finished runs are skipped); OUT/<name>.md, .json and .
 """
 
 import functools
-import json
 import statistics
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ from .catalog import REPRODUCTIONS
 from .errors import ConfigError
 from .experiment import run_experiment
 from .grid import run_grid
-from .results import machine, thread_note, time_left, versions, write_json
+from .results import machine, read_runs, thread_note, time_left, versions, write_json
 from .plotting import line_styles, save_png
 from .storage import lock_folder, write_text
 from .benchmarks import make_scenario
@@ -297,15 +296,7 @@ def run_file(out: Path, name: str, row: str, seed: int) -> Path:
 
 
 def load_runs(out: Path, name: str) -> dict:
-    runs_dir = out / f"{stem(name)}_runs"
-    runs = {}
-    for path in sorted(runs_dir.glob("*.json")) if runs_dir.exists() else []:
-        try:
-            run = json.loads(path.read_text())
-            runs[(run["row"], run["seed"])] = run
-        except (json.JSONDecodeError, KeyError):
-            raise ConfigError(f"{path} is damaged: delete it and run the same command again to redo that run") from None
-    return runs
+    return read_runs(out / f"{stem(name)}_runs", lambda run: (run["row"], run["seed"]))
 
 
 def reproduce_steps(name: str, rows: list[str] | None, seeds, out, data_dir=None, download: bool = True,

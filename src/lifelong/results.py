@@ -5,11 +5,13 @@ import math
 import os
 import platform
 import re
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ._version import __version__
+from .errors import ConfigError
 from .storage import write_text
 
 
@@ -110,3 +112,17 @@ def time_left(elapsed_s: float, done: int, total: int) -> str:
         return ""
     left = elapsed_s / done * (total - done)
     return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
+
+
+def read_runs(runs_dir, key) -> dict:
+    """The per-run files of a reproduction (`runs_dir/*.json`, one per run, written as each run ends), keyed by
+    `key(run)`; {} where the folder does not exist. A file that is not a run's JSON (cut short, edited) is refused in
+    one line naming it, before the table is made from the others."""
+    runs = {}
+    for path in sorted(Path(runs_dir).glob("*.json")) if Path(runs_dir).exists() else []:
+        try:
+            run = json.loads(path.read_text())
+            runs[key(run)] = run
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ConfigError(f"{path} is damaged: delete it and run the same command again to redo that run") from None
+    return runs
