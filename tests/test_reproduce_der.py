@@ -27,7 +27,9 @@ def test_the_protocol_is_mammoths_best_args():
     assert plan("der++", "s-mnist-class", 200) == {
         "method": "der++", "method_options": {"memory": 200, "minibatch": 128, "alpha": 0.2, "beta": 1.0},
         "stream": True, "epochs": 1, "lr": 0.03, "batch_size": 10, "optimizer": "sgd", "momentum": 0.0,
-        "weight_decay": 0.0, "hidden": [100, 100]}
+        "weight_decay": 0.0, "hidden": [100, 100], "scenario": "split-mnist-der"}  # Mammoth's 28x28 in [0, 1]
+    # Mammoth's LwF adds wd_reg * sum(theta^2) to its loss: SGD's weight decay is twice wd_reg (0.0005)
+    assert plan("lwf", "s-mnist-task", None)["weight_decay"] == 0.001
     assert plan("online-ewc", "p-mnist", None)["method_options"]["strength"] == 0.7
     assert plan("online-ewc", "p-mnist", None)["stream"] is False
     assert plan("a-gem", "mnist-360", 1000)["batch_size"] == 4  # A-GEM-R's
