@@ -56,7 +56,13 @@ GDUMB_ROWS = {
 AGEM_ROW = {"agem-pmnist-17": ((256, 256), 17 * 250, 89.1, 0.14),
             # the same with the official code's initialisation (model/model.py: weights from a normal truncated at 2
             # std, std 0.1; biases 0.1), in place of PyTorch's: its share of the gap
-            "agem-pmnist-17-tfinit": ((256, 256), 17 * 250, 89.1, 0.14)}
+            "agem-pmnist-17-tfinit": ((256, 256), 17 * 250, 89.1, 0.14),
+            # the code as the ICLR 2019 paper ran it (agem @ 5e84338, 2019-01-04): no --examples-per-task yet, every
+            # task is all of TensorFlow's 55,000 training images (5,500 steps of 10), not 1,000
+            "agem-pmnist-17-iclr19": ((256, 256), 17 * 250, 89.1, 0.14)}
+# training samples per task: the later code's --examples-per-task default (2019-02-26, for Chaudhry et al.'s "Tiny
+# Episodic Memories"), or, for the ICLR 2019 code, the whole of TensorFlow's MNIST training split
+AGEM_SAMPLES = {"agem-pmnist-17-iclr19": 55_000}
 
 
 def tensorflow_init(model) -> None:
@@ -128,12 +134,12 @@ def gdumb_run(row: str, seed: int, scenario) -> dict:
             "final_average_accuracy": results["final_average_accuracy"], "passes": len(method.pass_accuracy)}
 
 
-def agem_scenario(seed: int):
+def agem_scenario(seed: int, samples: int = 1000):
     full = make_scenario("permuted-mnist-der", data_dir=data_dir(), seed=seed)
     generator = torch.Generator().manual_seed(seed)
     tasks = []
     for new_id, task in enumerate(full.tasks[3:]):  # the first 3 permutations: the paper's cross-validation tasks
-        keep = torch.randperm(len(task.y_train), generator=generator)[:1000]
+        keep = torch.randperm(len(task.y_train), generator=generator)[:samples]
         tasks.append(Task(new_id, task.classes, task.x_train[keep], task.y_train[keep], task.x_test, task.y_test))
     full.tasks, full.name = tasks, "permuted-mnist-agem"
     return full
@@ -141,7 +147,7 @@ def agem_scenario(seed: int):
 
 def agem_run(row: str, seed: int, _scenario) -> dict:
     hidden, memory, _, _ = AGEM_ROW[row]
-    scenario = agem_scenario(seed)
+    scenario = agem_scenario(seed, AGEM_SAMPLES.get(row, 1000))
     torch.manual_seed(seed)
     model = build_model(scenario, hidden=hidden)
     if row.endswith("-tfinit"):

@@ -147,6 +147,12 @@ def test_kmeans_finds_separable_clusters():
         assert torch.cdist(c[None], found).min() < 0.1
     fewer = kmeans(x[:2], 3, torch.Generator().manual_seed(1))  # fewer samples than proxies: the samples, in turn
     assert torch.equal(fewer, x[[0, 1, 0]])
+    # Lloyd's fixed point: each centre is the mean of the rows nearest to it (by the true distance)
+    x = torch.randn(300, 5, generator=generator)
+    found = kmeans(x, 4, torch.Generator().manual_seed(2))
+    nearest = torch.cdist(x, found).argmin(1)
+    for j in range(4):
+        assert torch.allclose(found[j], x[nearest == j].mean(0), atol=1e-6)
 
 
 def test_new_proxies_are_imprinted_from_kmeans_of_the_new_classes_features(digits):
