@@ -32,6 +32,20 @@ def fresh(scenario, seed=0, **options):
 
 
 # ---------------------------------------------------------------------- the cosine head
+def test_cosine_similarities_and_their_gradients_are_those_of_the_normalised_product():
+    from lifelong.models.cosine import cosine_similarities
+
+    generator = torch.Generator().manual_seed(0)
+    f = torch.randn(5, 7, generator=generator, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(11, 7, generator=generator, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(5, 11, generator=generator, dtype=torch.float64)
+    ours = torch.autograd.grad(cosine_similarities(f, w), (f, w), upstream)
+    reference = torch.autograd.grad(F.normalize(f, dim=1) @ F.normalize(w, dim=1).T, (f, w), upstream)
+    assert torch.allclose(cosine_similarities(f, w), F.normalize(f, dim=1) @ F.normalize(w, dim=1).T)
+    for a, b in zip(ours, reference):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
 def test_cosine_head_logits_are_sigma_times_the_cosines_computed_by_hand():
     head = CosineHead(2, sigma=3.0)
     head.add(1)

@@ -22,6 +22,15 @@ from torch import nn
 from .heads import GrowingHead
 
 
+def cosine_similarities(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """cos(f_i, w_j) for every feature row i and weight row j: (batch, rows), as F.normalize(features) @
+    F.normalize(weight).T. The weight rows are not normalised themselves: the product's columns are divided by the
+    rows' norms, the same value with a backward pass that reads the weight twice instead of six times (a head of
+    964 classes with 10 proxies each, 9,640 x 400: 70 ms to 32 ms on one core, shared)."""
+    inverse_norms = (weight * weight).sum(1).clamp_min(1e-24).rsqrt()  # F.normalize's eps 1e-12, squared
+    return (F.normalize(features, dim=1) @ weight.t()) * inverse_norms
+
+
 class CosineRows(nn.Module):
     """The weight rows of one part of a `CosineHead` (no bias; initialised as nn.Linear's weight: U(+-1/sqrt(d)))."""
 
@@ -52,7 +61,7 @@ class CosineHead(GrowingHead):
 
     def cosines(self, features: torch.Tensor) -> torch.Tensor:
         """<w_c / ||w_c||, f / ||f||> for every class c: the logits before the scale sigma."""
-        return F.linear(F.normalize(features, dim=1), F.normalize(self.weight, dim=1))
+        return cosine_similarities(features, self.weight)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.sigma * self.cosines(features)

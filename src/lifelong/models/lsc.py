@@ -17,9 +17,9 @@ is `IncrementalHead`'s (`add`, `sizes`, `parts`, `out_features`, forward(feature
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .cosine import cosine_similarities
 from .heads import GrowingHead
 
 SIMILARITIES = ("distance", "cosine")
@@ -55,7 +55,7 @@ class LocalSimilarityHead(GrowingHead):
 
     def proxy_similarities(self, features: torch.Tensor) -> torch.Tensor:
         """s: (batch, classes, K), the similarity of each normalised feature vector to each normalised proxy."""
-        cosine = F.normalize(features, dim=1) @ F.normalize(self.weight, dim=1).t()
+        cosine = cosine_similarities(features, self.weight)
         s = 2 * cosine - 2 if self.similarity == "distance" else cosine
         return s.view(len(features), -1, self.proxies)
 
@@ -63,7 +63,10 @@ class LocalSimilarityHead(GrowingHead):
         if not self.parts:
             raise RuntimeError("the head has no outputs yet: call add() before the first forward pass")
         s = self.proxy_similarities(features)
-        return (torch.softmax(s, dim=2) * s).sum(2)
+        # the softmax over each class's K proxies, written out: s lies in [-4, 0] (or [-1, 1]), so exp(s) needs no
+        # shift; torch.softmax over a last dimension of 10 is several times slower, forward and backward
+        e = s.exp()
+        return (e * s).sum(2) / e.sum(2)
 
 
 @torch.no_grad()
