@@ -22,7 +22,10 @@ training samples per task (`--examples-per-task` default), one epoch in batches 
 256. Ours: `permuted-mnist-der` (28x28 in [0, 1], the permutation drawn per task from the seed), its tasks 4 to 20,
 each cut to 1,000 samples drawn with the seed, `a-gem` with a reservoir of 17 x 250 = 4,250 samples (the official
 memory: the last 25 of each class of each task, kept per task) and `reference=256`, `--stream`, domain setting.
-Paper: average accuracy after the last task 89.1 +- 0.14 (its Table 7 / Fig. 1; 5 runs).
+Paper: average accuracy after the last task 89.1 +- 0.14 (its Table 7 / Fig. 1; 5 runs). Row `agem-pmnist-17-iclr19`:
+the code as the paper ran it (agem @ 5e84338, 2019-01-04, before `--examples-per-task` existed: it came on 2019-02-26
+with the ER code of Chaudhry et al.'s "Tiny Episodic Memories"): every task is the whole of TensorFlow's 55,000
+training images, one epoch (5,500 steps of 10), the memory then 25 random samples per class at each task's end.
 
 Each run is saved as it ends in own_tables_gdumb_agem_runs/; a rerun skips it.
 """
