@@ -17,8 +17,13 @@ from pathlib import Path
 
 from _common import RESULTS, save
 
-PROTOCOLS = ("class-il-league-split-mnist-2000", "class-il-league-split-omniglot", "class-il-league-omniglot-964")
+PROTOCOLS = ("class-il-league-split-mnist-2000", "class-il-league-split-mnist-200", "class-il-league-split-fashion-2000",
+             "class-il-league-split-fashion-200", "class-il-league-split-omniglot", "class-il-league-split-omniglot-conv",
+             "class-il-league-omniglot-964")
+PLOTTED = ("class-il-league-split-mnist-2000", "class-il-league-split-omniglot", "class-il-league-omniglot-964")
 ROWS = ("bic", "wa-code", "lucir")  # each against replay
+LEAGUE = ("finetune", "replay", "icarl", "bic", "wa", "wa-code", "lucir", "podnet", "joint")
+SUCCESSORS = ("wa", "wa-code", "lucir", "podnet")  # BiC's, compared with it
 
 
 def runs_of(results: Path, protocol: str) -> dict:
@@ -57,7 +62,8 @@ def main():
                 std = statistics.stdev(last) if len(last) > 1 else 0.0
                 per_seed = ", ".join(f"{v:+.1f}" for v in last)
                 cells.append(f"{statistics.mean(last):+.2f} +- {std:.2f} (n={len(last)}: {per_seed})")
-                curves[(protocol, row)] = (found[0][2], [statistics.mean(s) for s in zip(*(g for _, g, _ in found))])
+                if protocol in PLOTTED:
+                    curves[(protocol, row)] = (found[0][2], [statistics.mean(s) for s in zip(*(g for _, g, _ in found))])
             else:
                 cells.append("not run")
             entry[row] = {"last_step_gaps": last}
@@ -70,9 +76,46 @@ def main():
         lines += ["", "Within the 964-character run, BiC minus replay after each step (mean over its seeds):", "",
                   "| classes seen | " + " | ".join(map(str, seen)) + " |", "|---|" + "---|" * len(seen),
                   "| BiC minus replay | " + " | ".join(f"{g:+.1f}" for g in gap) + " |"]
+    lines += ["", *last_steps(args.results)]
     save("league_bic_gap", document, "\n".join(lines))
     plot(curves, RESULTS / "league_bic_gap.png")
     print("\n".join(lines))
+
+
+def last_steps(results: Path) -> list[str]:
+    """Every row's accuracy on all classes after the last step, per protocol (mean +- std over its seeds), the best
+    row without all the data in bold, and the successors of BiC whose mean is below its."""
+    lines = ["## Where each wins: every row after the last step", "",
+             "Accuracy (%) on all classes after the last step, mean +- std (n); bold: the best row that does not keep "
+             "all the data (joint excluded).", "",
+             "| row | " + " | ".join(p.removeprefix("class-il-league-") for p in PROTOCOLS) + " |",
+             "|---|" + "---|" * len(PROTOCOLS)]
+    means = {}
+    for protocol in PROTOCOLS:
+        for (row, _), run in runs_of(results, protocol).items():
+            means.setdefault((protocol, row), []).append(100 * run["accuracy_seen_classes"][-1])
+    best = {p: max((statistics.mean(v), r) for (q, r), v in means.items() if q == p and r != "joint")[1]
+            for p in PROTOCOLS if any(q == p for q, _ in means)}
+    for row in LEAGUE:
+        cells = []
+        for protocol in PROTOCOLS:
+            values = means.get((protocol, row))
+            if not values:
+                cells.append("-")
+                continue
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            cell = f"{statistics.mean(values):.2f} +- {std:.2f} ({len(values)})"
+            cells.append(f"**{cell}**" if best.get(protocol) == row else cell)
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines += ["", "Below BiC's mean after the last step (a successor that does not beat it here):", ""]
+    for protocol in PROTOCOLS:
+        if (protocol, "bic") not in means:
+            continue
+        bic = statistics.mean(means[(protocol, "bic")])
+        below = [f"{row} ({statistics.mean(means[(protocol, row)]) - bic:+.2f})" for row in SUCCESSORS
+                 if (protocol, row) in means and statistics.mean(means[(protocol, row)]) < bic]
+        lines.append(f"- {protocol.removeprefix('class-il-league-')}: {', '.join(below) or 'none'}")
+    return lines
 
 
 def plot(curves: dict, path: Path) -> None:
