@@ -85,6 +85,21 @@ def test_the_grid_runs_saves_renders_and_resumes_without_rerunning(tiny, tmp_pat
     assert "(n=2)" in (tmp_path / "buzzega2020_der.md").read_text()
 
 
+def test_a_run_whose_loss_becomes_nan_is_saved_as_diverged_and_the_grid_goes_on(tiny, tmp_path, monkeypatch):
+    """A cell's hyper-parameters that make the loss NaN are a result: the run file says so, the table's cell says in
+    how many seeds, and the other rows still run."""
+    patched = reproduce_der.hyper_parameters
+    monkeypatch.setattr(reproduce_der, "hyper_parameters", lambda row, benchmark, buffer: {
+        **patched(row, benchmark, buffer), **({"lr": 1e30} if row == "sgd" else {})})
+    reproduce_der.reproduce(["sgd", "er"], ["s-mnist-class"], [0], tmp_path)
+    runs = tmp_path / "buzzega2020_der_runs"
+    sgd = json.loads((runs / "sgd_s-mnist-class_-_0.json").read_text())
+    assert sgd["final_average_accuracy"] is None and sgd["diverged"].startswith("the loss became nan")
+    assert json.loads((runs / "er_s-mnist-class_20_0.json").read_text())["final_average_accuracy"] > 0.2
+    row = next(line for line in (tmp_path / "buzzega2020_der.md").read_text().splitlines() if line.startswith("| SGD"))
+    assert "| 19.60 | diverged (NaN loss) in 1 of 1 |" in row
+
+
 def test_bad_rows_and_benchmarks_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="no row 'dr'"):
         reproduce_der.reproduce(["dr"], ["p-mnist"], [0], tmp_path)

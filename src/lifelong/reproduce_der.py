@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .benchmarks import make_scenario
-from .errors import ConfigError
+from .errors import ConfigError, TrainingError
 from .experiment import run_experiment
 from .grid import run_grid
 from .results import machine, read_runs, thread_note, time_left, versions, write_json
@@ -290,8 +290,12 @@ def render(document: dict, notes: str = "") -> str:
                     continue
                 paper = paper_value(row, benchmark, number)
                 cells.append("-" if paper is None else f"{paper:.2f}")
-                values = [r["final_average_accuracy"] * 100 for r in made]
-                cells.append(summary(values, paper, PAPER_STD.get((row, benchmark, number))) if values else "not run")
+                values = [r["final_average_accuracy"] * 100 for r in made if r["final_average_accuracy"] is not None]
+                diverged = len(made) - len(values)
+                cell = summary(values, paper, PAPER_STD.get((row, benchmark, number))) if values else \
+                    ("" if diverged else "not run")
+                cells.append(f"{cell}{'; ' if cell else ''}diverged (NaN loss) in {diverged} of {len(made)}"
+                             if diverged else cell)
                 if made:
                     cells_run.append((row, benchmark, buffer, made[0]))
             lines.append(f"| {ROWS[row][0]} | {buffer} | " + " | ".join(cells) + " |")
@@ -338,8 +342,14 @@ def run_one(job: dict) -> dict:
     started = time.perf_counter()
     method, options, hidden = how.pop("method"), how.pop("method_options"), tuple(how.pop("hidden"))
     how.pop("scenario")  # the scenario_for's, saved in the plan so that a run made on another input is refused
-    results = run_experiment(method, scenario, BENCHMARKS[job["benchmark"]][2], seed=job["seed"], hidden=hidden,
-                             method_options=options, device=job["device"], progress=False, **how)
+    try:
+        results = run_experiment(method, scenario, BENCHMARKS[job["benchmark"]][2], seed=job["seed"], hidden=hidden,
+                                 method_options=options, device=job["device"], progress=False, **how)
+    except TrainingError as error:  # the loss became NaN: a result of the cell's hyper-parameters, saved as such
+        import torch
+
+        return {"final_average_accuracy": None, "diverged": str(error).split(":")[0], "plan": job["plan"],
+                "threads": torch.get_num_threads(), "machine": machine(), "wall_time_s": time.perf_counter() - started}
     return {"final_average_accuracy": results["final_average_accuracy"],
             "accuracy_matrix": results["accuracy_matrix"], "plan": job["plan"], "threads": results["threads"],
             "machine": results["machine"], "wall_time_s": time.perf_counter() - started}
@@ -371,7 +381,9 @@ def reproduce(rows, benchmarks, seeds, out, data_dir=None, buffers=None, downloa
             save_table(out, notes)
             finished.append(job)
             if log:
-                log(f"[{len(finished)}/{len(jobs)}] {job['key']}: {100 * run['final_average_accuracy']:.2f}% "
+                accuracy = run["final_average_accuracy"]
+                log(f"[{len(finished)}/{len(jobs)}] {job['key']}: "
+                    f"{'diverged' if accuracy is None else f'{100 * accuracy:.2f}%'} "
                     f"({run['wall_time_s']:.0f} s{time_left(time.perf_counter() - began, len(finished), len(jobs))})")
 
         run_grid(jobs, run_one, done_run, workers, threads, gpu=device != "cpu", ray_address=ray_address)
