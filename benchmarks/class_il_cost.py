@@ -76,53 +76,53 @@ CASES = {
 
 NOTES = """## Where the time goes
 
-Profiles: cProfile on the process CPU clock of a 2-task, 2-epoch split-MNIST MLP run of each method, and pieces
-timed alone. Two runs of the MLP case on the same code (the table's, 2 repetitions on main with PODNet merged; an
-earlier one, 3 repetitions, on this branch merged with the podnet branch before it landed) give, against replay:
-WA 1.31x and 1.21x (met in both), LUCIR 1.66x and 1.25x (borderline: its epochs cost 33% more than replay's in the
-table's run, as much as replay's in the other, the spread of this shared machine), LUCIR with balanced fine-tuning
-1.88x and 1.44x, PODNet 2.50x and 2.10x (missed in both). On resnet20 all three are within 1.5x (1.15x, 1.15x,
-1.31x; an earlier run 1.21x, 1.20x, 1.36x).
+The table's run: this session's code with two speed-ups in PODNet's and LUCIR's heads (`models.cosine.
+cosine_similarities`: the cosine of features and weight rows without normalising the rows, whose backward pass
+read the weight six times; the LSC's softmax over a class's proxies written out, torch.softmax over a last
+dimension of 10 being several times slower) and PODNet's k-means assigning by the expanded product instead of
+`torch.cdist`. It also had herding through each class's Gram matrix when many of its rows are picked, since
+reverted: measured alone in the same conditions, a run's ten herdings took the same time either way (4.3 and 4.1 s
+of CPU by products, 4.4 and 3.9 s through the Gram matrix), the Gram matrix of a 6,000-image class costing as much
+as 600 to 1,000 products. The machine carried three other single-threaded jobs (load about 4 on 2 cores), against
+3 to 6 in the previous run, so the milliseconds are not comparable between runs; the ratios are.
+
+Against replay (CPU time), MLP case: WA 1.37x (met), LUCIR 1.62x and with balanced fine-tuning 1.67x (missed),
+PODNet 2.11x (missed; 2.57x in the previous run); BiC 1.40x for reference. On resnet20 all three are within 1.5x:
+WA 1.10x, LUCIR 1.22x, PODNet 1.24x (previous run 1.16x, 1.15x, 1.33x). LUCIR's MLP figure has moved between 1.25x
+and 1.75x across runs of the same code: its epochs cost 26% more than replay's here (16.62 against 13.16 s).
 
 - **Herding**, the exemplar selection of all three papers (row replay-herding: replay with herding and nothing
-  else), is their largest stage after training on the MLP: 14 to 18% of WA's, LUCIR's and BiC's time. It picks
-  each exemplar with one matrix-vector product over all of the class's features (Rebuffi et al.'s Algorithm 4,
-  `lifelong.memory.herding`): split-MNIST has about 6,000 training images a class and the memory 2,000 samples, so
-  the first task herds 1,000 of 6,000 for each of its 2 classes, the next ones 500, 333, 250 and 200: 4,567
-  products of a 6,000 x 400 matrix, 9.6 MB read at each pick. That is bound by memory traffic, so it is the
-  stage most sensitive to other jobs: about 0.6 ms a pick in the table's runs, 1 to 1.5 ms under a load of 10 to
-  12 (where it took 25 to 27% of the time and put WA at 1.6x and LUCIR at 1.85x of replay by CPU time, an earlier
-  run of this script). The greedy order depends on every previous pick, so the products cannot be batched, and
-  the exact alternative (the n x n Gram matrix, 14 G multiply-adds a class) costs more; not changed. With the
+  else), is their largest stage after training on the MLP: 20 to 25% of WA's, LUCIR's, PODNet's and BiC's time
+  here (14 to 18% in the previous, quieter run). It picks each exemplar with one matrix-vector product over all of
+  the class's features (Rebuffi et al.'s Algorithm 4, `lifelong.memory.herding`): split-MNIST has about 6,000
+  training images a class and the memory 2,000 samples, so the first task herds 1,000 of 6,000 for each of its 2
+  classes, the next ones 500, 333, 250 and 200: 4,567 products of a 6,000 x 400 matrix, 9.6 MB read at each pick,
+  bound by memory traffic and so the stage most sensitive to other jobs. The greedy order depends on every
+  previous pick, so the products cannot be batched; the Gram matrix instead (above) gains nothing overall. With the
   papers' CIFAR-100 protocol (500 images a class, 20 exemplars) the selection is a small fraction of training; on
   the convolutional case (15 images a class) it is about 5%.
 - **WA**: weight aligning costs nothing measurable (a norm and a scale of the head's rows: 0.0%); distillation
   adds the recording of the old model's logits (one forward pass over each task's training set and the memory:
-  about 4% on the MLP, 7% on resnet20) and the KD term at each step.
-- **LUCIR**: imprinting (the new task's features, one forward pass: about 3.5%), the recording of the old
-  model's features (4%), the less-forget and margin-ranking terms at each step; balanced fine-tuning (off by
-  default, as the official CIFAR code; row lucir-ft: 20 epochs on the memory's features, computed once) 6 to 7%.
-- **PODNet** misses 1.5x on the MLP. Its largest own stage is imprinting (20 to 23%): 10 proxies per new class by
-  k-means (k-means++ then up to 100 Lloyd iterations, in float64, `torch.cdist`) over the class's ~6,000
-  normalised features, about 0.8 s of CPU a class. Timed alone on those features, an assignment step by
-  `torch.cdist` in float64 takes 16 ms, by the expanded product (argmin of -2 x c^T + ||c||^2, float64, the same
-  assignment) 6 ms: its k-means could run about 2.7x faster. Its epochs also cost 25 to 50% more than replay's
-  (the local similarity classifier has 10 proxies a class, the NCA loss, POD-flat, and each gradient clamped),
-  then herding (10 to 12%) and the classifier's fine-tuning on the memory (6 to 7%). Even with a k-means 2.7x
-  faster it would stay above 1.5x; not changed here (PODNet's own code, landed from the podnet branch while this
-  was measured: a change for its author). On resnet20, POD-spatial and POD-flat at each step cost little:
-  PODNet's training stage takes 7 to 11% more than replay's, and PODNet is at 1.3x.
-- **BiC** (for reference): its stage 2 (the bias layer, fitted in closed form on cached logits) is about 0.5% of its
+  about 4% on the MLP, 6-7% on resnet20) and the KD term at each step.
+- **LUCIR**: imprinting (the new task's features, one forward pass: about 3%), the recording of the old model's
+  features (3%), the less-forget and margin-ranking terms at each step; balanced fine-tuning (off by default, as the
+  official CIFAR code; row lucir-ft: 20 epochs on the memory's features, computed once) about 6%.
+- **PODNet** misses 1.5x on the MLP. Its training stage now costs 1.24x replay's (1.49x before the head's
+  speed-ups); imprinting (10 proxies per new class by k-means++ and Lloyd's iterations, float64, over each class's
+  ~6,000 normalised features) is 17%, herding 15%, the classifier's fine-tuning on the memory 7%. Those three
+  stages are the paper's and cost by the class's size, not the network's: on the tiny MLP they add 0.8x of
+  replay's time, on resnet20 (where PODNet belongs, POD-spatial on) 13% and PODNet is at 1.24x.
+  On the league's 964 characters (9,640 proxies) the head's speed-ups matter most: 3 steps of it took 10.5 s of
+  CPU before, 6.7 s after.
+- **BiC** (for reference): its stage 2 (the bias layer, fitted in closed form on cached logits) is about 0.4% of its
   time.
 
 PODNet's accuracy on the convolutional case (20% here; 2 tasks of 20 Omniglot characters, 4 epochs) is not what
 this benchmark studies. A checkout without a method skips its rows ("Not run").
 
-The machine is shared: the load average was 3 to 6 on its 2 cores during the table's runs, 4 to 12 during the
-earlier ones (wall times up to 7 times the process CPU times). A row's fastest repetition may fall
-in a quieter minute than another row's (replay-herding's training stage came out faster than replay's), so the
-ratios move by several percent between runs; the CPU-time ratio is the steadier figure. Both are in the tables,
-and the JSON keeps every repetition.
+The machine is shared; a row's fastest repetition may fall in a quieter minute than another row's, so the ratios
+move by several percent between runs; the CPU-time ratio is the steadier figure. Both are in the tables, and the
+JSON keeps every repetition.
 """
 
 class StageTimer:

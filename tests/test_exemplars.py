@@ -48,9 +48,9 @@ def herding_loop(features, m):
 
 def test_herding_picks_what_the_papers_loop_picks_and_its_mean_beats_random():
     features = torch.randn(60, 5, generator=torch.Generator().manual_seed(0))
-    chosen = herding(features, 12)  # 12 picks of 60 rows: through the Gram matrix
+    chosen = herding(features, 12)
     assert chosen.tolist() == herding_loop(features, 12)
-    assert herding(features, 3).tolist() == herding_loop(features, 3)  # 3 of 60: a matrix-vector product a pick
+    assert herding(features, 3).tolist() == herding_loop(features, 3)
     assert len(set(chosen.tolist())) == 12
     mu = features.mean(0)
     for k in (1, 4, 12):  # every prefix: the running mean tracks the class mean better than random draws

@@ -21,14 +21,6 @@ from .inputs import concat, restored, stored
 SELECTIONS = ("herding", "random")
 
 
-# herding reads x_i . a for every row i at each pick. One matrix-vector product per pick reads the whole feature
-# matrix from memory each time; the n x n Gram matrix, computed once at matrix-product speed, turns each pick into a
-# row read. Measured on one core (6,000 x 400 float32, an MNIST class): a pick by product 2.4 ms, the Gram matrix
-# 0.75 s, so it pays from about n / 19 picks on; it is used from n / 16 on, for at most 8,192 rows (256 MB).
-GRAM_MIN_PICKS_PER_ROW = 1 / 16
-GRAM_MAX_ROWS = 8192
-
-
 def herding(features: torch.Tensor, m: int) -> torch.Tensor:
     """Indices of `m` rows chosen greedily so that the mean of the chosen rows stays closest to the mean of all
     (Welling 2009; Rebuffi et al. 2017, Algorithm 4): p_k = argmin_x || mu - (x + sum_{j<k} p_j) / k ||, each
@@ -39,29 +31,16 @@ def herding(features: torch.Tensor, m: int) -> torch.Tensor:
     mu = features.double().mean(0)
     squared_norms = (features.double() ** 2).sum(1)
     chosen = torch.empty(m, dtype=torch.long)
-    # || x_i / k - a ||^2 with a = mu - total / k, less its constant ||a||^2, needs x_i . a = x_i . mu - x_i . total / k
-    # (total: the sum of the rows picked so far, kept in float64 over thousands of picks; the products in the
-    # features' own precision: they are the cost, and float64 halves their speed)
-    gram = n <= GRAM_MAX_ROWS and m >= n * GRAM_MIN_PICKS_PER_ROW
-    if gram:
-        rows_dot_rows = features @ features.t()
-        rows_dot_mu = (features @ mu.to(features.dtype)).double()
-        rows_dot_total = torch.zeros_like(squared_norms)
-    else:
-        total = torch.zeros_like(mu)
+    total = torch.zeros_like(mu)  # sum of the features picked so far, in float64 over thousands of picks
     for k in range(1, m + 1):
-        if gram:
-            rows_dot_a = rows_dot_mu - rows_dot_total / k
-        else:
-            rows_dot_a = (features @ (mu - total / k).to(features.dtype)).double()
-        distances = squared_norms / k**2 - rows_dot_a * (2 / k)
+        # || a - f / k ||^2 with a = mu - total / k, without its constant ||a||^2: one matrix-vector product
+        # (in the features' own precision: the product is the cost, and float64 halves its speed)
+        a = mu - total / k
+        distances = squared_norms / k**2 - (features @ a.to(features.dtype)).double() * (2 / k)
         distances[chosen[:k - 1]] = float("inf")
         i = int(distances.argmin())
         chosen[k - 1] = i
-        if gram:
-            rows_dot_total += rows_dot_rows[i].double()
-        else:
-            total += features[i].double()
+        total += features[i].double()
     return chosen
 
 
