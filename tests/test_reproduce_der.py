@@ -34,6 +34,10 @@ def test_the_protocol_is_mammoths_best_args():
     assert plan("online-ewc", "p-mnist", None)["stream"] is False
     assert plan("a-gem", "mnist-360", 1000)["batch_size"] == 4  # A-GEM-R's
     assert plan("er-ace", "s-mnist-class", 500)["lr"] == 0.1  # ER's, borrowed
+    assert plan("task-free-mas", "p-mnist", None)["lr"] == 0.1  # oEWC's (SGD's 0.2 makes its loss NaN)
+    assert plan("task-free-mas", "mnist-360", None)["lr"] == 0.1  # no oEWC on MNIST-360: SGD's
+    assert plan("task-free-mas", "s-mnist-class", None) == {**plan("sgd", "s-mnist-class", None),
+                                                             "method": "task-free-mas"}  # oEWC's = SGD's there
     keys = [key for key, *_ in planned_runs(["sgd", "der", "lwf"], ["s-mnist-class", "p-mnist"], [0])]
     assert keys == ["sgd/s-mnist-class/-/0", "der/s-mnist-class/200/0", "der/s-mnist-class/500/0",
                     "der/s-mnist-class/5120/0", "lwf/s-mnist-class/-/0", "sgd/p-mnist/-/0", "der/p-mnist/200/0",
