@@ -316,6 +316,8 @@ def render(document: dict, notes: str = "") -> str:
               "| method | benchmark | buffer | hyper-parameters | our options |", "|---|---|---|---|---|"]
     for row, benchmark, buffer, run in cells_run:
         args = hyper_parameters(row, benchmark, None if buffer == "-" else int(buffer))
+        if row in BORROW:  # a borrowing row takes the lender's lr, batch and draw, not its method's coefficients
+            args = {k: v for k, v in args.items() if k in ("lr", "batch_size", "minibatch_size")}
         borrowed = f" (from {ROWS[lender(row, benchmark)][0]})" if row in BORROW else ""
         how = run.get("plan", {})
         options = ", ".join(f"{k}={v}" for k, v in how.get("method_options", {}).items())
