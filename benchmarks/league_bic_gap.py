@@ -11,28 +11,19 @@ benchmarks/results/league_bic_gap.md, .json and .png.
 """
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
 from _common import RESULTS, save
 
-PROTOCOLS = ("class-il-league-split-mnist-2000", "class-il-league-split-mnist-200", "class-il-league-split-fashion-2000",
-             "class-il-league-split-fashion-200", "class-il-league-split-omniglot", "class-il-league-split-omniglot-conv",
-             "class-il-league-omniglot-964")
+from lifelong.reproduce_steps import LEAGUE_ROWS, load_runs
+from lifelong.reproduce_steps import PROTOCOLS as ALL_PROTOCOLS
+
+PROTOCOLS = tuple(name for name, protocol in ALL_PROTOCOLS.items() if protocol.get("league"))
 PLOTTED = ("class-il-league-split-mnist-2000", "class-il-league-split-omniglot", "class-il-league-omniglot-964")
 ROWS = ("bic", "wa-code", "lucir")  # each against replay
-LEAGUE = ("finetune", "replay", "icarl", "bic", "wa", "wa-code", "lucir", "podnet", "joint")
+LEAGUE = tuple(LEAGUE_ROWS)
 SUCCESSORS = ("wa", "wa-code", "lucir", "podnet")  # BiC's, compared with it
-
-
-def runs_of(results: Path, protocol: str) -> dict:
-    folder = results / f"{protocol.replace('-', '_')}_runs"
-    runs = {}
-    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
-        run = json.loads(path.read_text())
-        runs[(run["row"], run["seed"])] = run
-    return runs
 
 
 def gaps(runs: dict, row: str) -> list[tuple[int, list[float], list[int]]]:
@@ -51,7 +42,7 @@ def main():
     document = {"protocols": {}}
     curves = {}
     for protocol in PROTOCOLS:
-        runs = runs_of(args.results, protocol)
+        runs = load_runs(args.results, protocol)
         cells, entry = [], {}
         classes = None
         for row in ROWS:
@@ -92,7 +83,7 @@ def last_steps(results: Path) -> list[str]:
              "|---|" + "---|" * len(PROTOCOLS)]
     means = {}
     for protocol in PROTOCOLS:
-        for (row, _), run in runs_of(results, protocol).items():
+        for (row, _), run in load_runs(results, protocol).items():
             means.setdefault((protocol, row), []).append(100 * run["accuracy_seen_classes"][-1])
     best = {p: max((statistics.mean(v), r) for (q, r), v in means.items() if q == p and r != "joint")[1]
             for p in PROTOCOLS if any(q == p for q, _ in means)}

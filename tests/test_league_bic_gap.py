@@ -21,7 +21,7 @@ def test_gaps_the_best_row_and_the_successors_below_bic(tmp_path):
     protocol = "class-il-league-split-mnist-2000"
     write_runs(tmp_path, protocol, {("replay", 0): 0.50, ("replay", 1): 0.60, ("bic", 0): 0.70, ("bic", 1): 0.80,
                                     ("lucir", 0): 0.76, ("wa", 0): 0.40, ("joint", 0): 0.99})
-    runs = league_bic_gap.runs_of(tmp_path, protocol)
+    runs = league_bic_gap.load_runs(tmp_path, protocol)
     gaps = league_bic_gap.gaps(runs, "bic")  # BiC minus replay per seed, in points, after each step
     assert [seed for seed, _, _ in gaps] == [0, 1]
     assert [round(g[-1], 6) for _, g, _ in gaps] == [20.0, 20.0]

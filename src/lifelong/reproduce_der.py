@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from .benchmarks import make_scenario
 from .errors import ConfigError, TrainingError
 from .experiment import run_experiment
@@ -304,11 +306,10 @@ def render(document: dict, notes: str = "") -> str:
                 paper = paper_value(row, benchmark, number)
                 cells.append("-" if paper is None else f"{paper:.2f}")
                 values = [r["final_average_accuracy"] * 100 for r in made if r["final_average_accuracy"] is not None]
-                diverged = len(made) - len(values)
-                cell = summary(values, paper, PAPER_STD.get((row, benchmark, number))) if values else \
-                    ("" if diverged else "not run")
-                cells.append(f"{cell}{'; ' if cell else ''}diverged (NaN loss) in {diverged} of {len(made)}"
-                             if diverged else cell)
+                parts = [summary(values, paper, PAPER_STD.get((row, benchmark, number)))] if values else []
+                if len(values) < len(made):
+                    parts.append(f"diverged (NaN loss) in {len(made) - len(values)} of {len(made)}")
+                cells.append("; ".join(parts) or "not run")
                 if made:
                     cells_run.append((row, benchmark, buffer, made[0]))
             lines.append(f"| {ROWS[row][0]} | {buffer} | " + " | ".join(cells) + " |")
@@ -361,8 +362,6 @@ def run_one(job: dict) -> dict:
         results = run_experiment(method, scenario, BENCHMARKS[job["benchmark"]][2], seed=job["seed"], hidden=hidden,
                                  method_options=options, device=job["device"], progress=False, **how)
     except TrainingError as error:  # the loss became NaN: a result of the cell's hyper-parameters, saved as such
-        import torch
-
         return {"final_average_accuracy": None, "diverged": str(error).split(":")[0], "plan": job["plan"],
                 "threads": torch.get_num_threads(), "machine": machine(), "wall_time_s": time.perf_counter() - started}
     return {"final_average_accuracy": results["final_average_accuracy"],
