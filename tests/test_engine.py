@@ -166,6 +166,29 @@ def test_joint_trains_on_the_union_of_seen_tasks(digits_scenario):
     assert sorted(set(targets.tolist())) == list(range(6)) and sorted(set(task_ids.tolist())) == [0, 1, 2]
 
 
+def test_joint_from_scratch_trains_the_initial_model_on_the_union_at_every_task(digits_scenario):
+    """Mammoth's JOINT: after task 2 the model is its initial state trained on tasks 1-2 only, the same model as
+    one that never trained on task 1 alone; the default joint goes on from the model trained on task 1."""
+    config = TrainConfig(**{**FAST, "epochs": 1})
+    first, second = digits_scenario.tasks[:2]
+    models = {}
+    for name, options, train_first in (("scratch", {"from_scratch": True}, True), ("default", {}, True),
+                                       ("never-trained", {}, False)):
+        method = fresh("joint", digits_scenario, "class", **options)
+        method.before_task(first)
+        if train_first:
+            train_task(method, first, digits_scenario, config, torch.Generator().manual_seed(1))
+        method.after_task(first)
+        torch.manual_seed(5)  # the new head part drawn alike
+        method.before_task(second)
+        train_task(method, second, digits_scenario, config, torch.Generator().manual_seed(0))
+        models[name] = method.model.state_dict()
+    assert all(torch.equal(models["scratch"][k], models["never-trained"][k]) for k in models["scratch"])
+    assert not all(torch.equal(models["scratch"][k], models["default"][k]) for k in models["scratch"])
+    with pytest.raises(ConfigError, match="from_scratch must be true or false"):
+        fresh("joint", digits_scenario, "class", from_scratch="yes")
+
+
 def test_bad_configuration_is_rejected():
     with pytest.raises(ConfigError, match="learning rate"):
         TrainConfig(lr=-1)

@@ -36,6 +36,7 @@ def test_the_protocol_is_mammoths_best_args():
     assert plan("er-ace", "s-mnist-class", 500)["lr"] == 0.1  # ER's, borrowed
     assert plan("task-free-mas", "p-mnist", None)["lr"] == 0.1  # oEWC's (SGD's 0.2 makes its loss NaN)
     assert plan("task-free-mas", "mnist-360", None)["lr"] == 0.1  # no oEWC on MNIST-360: SGD's
+    assert plan("joint", "mnist-360", None)["method_options"] == {"from_scratch": True}  # Mammoth's JOINT
     assert plan("task-free-mas", "s-mnist-class", None) == {**plan("sgd", "s-mnist-class", None),
                                                              "method": "task-free-mas"}  # oEWC's = SGD's there
     keys = [key for key, *_ in planned_runs(["sgd", "der", "lwf"], ["s-mnist-class", "p-mnist"], [0])]

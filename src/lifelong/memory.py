@@ -29,17 +29,17 @@ def herding(features: torch.Tensor, m: int) -> torch.Tensor:
     if not 0 <= m <= n:
         raise ConfigError(f"herding: cannot choose {m} exemplars among {n} samples")
     mu = features.double().mean(0)
-    squared_norms = (features.double() ** 2).sum(1)
+    # k^2 || mu - (f + total) / k ||^2 = ||f||^2 - 2k f.(mu - total / k) + a term the same for every row: one
+    # matrix-vector product per pick (addmv, in the features' precision: the product is the cost, and float64
+    # halves its speed). A picked row's squared norm becomes inf, so it is never picked again.
+    squared_norms = (features.double() ** 2).sum(1).to(features.dtype)
     chosen = torch.empty(m, dtype=torch.long)
     total = torch.zeros_like(mu)  # sum of the features picked so far, in float64 over thousands of picks
     for k in range(1, m + 1):
-        # || a - f / k ||^2 with a = mu - total / k, without its constant ||a||^2: one matrix-vector product
-        # (in the features' own precision: the product is the cost, and float64 halves its speed)
-        a = mu - total / k
-        distances = squared_norms / k**2 - (features @ a.to(features.dtype)).double() * (2 / k)
-        distances[chosen[:k - 1]] = float("inf")
-        i = int(distances.argmin())
+        a = (mu - total / k).to(features.dtype)
+        i = int(torch.addmv(squared_norms, features, a, alpha=-2 * k).argmin())
         chosen[k - 1] = i
+        squared_norms[i] = float("inf")
         total += features[i].double()
     return chosen
 

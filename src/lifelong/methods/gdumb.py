@@ -24,6 +24,7 @@ import torch
 
 from ..buffers import ClassBalancedBuffer
 from ..errors import ConfigError
+from ..models.initial import initial_state, restore_initial
 from .base import Method
 from .er import _size
 
@@ -80,7 +81,7 @@ class GDumb(Method):
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
         # the model's initial state, each entry as first seen (a head part added later: at the next evaluation,
         # before anything trained it, since the stream trains nothing)
-        self.initial = {name: value.detach().clone() for name, value in model.state_dict().items()}
+        self.initial = initial_state(model)
         self._optimizer = None
         self._step = 0
         self._steps_per_pass = 1
@@ -90,19 +91,10 @@ class GDumb(Method):
         """A batch of the stream: offered to the memory, nothing else."""
         self.buffer.add(x, targets, task_ids)
 
-    def reset_model(self) -> None:
-        """The model back to its initial state, every parameter trainable (the task setting's frozen old heads
-        included: the model is trained from scratch on every task's samples)."""
-        state = self.model.state_dict()
-        for name, value in state.items():
-            if name not in self.initial:
-                self.initial[name] = value.detach().clone()
-        self.model.load_state_dict({name: self.initial[name] for name in state})
-        self.model.requires_grad_(True)
-
     def before_evaluation(self, fit):
-        """The model from its initial state, trained on the memory alone."""
-        self.reset_model()
+        """The model from its initial state (every parameter trainable: the task setting's frozen old heads
+        included), trained on the memory alone."""
+        restore_initial(self.model, self.initial)
         data = self.buffer.contents()
         self._optimizer = torch.optim.SGD(self.model.parameters(), lr=self.lr * 0.1, momentum=self.momentum,
                                           weight_decay=self.weight_decay)
