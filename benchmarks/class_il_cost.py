@@ -76,29 +76,28 @@ CASES = {
 
 NOTES = """## Where the time goes
 
-The table's run: this session's code with two speed-ups in PODNet's and LUCIR's heads (`models.cosine.
-cosine_similarities`: the cosine of features and weight rows without normalising the rows, whose backward pass
-read the weight six times; the LSC's softmax over a class's proxies written out, torch.softmax over a last
-dimension of 10 being several times slower) and PODNet's k-means assigning by the expanded product instead of
-`torch.cdist`. It also had herding through each class's Gram matrix when many of its rows are picked, since
-reverted: measured alone in the same conditions, a run's ten herdings took the same time either way (4.3 and 4.1 s
-of CPU by products, 4.4 and 3.9 s through the Gram matrix), the Gram matrix of a 6,000-image class costing as much
-as 600 to 1,000 products. The machine carried three other single-threaded jobs (load about 4 on 2 cores), against
-3 to 6 in the previous run, so the milliseconds are not comparable between runs; the ratios are.
+The MLP table's run: this session's code, with PODNet's imprinting by scikit-learn's KMeans (as PODNet's code;
+before, our own k-means++ and Lloyd's iterations in float64: 2 to 4 times slower, the same inertia on split-MNIST's
+classes) and herding's pick one `addmv` (its picks unchanged on three 6,000 x 400 sets; about 1.25x faster alone).
+One other single-threaded job ran beside it (the machine's load about 2 on 2 cores, against 4 to 6 in the previous
+runs), so the milliseconds are not comparable between runs; the ratios are. The resnet20 table is the previous
+run's (not rerun).
 
-Against replay (CPU time), MLP case: WA 1.37x (met), LUCIR 1.62x and with balanced fine-tuning 1.67x (missed),
-PODNet 2.11x (missed; 2.57x in the previous run); BiC 1.40x for reference. On resnet20 all three are within 1.5x:
-WA 1.10x, LUCIR 1.22x, PODNet 1.24x (previous run 1.16x, 1.15x, 1.33x). LUCIR's MLP figure has moved between 1.25x
-and 1.75x across runs of the same code: its epochs cost 26% more than replay's here (16.62 against 13.16 s).
+Against replay (CPU time), MLP case: WA 1.30x (met), LUCIR 1.46x (met; 1.62x in the previous run, a figure that has
+moved between 1.25x and 1.75x across runs of the same code), LUCIR with balanced fine-tuning 1.56x (missed), PODNet
+1.82x (missed; 2.11x and 2.57x in the two runs before); BiC 1.32x for reference. On resnet20 all three are within
+1.5x: WA 1.10x, LUCIR 1.22x, PODNet 1.24x.
 
 - **Herding**, the exemplar selection of all three papers (row replay-herding: replay with herding and nothing
-  else), is their largest stage after training on the MLP: 20 to 25% of WA's, LUCIR's, PODNet's and BiC's time
-  here (14 to 18% in the previous, quieter run). It picks each exemplar with one matrix-vector product over all of
+  else), is their largest stage after training on the MLP: 12 to 17% of WA's, LUCIR's, PODNet's and BiC's time
+  here (20 to 25% in the previous, more loaded run). It picks each exemplar with one matrix-vector product over all of
   the class's features (Rebuffi et al.'s Algorithm 4, `lifelong.memory.herding`): split-MNIST has about 6,000
   training images a class and the memory 2,000 samples, so the first task herds 1,000 of 6,000 for each of its 2
   classes, the next ones 500, 333, 250 and 200: 4,567 products of a 6,000 x 400 matrix, 9.6 MB read at each pick,
   bound by memory traffic and so the stage most sensitive to other jobs. The greedy order depends on every
-  previous pick, so the products cannot be batched; the Gram matrix instead (above) gains nothing overall. With the
+  previous pick, so the products cannot be batched; the Gram matrix instead gained nothing overall (tried in an
+  earlier run: a run's ten herdings took 4.3 and 4.1 s of CPU by products, 4.4 and 3.9 s through the Gram matrix,
+  which for a 6,000-image class costs as much as 600 to 1,000 products). With the
   papers' CIFAR-100 protocol (500 images a class, 20 exemplars) the selection is a small fraction of training; on
   the convolutional case (15 images a class) it is about 5%.
 - **WA**: weight aligning costs nothing measurable (a norm and a scale of the head's rows: 0.0%); distillation
@@ -107,11 +106,12 @@ and 1.75x across runs of the same code: its epochs cost 26% more than replay's h
 - **LUCIR**: imprinting (the new task's features, one forward pass: about 3%), the recording of the old model's
   features (3%), the less-forget and margin-ranking terms at each step; balanced fine-tuning (off by default, as the
   official CIFAR code; row lucir-ft: 20 epochs on the memory's features, computed once) about 6%.
-- **PODNet** misses 1.5x on the MLP. Its training stage now costs 1.24x replay's (1.49x before the head's
-  speed-ups); imprinting (10 proxies per new class by k-means++ and Lloyd's iterations, float64, over each class's
-  ~6,000 normalised features) is 17%, herding 15%, the classifier's fine-tuning on the memory 7%. Those three
-  stages are the paper's and cost by the class's size, not the network's: on the tiny MLP they add 0.8x of
-  replay's time, on resnet20 (where PODNet belongs, POD-spatial on) 13% and PODNet is at 1.24x.
+- **PODNet** misses 1.5x on the MLP. Its epochs cost 1.28x replay's (14.8 against 11.6 s: the local-similarity
+  head has 10 proxies a class, the NCA loss, POD-flat); the paper's stages around them add 0.55x: herding 12%,
+  imprinting (10 proxies per new class by k-means over each class's ~6,000 normalised features) 7%, the
+  classifier's fine-tuning on the memory 7%. Those stages cost by the class's size, not the network's: on the tiny
+  MLP they weigh, on resnet20 (where PODNet belongs, POD-spatial on) 13% and PODNet is at 1.24x. Against replay with
+  the same herding (row replay-herding) PODNet is at 1.56x on the MLP.
   On the league's 964 characters (9,640 proxies) the head's speed-ups matter most: 3 steps of it took 10.5 s of
   CPU before, 6.7 s after.
 - **BiC** (for reference): its stage 2 (the bias layer, fitted in closed form on cached logits) is about 0.4% of its
