@@ -24,11 +24,13 @@ from .heads import GrowingHead
 
 def cosine_similarities(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """cos(f_i, w_j) for every feature row i and weight row j: (batch, rows), as F.normalize(features) @
-    F.normalize(weight).T. The weight rows are not normalised themselves: the product's columns are divided by the
-    rows' norms, the same value with a backward pass that reads the weight twice instead of six times (a head of
-    964 classes with 10 proxies each, 9,640 x 400: 70 ms to 32 ms on one core, shared)."""
-    inverse_norms = (weight * weight).sum(1).clamp_min(1e-24).rsqrt()  # F.normalize's eps 1e-12, squared
-    return (F.normalize(features, dim=1) @ weight.t()) * inverse_norms
+    F.normalize(weight).T. Neither side is normalised itself: the product f @ w.T is scaled by the outer product of
+    the inverse norms, the same value with a backward pass that reads each operand about twice instead of six times
+    (one core, a batch of 128 and 400 features, forward and backward: 100 rows, PODNet's 10 classes of 10 proxies,
+    1.56 to 0.79 ms; 9,640 rows, 91 to 89 ms; F.normalize(features) alone cost more than the product at 100 rows)."""
+    inverse_weight_norms = (weight * weight).sum(1).clamp_min(1e-24).rsqrt()  # F.normalize's eps 1e-12, squared
+    inverse_feature_norms = (features * features).sum(1).clamp_min(1e-24).rsqrt()
+    return (features @ weight.t()) * torch.outer(inverse_feature_norms, inverse_weight_norms)
 
 
 class CosineRows(nn.Module):
