@@ -525,10 +525,11 @@ def test_si_path_and_distance_start_after_a_warm_up_of_the_head(digits):
 
 
 @pytest.mark.parametrize("setting", ["task", "class"])
-@pytest.mark.parametrize("fisher", ["true", "empirical", "predicted"])
+@pytest.mark.parametrize("fisher", ["true", "empirical", "weighted-empirical", "predicted"])
 def test_ewc_fisher_is_the_papers_the_empirical_or_hsus_written_as_a_loop(digits, setting, fisher):
-    """F = (1/N) sum_k E_y g_y^2 with y ~ p(y | x_k) (Kirkpatrick et al.), at the true label (empirical), or at the
-    argmax (Hsu et al.), each against a loop over samples (and, for the true Fisher, over every output)."""
+    """F = (1/N) sum_k E_y g_y^2 with y ~ p(y | x_k) (Kirkpatrick et al.), at the true label (empirical; weighted
+    by its probability: Mammoth's), or at the argmax (Hsu et al.), each against a loop over samples (and, for the
+    true Fisher, over every output)."""
     first, second = digits.tasks[0], replace_train(digits.tasks[1], 12)
     method = fresh("ewc", digits, setting, fisher=fisher)
     method.before_task(first)
@@ -542,10 +543,10 @@ def test_ewc_fisher_is_the_papers_the_empirical_or_hsus_written_as_a_loop(digits
         logits = model(x[None])[:, columns]
         p = torch.softmax(logits, 1)[0].detach()
         true_label = int(y) if setting == "task" else int(y) + method.offsets[second.id]
-        labels = {"true": range(logits.shape[1]), "empirical": [true_label],
+        labels = {"true": range(logits.shape[1]), "empirical": [true_label], "weighted-empirical": [true_label],
                   "predicted": [int(logits.argmax())]}[fisher]
         for label in labels:
-            weight = float(p[label]) if fisher == "true" else 1.0
+            weight = float(p[label]) if fisher in ("true", "weighted-empirical") else 1.0
             log_p = torch.log_softmax(model(x[None])[:, columns], 1)[0, label]
             free = {n: q for n, q in params.items() if q.requires_grad}  # old heads frozen in the task setting
             for name, g in zip(free, torch.autograd.grad(log_p, list(free.values()), allow_unused=True)):
@@ -584,7 +585,7 @@ def test_the_true_fisher_has_no_batch_estimate(digits):
 
 def penalty_value(terms, model):
     params = dict(model.named_parameters())
-    return float(sum((omega * (params[n] - anchor).square()).sum() for n, (omega, anchor) in terms.items()))
+    return float(sum((omega * (params[n] - anchor).square()).sum() for n, (omega, anchor) in terms.items()).detach())
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -20,7 +20,7 @@ def tiny(monkeypatch):
     monkeypatch.setattr(reproduce_der, "hyper_parameters", lambda row, benchmark, buffer: hyper_parameters(
         row, "s-mnist-task", None if buffer is None else 200))  # seq-mnist's arguments, buffer 200's
     monkeypatch.setattr(reproduce_der, "scenario_for",
-                        lambda benchmark, data_dir, download, seed: make_scenario("split-digits", seed=seed))
+                        lambda benchmark, data_dir, download, seed, batch=None: make_scenario("split-digits", seed=seed))
 
 
 def test_the_protocol_is_mammoths_best_args():
@@ -32,11 +32,14 @@ def test_the_protocol_is_mammoths_best_args():
     assert plan("lwf", "s-mnist-task", None)["weight_decay"] == 0.001
     assert plan("online-ewc", "p-mnist", None)["method_options"]["strength"] == 0.7
     assert plan("online-ewc", "p-mnist", None)["stream"] is False
+    assert plan("online-ewc", "p-mnist", None)["method_options"]["fisher"] == "weighted-empirical"  # ewc_on's
     assert plan("a-gem", "mnist-360", 1000)["batch_size"] == 4  # A-GEM-R's
     assert plan("er-ace", "s-mnist-class", 500)["lr"] == 0.1  # ER's, borrowed
     assert plan("task-free-mas", "p-mnist", None)["lr"] == 0.1  # oEWC's (SGD's 0.2 makes its loss NaN)
     assert plan("task-free-mas", "mnist-360", None)["lr"] == 0.1  # no oEWC on MNIST-360: SGD's
     assert plan("joint", "mnist-360", None)["method_options"] == {"from_scratch": True}  # Mammoth's JOINT
+    assert plan("a-gem", "mnist-360", 1000)["stream_batch_size"] == 4  # the stream mixed for the row's batches
+    assert "stream_batch_size" not in plan("a-gem", "p-mnist", 200)
     assert plan("task-free-mas", "s-mnist-class", None) == {**plan("sgd", "s-mnist-class", None),
                                                              "method": "task-free-mas"}  # oEWC's = SGD's there
     keys = [key for key, *_ in planned_runs(["sgd", "der", "lwf"], ["s-mnist-class", "p-mnist"], [0])]

@@ -11,6 +11,7 @@ import torch
 from lifelong.benchmarks import make_scenario
 from lifelong.data import Dataset
 from lifelong.errors import ConfigError
+from lifelong.experiment import run_experiment
 from lifelong.rotations import (chunk_sizes, mnist_360, mnist_360_angles, mnist_360_schedule, rotated,
                                 rotation_angles)
 from lifelong.scenarios import permuted
@@ -280,6 +281,26 @@ def test_make_scenario_maps_the_task_count_of_mnist_360_to_rounds(monkeypatch):
         with pytest.raises(ConfigError, match="no class order to shuffle"):
             make_scenario(name, class_order_seed=1)
     assert make_scenario("rotated-mnist", n_tasks=3, seed=2).config["angles"] == rotation_angles(3, 2)
+
+
+def test_mnist_360_is_mixed_for_the_training_batch_and_a_stream_of_other_batches_is_refused(monkeypatch):
+    """Mammoth cuts MNIST-360 for its --batch_size: the stream is mixed for the batch it is fed in; training a
+    stream mixed for 16 in batches of 4 is refused in one line, before any training."""
+    import lifelong.benchmarks as benchmarks
+
+    monkeypatch.setattr(benchmarks, "load_dataset", lambda *a, **k: _synthetic(train_counts=(60,) * 10))
+    assert make_scenario("mnist-360").config["batch_size"] == 16
+    four = make_scenario("mnist-360", stream_batch_size=4)
+    assert four.config["batch_size"] == 4
+    y = four.tasks[0].y_train  # the pair (0, 1) in equal shares: every batch of 4 holds both digits
+    assert all(set(y[i:i + 4].tolist()) == {0, 1} for i in range(0, len(y) - 4, 4))
+    assert make_scenario("rotated-mnist", n_tasks=2, stream_batch_size=4).config == \
+        make_scenario("rotated-mnist", n_tasks=2).config  # a scenario not mixed batch by batch does not depend on it
+    with pytest.raises(ConfigError, match="mixed batch by batch for batches of 16, and the training batch is 4") \
+            as error:
+        run_experiment("er", make_scenario("mnist-360"), "domain", stream=True, batch_size=4, epochs=1,
+                       method_options={"memory": 20}, progress=False)
+    assert "\n" not in str(error.value)
 
 
 # ---------------------------------------------------------------------------------------------- real MNIST

@@ -60,13 +60,16 @@ def make_scenario(
     few_shot: dict | None = None,
     base_classes: int | None = None,
     class_order: list[int] | None = None,
+    stream_batch_size: int | None = None,
 ) -> Scenario:
     """Build a named benchmark (see `BENCHMARKS`); `n_tasks` and `class_order_seed` override its defaults.
     `few_shot` (ways, shots, base_classes; with `n_tasks` the sessions): a protocol of another shape, drawn from the
     same seed, for few-shot scenarios without official lists (fscil-omniglot). `base_classes`: the first task's
     classes, the rest shared equally by the other `n_tasks - 1` (splits by classes; on fscil-omniglot the base
     session's, as few_shot's). `class_order`: the class order as a list of labels (splits by classes), in place of
-    the benchmark's order and of `class_order_seed`."""
+    the benchmark's order and of `class_order_seed`. `stream_batch_size`: the batch size the stream will be fed in; a
+    scenario whose stream is mixed batch by batch (mnist-360: each batch holds the two active digits in proportion)
+    is cut for it, as Mammoth cuts it for its --batch_size (default 16); the others do not depend on it."""
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown scenario {name!r}; choose one of: {', '.join(BENCHMARKS)}")
     dataset_name, spec, allowed_tasks = BENCHMARKS[name]
@@ -126,6 +129,8 @@ def make_scenario(
     elif kind == "rotated":
         scenario = rotated(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
     elif kind == "mnist-360":
+        if stream_batch_size is not None:
+            spec["batch_size"] = stream_batch_size
         scenario = mnist_360(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)
     else:
         scenario = permuted(dataset, validation_fraction=validation_fraction, seed=seed, name=name, **spec)

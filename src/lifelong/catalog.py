@@ -137,6 +137,8 @@ REPRODUCTIONS = {
     "class-il-league-split-omniglot": "the class-IL league: Omniglot, 200 characters in 10 steps, 2 exemplars each",
     "class-il-league-split-omniglot-conv": "the class-IL league on split-omniglot with a convolutional backbone "
                                            "(ResNet-20): PODNet's spatial distillation",
+    "class-il-league-split-omniglot-conv-30": "the same with 30 epochs a step, which trains ResNet-20's first step "
+                                              "to its plateau (10 epochs do not: benchmarks/conv_first_step.py)",
     "class-il-league-omniglot-964": "the class-IL league at scale: all 964 Omniglot background characters in 10 "
                                     "steps, 2 exemplars each",
     "hou2019-lucir-cifar100-5": "Hou et al. 2019 (LUCIR) on CIFAR-100, 50 classes then 5 phases of 10, "

@@ -103,6 +103,12 @@ def run(learner: Learner | Method, scenario: Scenario, config: TrainConfig | Non
     if empty:  # found before any training, not hours into a sequence
         raise ConfigError(f"task(s) {', '.join(map(str, empty))} of {scenario.name} have no training samples: "
                           "nothing to learn (a validation_fraction that takes them all?)")
+    mixed_for = scenario.config.get("batch_size") if scenario.config.get("ordered") else None
+    if config.stream and mixed_for and config.batch_size != mixed_for:  # Mammoth's batches, or none at all
+        raise ConfigError(f"{scenario.name}'s stream is mixed batch by batch for batches of {mixed_for}, and the "
+                          f"training batch is {config.batch_size}: train with --batch-size {mixed_for}, or build "
+                          f"the scenario for yours (make_scenario(..., stream_batch_size={config.batch_size}); "
+                          "the command line does)")
     learner.build(scenario.tasks[0].x_train)
     method = learner.method
     method.check(scenario)

@@ -114,7 +114,7 @@ def run_experiment(
         except TypeError as error:
             raise ConfigError(f"bad training option: {error}") from None
     if isinstance(scenario, str):
-        scenario = make_scenario(scenario, data_dir=data_dir, seed=config.seed)
+        scenario = make_scenario(scenario, data_dir=data_dir, seed=config.seed, stream_batch_size=config.batch_size)
     config = replace(config, extra={**config.extra, "backbone": backbone or scenario.backbone,
                                     "hidden": list(hidden), "method_options": method_options or {},
                                     **({"preallocate_head": True} if preallocate_head else {})})

@@ -196,7 +196,8 @@ def plan(row: str, benchmark: str, buffer: int | None) -> dict:
     if method == "der++":
         options["beta"] = args["beta"]
     if method == "online-ewc":  # Mammoth's penalty e_lambda * sum F (theta - theta*)^2: our strength; its Fisher
-        options.update(strength=args["e_lambda"], gamma=args["gamma"], fisher="empirical")  # at the true labels
+        # at the true labels, each sample's square weighted by the probability of its label (ewc_on's end_task)
+        options.update(strength=args["e_lambda"], gamma=args["gamma"], fisher="weighted-empirical")
     if method == "si":
         options.update(strength=args["c"], damping=args["xi"])
     if method == "lwf":
@@ -205,9 +206,12 @@ def plan(row: str, benchmark: str, buffer: int | None) -> dict:
         options["from_scratch"] = True
     # Mammoth adds wd_reg * sum(theta^2) to the loss: its gradient is 2 * wd_reg * theta, SGD's weight_decay of
     # twice wd_reg
-    return {"method": method, "method_options": options, "stream": stream, "epochs": 1, "lr": args["lr"],
-            "batch_size": args["batch_size"], "optimizer": "sgd", "momentum": 0.0,
-            "weight_decay": 2 * args.get("wd_reg", 0.0), "hidden": [100, 100], "scenario": BENCHMARKS[benchmark][1]}
+    how = {"method": method, "method_options": options, "stream": stream, "epochs": 1, "lr": args["lr"],
+           "batch_size": args["batch_size"], "optimizer": "sgd", "momentum": 0.0,
+           "weight_decay": 2 * args.get("wd_reg", 0.0), "hidden": [100, 100], "scenario": BENCHMARKS[benchmark][1]}
+    if benchmark == "mnist-360":  # its stream mixes the two digits batch by batch: for the row's batch, as Mammoth
+        how["stream_batch_size"] = args["batch_size"]
+    return how
 
 
 def planned_runs(rows, benchmarks, seeds, buffers=None) -> list[tuple[str, str, str, int | None, int]]:
@@ -349,15 +353,18 @@ def save_table(out: Path, notes: str = "") -> dict:
     return document
 
 
-def scenario_for(benchmark: str, data_dir, download: bool, seed: int):
-    """The benchmark's scenario for a seed (P-MNIST's permutations, R-MNIST's angles are drawn with it)."""
-    return make_scenario(BENCHMARKS[benchmark][1], data_dir=data_dir, download=download, seed=seed)
+def scenario_for(benchmark: str, data_dir, download: bool, seed: int, stream_batch_size: int | None = None):
+    """The benchmark's scenario for a seed (P-MNIST's permutations, R-MNIST's angles are drawn with it); MNIST-360's
+    stream mixed for batches of `stream_batch_size`."""
+    return make_scenario(BENCHMARKS[benchmark][1], data_dir=data_dir, download=download, seed=seed,
+                         stream_batch_size=stream_batch_size)
 
 
 def run_one(job: dict) -> dict:
     """One run (here, in a worker process or in a Ray task): what its file saves."""
     how = dict(job["plan"])
-    scenario = scenario_for(job["benchmark"], job["data_dir"], job["download"], job["seed"])
+    scenario = scenario_for(job["benchmark"], job["data_dir"], job["download"], job["seed"],
+                            how.pop("stream_batch_size", None))
     started = time.perf_counter()
     method, options, hidden = how.pop("method"), how.pop("method_options"), tuple(how.pop("hidden"))
     how.pop("scenario")  # the scenario_for's, saved in the plan so that a run made on another input is refused

@@ -184,7 +184,8 @@ def command_run(args) -> int:
         return make_scenario(benchmark, data_dir=args.data_dir, n_tasks=args.n_tasks, seed=seed,
                              validation_fraction=args.validation_fraction, class_order_seed=args.class_order_seed,
                              download=not args.no_download,
-                             few_shot=dict(ways=args.ways, shots=args.shots), base_classes=args.base_classes)
+                             few_shot=dict(ways=args.ways, shots=args.shots), base_classes=args.base_classes,
+                             stream_batch_size=args.batch_size)
 
     scenario = scenario_for(seeds[0])
     out = Path(args.out) if args.out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"

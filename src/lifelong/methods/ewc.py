@@ -10,6 +10,9 @@ training set, in evaluation mode. Which y (`fisher`):
     "true"       (default) the paper's Fisher: the expectation over the model's own predictive distribution,
                  sum_y p(y | x_k) g_y^2, computed exactly (one per-sample pass per output the task is read through);
     "empirical"  the true label y_k of each sample (the "empirical Fisher");
+    "weighted-empirical"  the true label, its g^2 weighted by p(y_k | x_k): Mammoth's `ewc_on` (the oEWC rows of
+                 Buzzega et al.), which down-weights the samples the model gets wrong (their gradients are the
+                 largest);
     "sampled"    one label per sample drawn from p(y | x_k): an unbiased Monte Carlo estimate of the true Fisher at
                  the cost of one per-sample pass (the true Fisher costs one per output; 2.06x fine-tuning against
                  1.25x on split-MNIST, benchmarks/results/strategy_cost.md);
@@ -32,7 +35,7 @@ from ..errors import ConfigError
 from ..inputs import in_order
 from .regularization import Regularizer, batch_gradient_statistic, measuring_mode, per_sample_statistic
 
-FISHERS = ("true", "sampled", "empirical", "predicted")
+FISHERS = ("true", "sampled", "empirical", "weighted-empirical", "predicted")
 ESTIMATES = ("per-sample", "batch")
 
 
@@ -47,12 +50,13 @@ class EWC(Regularizer):
                  estimate: str = "per-sample"):
         """fisher: which label the Fisher is taken at: "true" (the paper: expectation over the model's predictive
         distribution), "sampled" (one label drawn from it per sample: the same in expectation, one pass instead of
-        one per output), "empirical" (the true labels) or "predicted" (the argmax, Hsu et al.'s code); estimate:
+        one per output), "empirical" (the true labels), "weighted-empirical" (the true labels, each sample's square
+        weighted by the probability of its label: Mammoth's) or "predicted" (the argmax, Hsu et al.'s code); estimate:
         "per-sample" (exact) or "batch" (Hsu et al.'s B * squared gradient of each batch's mean)."""
         super().__init__(model, setting, strength)
         self.fisher = check_choice("fisher", fisher, FISHERS)
         self.fisher_estimate = check_choice("Fisher estimate", estimate, ESTIMATES)
-        if fisher in ("true", "sampled") and estimate == "batch":
+        if fisher in ("true", "sampled", "weighted-empirical") and estimate == "batch":
             raise ConfigError("estimate=batch (Hsu et al.'s) squares a batch's summed gradient at one label per "
                               "sample: use it with fisher=predicted (theirs) or fisher=empirical")
 
@@ -65,6 +69,8 @@ class EWC(Regularizer):
         if self.fisher == "true":  # sum_c p_c g_c^2: g scaled by sqrt(p_c), squared
             p = torch.softmax(read, 1)
             return [(torch.full_like(y, c), p[:, c].sqrt()) for c in range(read.shape[1])]
+        if self.fisher == "weighted-empirical":  # p_y g_y^2 at the true label: g scaled by sqrt(p_y), squared
+            return [(y, torch.softmax(read, 1).gather(1, y[:, None]).squeeze(1).sqrt())]
         if self.fisher == "sampled":  # the default generator, which the learner seeds: same seed, same labels
             labels = torch.multinomial(torch.softmax(read, 1), 1).squeeze(1)
         else:
