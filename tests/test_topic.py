@@ -117,7 +117,7 @@ def test_a_step_moves_a_new_node_toward_its_shots_by_sgd_at_node_lr():
     method, shots, targets = hand_made_graph(margin=1e-6, node_lr=0.5)  # the max term off: the min term alone
     with torch.no_grad():
         method.node_params += torch.tensor([[0.2, 0.0]])  # N at (0.5, 0), 0.2 from its shots' mean (0.3, 0)
-    before = float((method.node_params[0] - shots.mean(0)).norm())
+    before = float((method.node_params[0] - shots.mean(0)).norm().detach())
     method.minmax_term(shots, targets).backward()
     grad = method.node_params.grad.clone()
     start = method.node_params.detach().clone()
