@@ -126,7 +126,7 @@ def test_a_step_moves_a_new_node_toward_its_shots_by_sgd_at_node_lr():
     assert torch.allclose(grad, torch.tensor([[0.4, 0.0]]), atol=1e-6)
     assert torch.allclose(method.node_params.detach(), start - 0.5 * grad)
     assert torch.equal(method.centroids[2], method.node_params.detach()[0])  # the gas sees the learned node
-    assert float((method.node_params[0] - shots.mean(0)).norm()) < before and method.node_params.grad is None
+    assert float((method.node_params[0] - shots.mean(0)).norm().detach()) < before and method.node_params.grad is None
 
 
 def test_new_nodes_are_inserted_with_competitive_hebbian_edges_and_learned_through_the_session():
@@ -174,7 +174,7 @@ def test_the_ablation_switches_turn_the_terms_off(switches, terms):
         first = next(p for p in method.model.parameters() if p.ndim == 2)
         first.add_(0.05 * torch.randn(first.shape, generator=torch.Generator().manual_seed(1)))  # AL > 0
         method.node_params += 0.05  # the min term > 0
-    loss = float(method.loss(x, targets, torch.full_like(targets, 1)))
+    loss = float(method.loss(x, targets, torch.full_like(targets, 1)).detach())
     with torch.no_grad():
         expected = float(F.cross_entropy(method.model(x), targets))
         f = F.normalize(method.model.features(x), dim=1)
