@@ -379,6 +379,7 @@ def main():
 
 def markdown(document, figures, ratios, memory, buffer, args) -> str:
     load = f"{document['load_before'][0]:.1f} -> {document['load_after'][0]:.1f}"
+    shared = max(document["load_before"][0], document["load_after"][0]) > 1.5  # above one job per core: others ran
     before = {}  # ratio name -> the same ratio measured on the library before a change (its own run)
     if args.before:
         saved = json.loads((RESULTS / f"{args.before}.json").read_text())
@@ -387,7 +388,8 @@ def markdown(document, figures, ratios, memory, buffer, args) -> str:
              document["protocol"].replace("\n", " "), "",
              f"{args.repeats} repetitions, one torch thread, torch {torch.__version__}"
              f"{', Avalanche ' + document['avalanche'] if document['avalanche'] else ', no Avalanche'}. "
-             f"**The machine was shared** (2 cores; load average {load} over the run): the figures are minima over "
+             f"{'**The machine was shared**' if shared else 'The machine was quiet'} (2 cores; load average {load} "
+             "over the run): the figures are minima over "
              "repetitions of per-step medians by the CPU clock, and the ratios are taken from rows run in the same "
              "process minutes apart; read them as +-10 %.", "",
              "## The issue's targets (ours, CPU clock)", "",
