@@ -348,7 +348,11 @@ def save_table(out: Path, notes: str = "") -> dict:
     document = load(out)
     document["versions"] = versions()
     document["machine"] = machine()
-    write_json(Path(out) / f"{NAME}.json", document)
+    # the table's JSON is a summary: each run's accuracy matrix stays in its own file (OUT/buzzega2020_der_runs/),
+    # not written a second time here (all of them together were 2.5 MB)
+    summary = {**document, "runs": {key: {k: v for k, v in run.items() if k != "accuracy_matrix"}
+                                    for key, run in document["runs"].items()}}
+    write_json(Path(out) / f"{NAME}.json", summary)
     write_text(Path(out) / f"{NAME}.md", render(document, notes))
     return document
 
