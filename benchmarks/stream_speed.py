@@ -412,8 +412,8 @@ def markdown(document, figures, ratios, memory, buffer, args) -> str:
             by_engine = statistics.median(e / q for e, q in zip(er, buf))
             lines.append(f"\nWhere ER's time goes at batch {b} (the median over repetitions of each one's ratios): "
                          f"the library's buffer (a draw and an insertion a step) makes the reference step "
-                         f"{by_buffer:.2f}x as long; the engine and the library's model (a head in task parts, the "
-                         f"hooks) that {by_engine:.2f}x.")
+                         f"{by_buffer:.2f}x as long; the engine, the library's model and the method's hooks that "
+                         f"{by_engine:.2f}x.")
     lines += ["", "## Per step and per sample, ours and Avalanche's", "",
               "ms/step: the median step of tasks 2-5 (the minimum over repetitions); us/sample: those tasks' whole "
               "time (task starts and ends included) per incoming sample.", "",

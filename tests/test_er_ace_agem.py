@@ -211,3 +211,44 @@ def test_a_stream_of_digits_agem_stays_above_chance(digits):
     # 0.50, fine-tuning 0.16 to 0.19 (single-head A-GEM forgets much; chance over 10 classes is 0.10)
     agem, finetune = final("a-gem", digits, momentum=0.0), final("finetune", digits, momentum=0.0)
     assert agem > 0.25 and agem > finetune + 0.05, (agem, finetune)
+
+
+# ---------------------------------------------------------------------------------------------- A-GEM's episodic memory
+def test_task_memory_adds_m_random_samples_of_each_finished_task_and_none_while_it_learns():
+    """The paper's (and Mammoth's `agem`) memory: filled at task ends, m samples of the finished task; the steps of a
+    task neither add to it nor, in the first task, draw a reference (an empty memory: plain SGD)."""
+    torch.manual_seed(0)
+    method = build_method("a-gem", ContinualModel(MLP(4, (8,))), "class", {"memory": 7, "task_memory": 3})
+    tasks = [Task(0, [0, 1], torch.randn(10, 4), torch.arange(10) % 2, torch.randn(2, 4), torch.arange(2)),
+             Task(1, [2, 3], torch.randn(12, 4), torch.arange(12) % 2, torch.randn(2, 4), torch.arange(2)),
+             Task(2, [4, 5], torch.randn(8, 4), torch.arange(8) % 2, torch.randn(2, 4), torch.arange(2))]
+    for task in tasks:
+        method.before_task(task)
+        x, y, t = method.training_data(task)
+        method.loss(x[:5], y[:5], t[:5])
+        assert (method._reference is None) == (task.id == 0)  # the first task: nothing to project against
+        assert len(method.buffer) == min(3 * task.id, 7)  # the task's own steps add nothing
+        method.after_task(task)
+        assert len(method.buffer) == min(3 * (task.id + 1), 7)
+    stored_x, stored_y, stored_t = (method.buffer.data[k][:len(method.buffer)] for k in ("x", "targets", "task_ids"))
+    # 3 of each of the first two tasks while there was room, then the reservoir's rule for the third: 7 in all
+    assert torch.bincount(stored_t, minlength=3)[:2].tolist() in ([3, 3], [3, 2], [2, 3])
+    rows = []
+    for sx, sy, st in zip(stored_x, stored_y, stored_t):  # real samples of their task, with their head's labels
+        task = tasks[st]
+        row = (task.x_train == sx).all(1).nonzero().squeeze(1)
+        assert len(row) == 1 and sy == task.y_train[row] + 2 * task.id
+        rows.append((int(st), int(row)))
+    assert sorted(r for t, r in rows if t == 0) != [0, 1, 2]  # drawn at random, not the task's first samples
+    assert method.describe()["task_memory"] == 3
+
+
+def test_task_memory_is_refused_in_a_stream_and_the_reservoir_is_not(digits):
+    with pytest.raises(ConfigError, match="a-gem with these options cannot learn from a stream: .*after_task"):
+        run_experiment("a-gem", digits, "class", method_options={"memory": 50, "task_memory": 10}, **STREAM)
+    with pytest.raises(ConfigError, match="task_memory must be a positive number"):
+        tiny("a-gem", task_memory=0)
+    boundaries = run_experiment("a-gem", digits, "class", method_options={"memory": 50, "task_memory": 10},
+                                **{**STREAM, "stream": False, "epochs": 1})
+    assert boundaries["method_details"]["buffer"]["stored"] == 50  # 10 of each of the five tasks, at their ends
+    assert boundaries["method_details"]["buffer"]["seen"] == 50  # nothing offered during the tasks

@@ -13,9 +13,14 @@ the insertion of a batch and a draw cost a few tensor operations, no Python loop
 many of its columns are real (`fields["logits_width"]`).
 """
 
+import bisect
+
+import numpy as np
 import torch
 
 from .errors import ConfigError
+
+DRAWN_AHEAD = 4096  # the reservoir's uniforms drawn at once (32 kB): one draw every 400 batches of 10
 
 
 def reservoir_slots(seen: int, capacity: int, u: torch.Tensor) -> torch.Tensor:
@@ -23,12 +28,16 @@ def reservoir_slots(seen: int, capacity: int, u: torch.Tensor) -> torch.Tensor:
     given one uniform draw in [0, 1) per item (float64). Item k (k = 0, 1, ...) is the (seen + k + 1)-th offer: while
     the buffer has room it takes the next free slot; after that j = floor(u_k * (seen + k + 1)), uniform on
     {0 .. seen + k}, and the item replaces slot j if j < capacity, else it is dropped (-1)."""
-    k = torch.arange(len(u), dtype=torch.float64)
-    position = seen + k  # items offered before this one
-    j = torch.floor(u * (position + 1)).long()
-    slots = torch.where(j < capacity, j, torch.full_like(j, -1))
-    free = position < capacity
-    return torch.where(free, position.long(), slots)
+    return torch.from_numpy(_slots(seen, capacity, u.numpy()))
+
+
+def _slots(seen: int, capacity: int, u: np.ndarray) -> np.ndarray:
+    """`reservoir_slots` in NumPy (the same float64 arithmetic): the buffer's bookkeeping, a dozen small integer
+    operations per batch, costs less in NumPy than in as many torch calls (a dispatch each: at batch 10, most of
+    a replay step's overhead)."""
+    position = np.arange(seen, seen + len(u))  # items offered before each one
+    j = (u * (position + 1)).astype(np.int64)  # floor: u * (position + 1) >= 0
+    return np.where(position < capacity, position, np.where(j < capacity, j, -1))
 
 
 class _Store:
@@ -71,6 +80,19 @@ class ReservoirBuffer(_Store):
         self.widths: dict[str, torch.Tensor] = {}  # for each 2-d extra field: the real columns of each slot
         self.narrowest: dict[str, int] = {}  # for each 2-d extra field: the fewest real columns ever written (a
         # bound known without reading `widths`: equal to the store's width, every slot's columns are all real)
+        self._drawn_ahead()
+
+    def _drawn_ahead(self, u: np.ndarray | None = None) -> None:
+        """The draws made ahead for the next offers (`_offers`): none, or `u` (a checkpoint's)."""
+        self._u = np.empty(0) if u is None else u
+        self._next = 0
+        self._index_block()
+
+    def _index_block(self) -> None:
+        """The offers of the block drawn ahead that are kept (offsets into it, in order) and their slots."""
+        slots = _slots(self.seen, self.capacity, self._u)
+        kept = np.flatnonzero(slots >= 0)
+        self._kept, self._kept_slots = kept.tolist(), slots[kept].tolist()
 
     def __len__(self) -> int:
         return min(self.seen, self.capacity)
@@ -81,21 +103,38 @@ class ReservoirBuffer(_Store):
         if old.shape[1] < width:
             self.data[name] = torch.cat([old, old.new_zeros(len(old), width - old.shape[1])], 1)
 
+    def _offers(self, b: int) -> dict[int, int]:
+        """The next `b` offers' fate: {slot: the offer of the batch (0 .. b - 1) that ends there} for those kept.
+        Their draws come from a block drawn ahead (`DRAWN_AHEAD` uniforms, one per offer, in order: the same
+        numbers as one draw per batch), whose slots and kept offers are worked out once for the block; so a batch
+        of a long stream, which keeps no sample most of the time, costs a lookup, not a dozen array operations
+        (each a few microseconds once a training step has cooled the caches: most of ER's overhead at batch 10)."""
+        if self._next + b > len(self._u):  # the draws left, and a new block after them
+            fresh = torch.rand(max(DRAWN_AHEAD, b), generator=self.generator, dtype=torch.float64).numpy()
+            self._u = np.concatenate([self._u[self._next:], fresh])
+            self._next = 0  # the block's first draw is for offer number `seen`
+            self._index_block()
+        lo, hi = bisect.bisect_left(self._kept, self._next), bisect.bisect_left(self._kept, self._next + b)
+        # slot -> the batch's item that ends there: dict keeps the last of equal keys, as writing in order would
+        kept = dict(zip(self._kept_slots[lo:hi], [k - self._next for k in self._kept[lo:hi]]))
+        self._next += b
+        return kept
+
     @torch.no_grad()
     def add(self, x: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor, **fields: torch.Tensor) -> None:
         """Offer a batch: each sample is kept with probability capacity / (samples offered up to it), replacing a
         uniformly chosen one; within the batch, a later sample drawn for the same slot as an earlier one wins (in
         order, as one at a time would).
 
-        A handful of tensor operations per batch, whatever its size: while the batch fits in the free slots, one
-        copy per field; once the buffer is full, j = floor(u_k (seen + k + 1)) for every item at once, and only the
-        kept items (capacity / seen of them on average: none in most batches of a long stream) are written, one
-        `index_copy_` per field. The draws are the same in every case (one float64 per item), so the slots are
-        those of `reservoir_slots` (tests/test_buffers.py)."""
+        No Python loop per sample: while the batch fits in the free slots, one copy per field; once the buffer is
+        full, the offers' slots j = floor(u_k (seen + k + 1)) are worked out for a block of offers at once
+        (`_offers`), and only the kept samples (capacity / seen of them on average: none in most batches of a long
+        stream) are written, one `index_copy_` per field. The draws are one float64 per offer, in order, so the
+        slots are those of `reservoir_slots` on them (tests/test_buffers.py)."""
         b = len(targets)
         if b == 0:
             return
-        u = torch.rand(b, generator=self.generator, dtype=torch.float64)
+        kept = self._offers(b)
         seen, self.seen = self.seen, self.seen + b
         values = {"x": x, "targets": targets, "task_ids": task_ids, **fields}
         for name, value in values.items():
@@ -107,22 +146,13 @@ class ReservoirBuffer(_Store):
             for name, value in values.items():
                 self._write(name, value, slice(seen, seen + b))
             return
-        if seen >= self.capacity:  # full: item k is the (seen + k + 1)-th offer, kept if j < capacity
-            slots = (u * torch.arange(seen + 1, seen + b + 1, dtype=torch.float64)).long()  # >= 0: floor
-            items = (slots < self.capacity).nonzero().squeeze(1)
-        else:  # the batch that fills the last free slots
-            slots = reservoir_slots(seen, self.capacity, u)
-            items = (slots >= 0).nonzero().squeeze(1)
-        if len(items) == 0:
+        if not kept:
             return
-        where = slots.index_select(0, items)
-        if len(items) > 1:  # the last item of the batch for each slot: later ones overwrite earlier ones
-            last = torch.full((self.capacity,), -1, dtype=torch.long)
-            last.scatter_reduce_(0, where, items, reduce="amax")
-            where = (last >= 0).nonzero().squeeze(1)
-            items = last.index_select(0, where)
+        where = torch.from_numpy(np.fromiter(kept.keys(), np.int64, len(kept)))
+        items = torch.from_numpy(np.fromiter(kept.values(), np.int64, len(kept)))
         for name, value in values.items():
-            self._write(name, value.index_select(0, items.to(value.device)), where)
+            self._write(name, value.index_select(0, items if value.device.type == "cpu" else items.to(value.device)),
+                        where)
 
     def _write(self, name: str, rows: torch.Tensor, where) -> None:
         """Rows of field `name` into its slots `where` (a slice, or a tensor of slot indices); a 2-d extra field
@@ -138,11 +168,12 @@ class ReservoirBuffer(_Store):
             if rows.shape[1] < store.shape[1]:
                 rows = torch.nn.functional.pad(rows, (0, store.shape[1] - rows.shape[1]))
         store = self.data[name]
-        rows = rows.to(store.device, store.dtype)  # itself where it is already there (no copy)
+        if rows.dtype != store.dtype or rows.device != store.device:
+            rows = rows.to(store.device, store.dtype)
         if isinstance(where, slice):
             store[where] = rows
         else:
-            store.index_copy_(0, where.to(store.device), rows)
+            store.index_copy_(0, where if where.device == store.device else where.to(store.device), rows)
 
     def sample(self, m: int, fields: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """`min(m, len(self))` stored samples drawn uniformly without replacement: (inputs, targets, task ids,
@@ -168,10 +199,13 @@ class ReservoirBuffer(_Store):
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
         n = len(self)
-        return {**self._state(n), "widths": {name: widths[:n].clone() for name, widths in self.widths.items()}}
+        return {**self._state(n), "widths": {name: widths[:n].clone() for name, widths in self.widths.items()},
+                "drawn_ahead": torch.from_numpy(self._u[self._next:].copy())}
 
     def load_state_dict(self, state: dict, device=None) -> None:
         self._load_state(state, device)
+        drawn = state.get("drawn_ahead")  # a checkpoint from before the draws were made ahead: none
+        self._drawn_ahead(None if drawn is None else drawn.numpy())
         self.widths, self.narrowest = {}, {}
         for name, saved in state["widths"].items():
             self.widths[name] = torch.zeros(self.capacity, dtype=torch.long)

@@ -8,7 +8,9 @@ and the hyper-parameters of Mammoth's `utils/best_args.py` as its first release 
 has them (BEST_ARGS). Their protocol: plain SGD (no momentum), one epoch, the MLP 784-100-100 (`hidden=(100, 100)`),
 the incoming batch `batch_size` and the buffer draw `minibatch_size` of best_args. The rehearsal rows and SGD learn
 from a stream (`stream=True`: no task boundaries told); oEWC, SI, LwF, iCaRL and JOINT need task boundaries and run
-in the ordinary setting with one epoch per task, as in the paper.
+in the ordinary setting with one epoch per task, as in the paper; so does A-GEM on P-, R- and S-MNIST, whose memory
+Mammoth's `agem` fills at task ends (`task_memory`: buffer // tasks random samples of each), where MNIST-360's
+A-GEM-R keeps a reservoir over the stream.
 
 Every run (row, benchmark, buffer, seed) is written to its own file under OUT/buzzega2020_der_runs/ as it ends; the
 same command continues an interrupted reproduction (finished runs are skipped; a run saved with another protocol
@@ -40,6 +42,8 @@ BENCHMARKS = {
     "s-mnist-task": ("S-MNIST task-IL", "split-mnist-der", "task", "seq-mnist", (200, 500, 5120)),
     "mnist-360": ("MNIST-360", "mnist-360", "domain", "mnist-360", (200, 500, 1000)),
 }
+
+TASKS = {"p-mnist": 20, "r-mnist": 20, "s-mnist-class": 5, "s-mnist-task": 5}  # Mammoth's N_TASKS
 
 # row -> (label, our method, learns from a stream, keeps a buffer, Mammoth's model name in best_args (None: it has
 # none; the row borrows `borrow`'s)); the borrowing is in BORROW
@@ -191,6 +195,10 @@ def plan(row: str, benchmark: str, buffer: int | None) -> dict:
         options["minibatch"] = args["minibatch_size"]
     if method == "a-gem" and "minibatch_size" in args:
         options["reference"] = args["minibatch_size"]
+    if method == "a-gem" and benchmark != "mnist-360":  # Mammoth's `agem` (first release): buffer_size // N_TASKS
+        # random samples of each task added at its end, so told the boundaries; MNIST-360's A-GEM-R: a reservoir
+        options["task_memory"] = buffer // TASKS[benchmark]
+        stream = False
     if method in ("der", "der++"):
         options["alpha"] = args["alpha"]
     if method == "der++":
@@ -288,7 +296,9 @@ def render(document: dict, notes: str = "") -> str:
         "buffer draw mbs, alpha, beta, ...). "
         "SGD and the rehearsal rows learn from a stream (`--stream`, no task boundaries); oEWC, SI, LwF, iCaRL and "
         "JOINT in the ordinary setting, one epoch per task (JOINT: the initial model, one epoch on the union of the "
-        "tasks seen, as Mammoth's). ER-ACE, GDumb and task-free MAS are not in the paper "
+        "tasks seen, as Mammoth's); so does A-GEM on P-, R- and S-MNIST, its memory filled at task ends as Mammoth's "
+        "`agem` does (`task_memory`: buffer // tasks random samples of each task), where MNIST-360's A-GEM-R keeps a "
+        "reservoir over the stream. ER-ACE, GDumb and task-free MAS are not in the paper "
         "(no paper number): they take ER's (task-free MAS: oEWC's, or SGD's where Mammoth has no oEWC) lr, batch "
         "and draw; JOINT SGD's. Paper: the "
         "mean of 10 runs (its std not quoted here: flags by the 1.5-point rule only); ours: mean +- sample std "

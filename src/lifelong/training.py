@@ -143,10 +143,14 @@ def check_stream(method: Method, config: TrainConfig) -> None:
     from .methods import METHODS
     from .methods.base import boundary_hooks, needs_task_boundaries
 
-    if config.stream and needs_task_boundaries(type(method)):
+    if config.stream and needs_task_boundaries(method):
         hooks = boundary_hooks(type(method))
         why = f" (its {', '.join(hooks)})" if hooks else ""
         fit = [name for name, cls in METHODS.items() if not needs_task_boundaries(cls)]
+        if not needs_task_boundaries(type(method)):  # the method can, its options cannot (A-GEM's task_memory)
+            raise ConfigError(f"{method.name} with these options cannot learn from a stream: they make it work at "
+                              f"task boundaries{why}, which a stream hides; leave out --stream, or change them "
+                              f"(`lifelong list --method {method.name}`)")
         raise ConfigError(f"{method.name} cannot learn from a stream: it works at task boundaries{why}, which a "
                           f"stream hides; methods for a stream: {', '.join(fit)}")
 

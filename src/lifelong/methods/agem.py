@@ -13,9 +13,14 @@ forward and backward pass (`torch.autograd.grad`, which leaves .grad alone), the
 into .grad. The reference draw is made in `loss`, before the incoming batch is offered to the memory (as in ER: a
 batch is not its own reference).
 
-The memory, chosen: a reservoir buffer (`lifelong.buffers.ReservoirBuffer`), what the DER paper's A-GEM-R and
-Mammoth's stream runs use. The original keeps a per-task (per-class ring) episodic memory filled at task ends,
-which needs the task boundaries a stream hides; with the reservoir, A-GEM learns from a stream.
+The memory, two kinds:
+- by default a reservoir buffer (`lifelong.buffers.ReservoirBuffer`) over the stream, what the DER paper calls
+  A-GEM-R (Mammoth's `agem_r`, its MNIST-360 row): A-GEM learns from a stream;
+- `task_memory=m`: the paper's episodic memory, filled at task ends: after each task, m of its training samples
+  drawn at random are added to the memory (the current task's samples are never in it). This is Mammoth's `agem`
+  as the DER paper ran it (first release: `end_task` adds buffer_size // N_TASKS random samples of the task; the
+  DER tables' P-, R- and S-MNIST rows); the official code keeps a ring of samples per class of each finished task,
+  the same idea. It needs the task boundaries a stream hides, so such an A-GEM is refused in a stream.
 
 On several processes (`lifelong.distributed`) g is already the whole batch's (added up before `before_step`); each
 process's g_ref, from its own buffer, is averaged over the processes so that every one takes the same projection.
@@ -46,17 +51,34 @@ def project(g: list[torch.Tensor], g_ref: list[torch.Tensor]) -> list[torch.Tens
 class AGEM(ER):
     name = "a-gem"
 
-    def __init__(self, model, setting: str = "class", memory: int | None = None, reference: int = 256):
+    def __init__(self, model, setting: str = "class", memory: int | None = None, reference: int = 256,
+                 task_memory: int | None = None):
         """memory: the buffer's size in samples (required, e.g. 200 or 500). reference: the samples drawn from the
-        buffer for each step's reference gradient (the paper's 256; all of the buffer while it holds fewer)."""
+        buffer for each step's reference gradient (the paper's 256; all of the buffer while it holds fewer).
+        task_memory: None (default): the memory is a reservoir over the stream (A-GEM-R); m: the paper's episodic
+        memory, m random training samples of each task added at its end (Mammoth's `agem`: memory // tasks; needs
+        task boundaries)."""
         super().__init__(model, setting, memory, _size("reference", reference))
+        self.task_memory = _size("task_memory", task_memory)
+        self.needs_task_boundaries = task_memory is not None  # this instance's: its memory is filled at task ends
         self._reference = None  # the draw for this step's g_ref, made in `loss`, used in `before_step`
 
     def loss(self, x, targets, task_ids):
         loss = self.classification_loss(self.model(x), targets, task_ids)
         self._reference = self.buffer.sample(self.minibatch)[:3] if len(self.buffer) else None
-        self.buffer.add(x, targets, task_ids)
+        if self.task_memory is None:
+            self.buffer.add(x, targets, task_ids)
         return loss
+
+    def after_task(self, task):
+        """The episodic memory (`task_memory`): m of the task's training samples, drawn at random, added to it (by
+        the buffer's reservoir rule, Mammoth's `Buffer.add_data`: while there is room, all of them are kept). A
+        reservoir over the stream: nothing (a stream calls no boundary hook)."""
+        if self.task_memory is None:
+            return
+        x, targets, task_ids = self.training_data(task)[:3]
+        pick = torch.randperm(len(targets), generator=self.buffer.generator)[:self.task_memory]
+        self.buffer.add(*(t[pick].to(self._device) for t in (x, targets, task_ids)))
 
     def reference_gradient(self, params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
         """The gradient of the loss on the reference draw, per parameter (None where it does not reach)."""
@@ -83,4 +105,4 @@ class AGEM(ER):
             p.grad = projected
 
     def describe(self) -> dict:
-        return {"buffer": self.buffer.describe(), "reference": self.minibatch}
+        return {"buffer": self.buffer.describe(), "reference": self.minibatch, "task_memory": self.task_memory}

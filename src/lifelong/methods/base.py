@@ -42,9 +42,10 @@ def boundary_hooks(cls) -> list[str]:
 
 
 def needs_task_boundaries(cls) -> bool:
-    """Whether `cls` must be told where tasks end: its declaration, else whether it defines a boundary hook."""
+    """Whether `cls` (a method class, or a method: its options may decide, A-GEM's `task_memory`) must be told where
+    tasks end: its declaration, else whether it defines a boundary hook."""
     declared = cls.needs_task_boundaries
-    return bool(boundary_hooks(cls)) if declared is None else declared
+    return bool(boundary_hooks(cls if isinstance(cls, type) else type(cls))) if declared is None else declared
 
 
 class Method:
@@ -115,10 +116,9 @@ class Method:
         if len(self.sizes) == len(tasks):
             return
         self._restore_tasks(tasks)
-        for t in range(len(tasks) if self.setting != "domain" else 1):
-            end = self.offsets[t] + self.sizes[t]
-            if self.model.head.out_features < end:
-                self.model.head.add(end - self.model.head.out_features)
+        end = max(self.offsets[t] + self.sizes[t] for t in range(len(tasks) if self.setting != "domain" else 1))
+        if self.model.head.out_features < end:  # in one part (Mammoth's one linear layer): a head in task parts
+            self.model.head.add(end - self.model.head.out_features)  # would stack them at every forward pass
 
     # ------------------------------------------------------------------ the hooks
     def check(self, scenario) -> None:
