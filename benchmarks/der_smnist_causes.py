@@ -11,6 +11,9 @@ best_args, plain SGD, one epoch, MLP 100-100, the rehearsal rows and SGD from a 
   (`task_aware_accuracy_matrix`: the best output within the task's own outputs); its final average is the masked
   task-IL. Reported for every run here, next to the class-IL.
 
+- the head, for A-GEM (told the boundaries: its memory is filled at task ends): the reproduction's growing head
+  (the loss over the classes seen) beside Mammoth's (every class's output in the head and the loss from the start).
+
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/der_smnist_causes.py [--cells der-200@split-mnist-der,...]
         [--seeds 3]
 
@@ -30,18 +33,25 @@ from torch import nn
 
 from lifelong.benchmarks import make_scenario
 from lifelong.experiment import run_experiment
+from lifelong.methods.base import Method
 from lifelong.reproduce_der import plan
 from lifelong.results import machine_line
 
 NAME = "buzzega2020_der_causes"
 # row of the reproduction -> (its row, buffer); the paper's S-MNIST class-IL and task-IL
 ROWS = {"sgd": ("sgd", None), "lwf": ("lwf", None), "er-200": ("er", 200), "der-200": ("der", 200),
-        "der-500": ("der", 500), "der++-200": ("der++", 200), "icarl-200": ("icarl", 200)}
+        "der-500": ("der", 500), "der++-200": ("der++", 200), "icarl-200": ("icarl", 200),
+        "a-gem-200": ("a-gem", 200), "a-gem-500": ("a-gem", 500), "a-gem-5120": ("a-gem", 5120)}
 PAPER = {"sgd": (19.60, 94.94), "lwf": (19.62, 94.11), "er-200": (80.43, 97.86), "der-200": (84.55, 98.80),
-         "der-500": (90.54, 98.84), "der++-200": (85.61, 98.76), "icarl-200": (70.51, 98.28)}
+         "der-500": (90.54, 98.84), "der++-200": (85.61, 98.76), "icarl-200": (70.51, 98.28),
+         "a-gem-200": (45.72, 98.61), "a-gem-500": (46.66, 98.93), "a-gem-5120": (54.24, 98.93)}
 DEFAULT_CELLS = ("der-200@split-mnist-der,der++-200@split-mnist-der,der-500@split-mnist-der,sgd@split-mnist,"
                  "lwf@split-mnist,sgd@split-mnist-der,der-200@split-mnist-der@xavier,der++-200@split-mnist-der@xavier,"
-                 "der-500@split-mnist-der@xavier,icarl-200@split-mnist-der,icarl-200@split-mnist-der@xavier")  # as run
+                 "der-500@split-mnist-der@xavier,icarl-200@split-mnist-der,icarl-200@split-mnist-der@xavier,"
+                 "a-gem-200@split-mnist-der,a-gem-500@split-mnist-der,a-gem-5120@split-mnist-der,"
+                 "a-gem-200@split-mnist-der@mammoth-head,a-gem-500@split-mnist-der@mammoth-head,"
+                 "a-gem-5120@split-mnist-der@mammoth-head")  # as run
+VARIANTS = ("default", "xavier", "mammoth-head")
 
 
 def plan_of(row: str) -> dict:
@@ -59,13 +69,19 @@ def _xavier(self: nn.Linear) -> None:
 
 @contextlib.contextmanager
 def initialised(init: str):
-    default = nn.Linear.reset_parameters
+    """The variant: "default"; "xavier" (Mammoth's initialisation); "mammoth-head" (every class's output in the head
+    and in the loss from the first task, as Mammoth's one linear layer: `preallocate_head` with `Method.seen`
+    patched to keep every column; the rows told the boundaries otherwise grow the head per task, the loss over the
+    classes seen)."""
+    default, seen = nn.Linear.reset_parameters, Method.seen
     if init == "xavier":
         nn.Linear.reset_parameters = _xavier
+    if init == "mammoth-head":
+        Method.seen = lambda self, logits: logits
     try:
         yield
     finally:
-        nn.Linear.reset_parameters = default
+        nn.Linear.reset_parameters, Method.seen = default, seen
 
 
 def run_one(row: str, scenario_name: str, seed: int, init: str = "default") -> dict:
@@ -73,6 +89,9 @@ def run_one(row: str, scenario_name: str, seed: int, init: str = "default") -> d
     scenario = make_scenario(scenario_name, data_dir=data_dir(), download=False, seed=seed)
     started = time.perf_counter()
     method, options, hidden = how.pop("method"), how.pop("method_options"), tuple(how.pop("hidden"))
+    how.pop("scenario")  # the plan's (split-mnist-der): the cell names its own
+    if init == "mammoth-head":
+        how["preallocate_head"] = True
     with initialised(init):
         results = run_experiment(method, scenario, "class", seed=seed, hidden=hidden, method_options=options,
                                  progress=False, **how)
@@ -101,7 +120,10 @@ def markdown(document: dict) -> str:
              "class-IL: the final average accuracy; masked task-IL: the same run, each task's test set scored on that "
              "task's outputs only (Mammoth's task-IL). Mean +- sample std over seeds 0..n-1. Made by "
              "benchmarks/der_smnist_causes.py.", "",
-             "| row | scenario | init | class-IL paper | ours | masked task-IL paper | ours |",
+             "Variants: default; xavier (Mammoth's initialisation of every linear layer); mammoth-head (every "
+             "class's output in the head and the loss from the first task, Mammoth's one linear layer; the rows told "
+             "the boundaries, A-GEM's here, otherwise grow the head per task with the loss over the classes seen).", "",
+             "| row | scenario | variant | class-IL paper | ours | masked task-IL paper | ours |",
              "|---|---|---|---|---|---|---|"]
     cells = []
     for run in document["runs"]:
@@ -114,7 +136,7 @@ def markdown(document: dict) -> str:
                      f"{PAPER[row][1]:.2f} | {summary([r['masked_task_il'] for r in runs])} |")
     lines += ["", "Per seed (class-IL / masked task-IL):", ""]
     for run in document["runs"]:
-        lines.append(f"- {run['row']} on {run['scenario']} ({_cell(run)[2]} init), seed {run['seed']}: "
+        lines.append(f"- {run['row']} on {run['scenario']} ({_cell(run)[2]}), seed {run['seed']}: "
                      f"{run['class_il']:.2f} / "
                      f"{run['masked_task_il']:.2f} ({run['wall_s']} s)")
     lines += ["", f"Made on: {machine_line(document['machine'])}, {document['machine']['torch_threads']} torch "
@@ -125,14 +147,15 @@ def markdown(document: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", default=DEFAULT_CELLS,
-                        help="ROW@SCENARIO[@xavier],... (rows: " + ", ".join(ROWS) + ")")
+                        help="ROW@SCENARIO[@VARIANT],... (variants: " + ", ".join(VARIANTS) + "; rows: " + ", ".join(ROWS) + ")")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     pin_threads()
     cells = [(cell.split("@") + ["default"])[:3] for cell in args.cells.split(",")]
-    bad = [cell for cell in cells if cell[0] not in ROWS or cell[2] not in ("default", "xavier")]
+    bad = [cell for cell in cells if cell[0] not in ROWS or cell[2] not in VARIANTS]
     if bad:
-        sys.exit(f"bad cells {bad}: ROW@SCENARIO[@xavier] with a row among {', '.join(ROWS)}")
+        sys.exit(f"bad cells {bad}: ROW@SCENARIO[@VARIANT] with a row among {', '.join(ROWS)} and a variant among "
+                 f"{', '.join(VARIANTS)}")
     path = RESULTS / f"{NAME}.json"
     document = json.loads(path.read_text()) if path.exists() else {"runs": []}
     document["machine"] = machine()
@@ -141,7 +164,7 @@ def main() -> None:
             if any(_cell(r) == (row, scenario, init) and r["seed"] == seed for r in document["runs"]):
                 continue
             run = run_one(row, scenario, seed, init)
-            print(f"{row} on {scenario} ({init} init) seed {seed}: class-IL {run['class_il']:.2f}, masked task-IL "
+            print(f"{row} on {scenario} ({init}) seed {seed}: class-IL {run['class_il']:.2f}, masked task-IL "
                   f"{run['masked_task_il']:.2f} ({run['wall_s']} s)", flush=True)
             document["runs"].append(run)
             path.write_text(json.dumps(document, indent=2) + "\n")

@@ -11,6 +11,7 @@ from lifelong.engine import TrainConfig, run
 from lifelong.training import train_task
 from lifelong.errors import ConfigError, DataError, TrainingError
 from lifelong.experiment import build_method, build_model, run_experiment
+from lifelong.learner import Learner
 from lifelong.methods import Finetune, Joint
 from lifelong.results import json_safe
 from lifelong.benchmarks import make_scenario
@@ -327,6 +328,33 @@ def test_a_preallocated_head_leaves_unseen_classes_out_until_their_task(digits_s
     assert method.penalty().item() == pytest.approx(0.25 * head.shape[1], rel=1e-5)
     with pytest.raises(ConfigError, match="class-incremental"):
         run_experiment("l2", two_tasks, "task", hidden=(32,), config=config, preallocate_head=True)
+
+
+def test_mammoths_head_puts_every_output_in_the_loss_and_the_prediction_from_the_first_task(tmp_path):
+    """preallocate_head="all": the loss is the cross-entropy over every output from the first task (the classes to
+    come pushed down), the prediction over all of them; a saved learner keeps it; a bad value is refused."""
+    config = TrainConfig(**{**FAST, "epochs": 1})
+    two_tasks = make_scenario("split-digits", n_tasks=5)
+    two_tasks.tasks = two_tasks.tasks[:2]
+    results, learner = run_experiment("finetune", two_tasks, "class", hidden=(32,), config=config,
+                                      preallocate_head="all", return_learner=True)
+    assert results["config"]["extra"]["preallocate_head"] == "all"
+    method = learner.method
+    assert method.every_output and method.model.head.out_features == 4  # two tasks of two digits
+    first = two_tasks.tasks[0]
+    method._restore_tasks([first])  # as during the first task: two classes seen, four outputs
+    x, targets, task_ids = (t[:16] for t in method.training_data(first))
+    logits = method.model(x)
+    assert method.classification_loss(logits, targets, task_ids).item() == pytest.approx(
+        F.cross_entropy(logits, targets).item(), rel=1e-6)  # every output, not the two seen first
+    shifted = logits.clone()
+    shifted[:, 2:] += 100.0  # the classes to come: in the loss
+    assert method.classification_loss(shifted, targets, task_ids).item() > 50
+    assert method.predict(x).shape == (16, 4)
+    learner.save(tmp_path / "learner.pt")
+    assert Learner.load(tmp_path / "learner.pt").method.every_output
+    with pytest.raises(ConfigError, match="preallocate_head is False, True .* or 'all'"):
+        run_experiment("finetune", two_tasks, "class", hidden=(32,), config=config, preallocate_head="every")
 
 
 def test_what_cannot_train_is_refused_before_any_training(digits_scenario):

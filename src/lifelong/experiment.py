@@ -91,7 +91,7 @@ def run_experiment(
     hidden=(400, 400),
     method_options: dict | None = None,
     config: TrainConfig | None = None,
-    preallocate_head: bool = False,
+    preallocate_head: bool | str = False,
     return_learner: bool = False,
     loggers=(),
     **train_options,
@@ -99,9 +99,11 @@ def run_experiment(
     """Run one method on one scenario in one setting; returns the results document (see the README).
 
     `preallocate_head` (class setting): the head has every class's output from the start, the classes not seen
-    yet left out of the loss and the prediction, as in Hsu et al.'s code; the default grows it task by task. The
-    difference shows in a penalty on the head: rows of unseen classes exist at the first snapshot and are held
-    there (L2 pins them to their initial values).
+    yet left out of the loss and the prediction, as in Hsu et al.'s code (True, or "seen"); the default grows it
+    task by task. The difference shows in a penalty on the head: rows of unseen classes exist at the first snapshot
+    and are held there (L2 pins them to their initial values). "all": every output in the loss and the prediction
+    from the first task, as Mammoth's one linear layer (and a stream's head): the classes to come are pushed down
+    before their task, which changes class-IL results (A-GEM on S-MNIST: benchmarks/der_smnist_causes.py).
 
     `return_learner`: return (results, learner), the trained `Learner`, which predicts, saves, and learns more.
     `loggers`: callables given the results after each task (`lifelong.loggers`)."""
@@ -115,9 +117,13 @@ def run_experiment(
             raise ConfigError(f"bad training option: {error}") from None
     if isinstance(scenario, str):
         scenario = make_scenario(scenario, data_dir=data_dir, seed=config.seed, stream_batch_size=config.batch_size)
+    if preallocate_head not in (False, True, "seen", "all"):
+        raise ConfigError(f"preallocate_head is False, True (or 'seen': Hsu et al.'s head) or 'all' (Mammoth's), got "
+                          f"{preallocate_head!r}")
+    preallocate_head = True if preallocate_head == "seen" else preallocate_head
     config = replace(config, extra={**config.extra, "backbone": backbone or scenario.backbone,
                                     "hidden": list(hidden), "method_options": method_options or {},
-                                    **({"preallocate_head": True} if preallocate_head else {})})
+                                    **({"preallocate_head": preallocate_head} if preallocate_head else {})})
     learner = Learner(method, backbone or scenario.backbone, setting, hidden=hidden, config=config,
                       augment=scenario.augment, **(method_options or {}))
     head_outputs = 0
@@ -127,6 +133,7 @@ def run_experiment(
                               f"(one head for every class); got {method} in the {setting!r} setting")
         head_outputs = sum(task.n_classes for task in scenario.tasks)
     learner.build(scenario.tasks[0].x_train, head_outputs)
+    learner.method.every_output = preallocate_head == "all"
     if preallocate_head and (warmup_epochs(learner.method, config) or isinstance(learner.method, FeatureExtraction)):
         # the new task's outputs share the one head part with the old classes' outputs
         raise ConfigError("preallocate_head puts every class in one head part, so there is no new part to train "

@@ -74,9 +74,11 @@ def add_parser(subparsers) -> None:
                      help="optimizer (a new one per task, unless --one-optimizer)")
     run.add_argument("--momentum", type=float, help="SGD momentum")
     run.add_argument("--weight-decay", type=float, help="weight decay")
-    run.add_argument("--preallocate-head", action="store_true",
-                     help="class setting: a head with every class's output from the start, unseen classes left out "
-                          "of the loss and the prediction (Hsu et al.'s code); default: it grows task by task")
+    run.add_argument("--preallocate-head", nargs="?", const="seen", choices=("seen", "all"), default=False,
+                     help="class setting: a head with every class's output from the start; 'seen' (alone: the flag "
+                          "without a value), unseen classes left out of the loss and the prediction (Hsu et al.'s "
+                          "code); 'all', every output in both from the first task (Mammoth's); default: it grows "
+                          "task by task")
     run.add_argument("--stream", action="store_true",
                      help="learn each task as a stream: one pass in mini-batches (--batch-size 10 is usual), the "
                           "method never told where a task ends (methods that need it are refused); evaluated after "

@@ -72,6 +72,7 @@ class Method:
         self.offsets: list[int] = []  # first head output of each task seen
         self.sizes: list[int] = []  # number of classes of each task seen (no task data is kept: constant memory)
         self.optimizer = None  # the engine's optimizer when one is kept for the whole sequence (reset_optimizer)
+        self.every_output = False  # `preallocate_head="all"`: every output of the head in the loss and prediction
 
     # ------------------------------------------------------------------ where the settings differ
     def task_slice(self, task_id: int) -> slice:
@@ -171,10 +172,11 @@ class Method:
     def seen(self, logits: torch.Tensor) -> torch.Tensor:
         """The outputs of the tasks seen so far. The same logits, unless the head was built with every class's
         output from the start (`preallocate_head`, Hsu et al.'s class-IL head): later classes stay out until
-        their task comes. (The logits themselves when they are all seen: a slice of every column would still cost
-        a step two operations, forward and backward.)"""
+        their task comes; with `preallocate_head="all"` (Mammoth's head, `every_output`) they are in from the first
+        task, as in a stream. (The logits themselves when they are all seen: a slice of every column would still
+        cost a step two operations, forward and backward.)"""
         n = self.output_mask.shape[1]
-        return logits if logits.shape[1] == n else logits[:, :n]
+        return logits if logits.shape[1] == n or self.every_output else logits[:, :n]
 
     def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over the outputs the setting allows: a sample's own task part in the task setting."""
@@ -232,13 +234,15 @@ class Method:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
         """Everything needed to continue after the tasks seen so far. Subclasses add their own state."""
-        return {"model": self.model.state_dict(), "sizes": list(self.sizes), "head_sizes": self.model.head.sizes}
+        state = {"model": self.model.state_dict(), "sizes": list(self.sizes), "head_sizes": self.model.head.sizes}
+        return {**state, "every_output": True} if self.every_output else state
 
     def load_state_dict(self, state: dict, tasks: list[Task]) -> None:
         """Restore the state after `tasks` (the tasks already learned, in order)."""
         for size in state["head_sizes"][len(self.model.head.sizes):]:
             self.model.head.add(size)
         self.model.load_state_dict(state["model"])
+        self.every_output = state.get("every_output", False) is True
         self._restore_tasks(tasks)
 
     def _restore_tasks(self, tasks: list[Task]) -> None:
