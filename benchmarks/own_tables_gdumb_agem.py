@@ -26,6 +26,8 @@ Paper: average accuracy after the last task 89.1 +- 0.14 (its Table 7 / Fig. 1; 
 the code as the paper ran it (agem @ 5e84338, 2019-01-04, before `--examples-per-task` existed: it came on 2019-02-26
 with the ER code of Chaudhry et al.'s "Tiny Episodic Memories"): every task is the whole of TensorFlow's 55,000
 training images, one epoch (5,500 steps of 10), the memory then 25 random samples per class at each task's end.
+Row `agem-pmnist-17-iclr19-episodic`: that row with the paper's memory in place of the reservoir (`task_memory=250`,
+250 random samples of each task added at its end; the code's are 25 per class), told the task boundaries.
 
 Each run is saved as it ends in own_tables_gdumb_agem_runs/; a rerun skips it.
 """
@@ -62,10 +64,13 @@ AGEM_ROW = {"agem-pmnist-17": ((256, 256), 17 * 250, 89.1, 0.14),
             "agem-pmnist-17-tfinit": ((256, 256), 17 * 250, 89.1, 0.14),
             # the code as the ICLR 2019 paper ran it (agem @ 5e84338, 2019-01-04): no --examples-per-task yet, every
             # task is all of TensorFlow's 55,000 training images (5,500 steps of 10), not 1,000
-            "agem-pmnist-17-iclr19": ((256, 256), 17 * 250, 89.1, 0.14)}
+            "agem-pmnist-17-iclr19": ((256, 256), 17 * 250, 89.1, 0.14),
+            # the same with the paper's episodic memory (`task_memory=250`: 250 random samples of each task added at
+            # its end, the task's own samples never in it; the code's: 25 per class) in place of the reservoir
+            "agem-pmnist-17-iclr19-episodic": ((256, 256), 17 * 250, 89.1, 0.14)}
 # training samples per task: the later code's --examples-per-task default (2019-02-26, for Chaudhry et al.'s "Tiny
 # Episodic Memories"), or, for the ICLR 2019 code, the whole of TensorFlow's MNIST training split
-AGEM_SAMPLES = {"agem-pmnist-17-iclr19": 55_000}
+AGEM_SAMPLES = {"agem-pmnist-17-iclr19": 55_000, "agem-pmnist-17-iclr19-episodic": 55_000}
 
 
 def tensorflow_init(model) -> None:
@@ -156,8 +161,10 @@ def agem_run(row: str, seed: int, _scenario) -> dict:
     if row.endswith("-tfinit"):
         model.head.add(10)
         tensorflow_init(model)
-    method = AGEM(model, "domain", memory=memory, reference=256)
-    config = TrainConfig(stream=True, batch_size=10, lr=0.1, optimizer="sgd", momentum=0.0, seed=seed, progress=False)
+    episodic = row.endswith("-episodic")  # the memory filled at task ends: the boundaries told, not a stream
+    method = AGEM(model, "domain", memory=memory, reference=256, task_memory=250 if episodic else None)
+    config = TrainConfig(stream=not episodic, epochs=1, batch_size=10, lr=0.1, optimizer="sgd", momentum=0.0,
+                         seed=seed, progress=False)
     results = run(method, scenario, config)
     return {"last": results["final_average_accuracy"], "final_average_accuracy": results["final_average_accuracy"]}
 
