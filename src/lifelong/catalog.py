@@ -51,8 +51,8 @@ METHODS = {
               "trained from scratch on the memory alone (--stream)", SETTINGS, True),
     "er-ace": ("ER-ACE: the incoming CE masks the seen classes absent from the batch, plus CE on a reservoir draw "
                "(--memory N; --stream)", SETTINGS, True),
-    "a-gem": ("A-GEM: the step's gradient projected where it conflicts with a reservoir draw's (--memory N; "
-              "--stream)", SETTINGS, True),
+    "a-gem": ("A-GEM: the step's gradient projected where it conflicts with a memory draw's (--memory N; "
+              "--stream: a reservoir; task_memory=M: the paper's memory, filled at task ends)", SETTINGS, True),
     "task-free-mas": ("task-free MAS: steps on a recent + a hard buffer; MAS importance updated where the loss "
                       "plateaus after a peak, no task boundary (--stream)", SETTINGS, False),
     "competitive": ("winner-take-all competitive learning: each class adds its own units, only they learn "
