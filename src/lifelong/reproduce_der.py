@@ -45,7 +45,8 @@ BENCHMARKS = {
 
 TASKS = {"p-mnist": 20, "r-mnist": 20, "s-mnist-class": 5, "s-mnist-task": 5}  # Mammoth's N_TASKS
 # the rows told the boundaries that train Mammoth's head on S-MNIST class-IL (every output in the cross-entropy from the
-# first task: `preallocate_head="all"`); LwF's and iCaRL's losses read the seen outputs their own way: left as they are
+# first task: `preallocate_head="all"`); Mammoth's LwF and iCaRL (first release) slice their outputs to the classes
+# seen (`outputs[:, mask]`, `[:, :ac]`): the growing head's loss, kept
 MAMMOTH_HEAD = ("a-gem", "online-ewc", "si", "joint")
 
 # row -> (label, our method, learns from a stream, keeps a buffer, Mammoth's model name in best_args (None: it has
