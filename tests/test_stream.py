@@ -50,6 +50,7 @@ def test_a_stream_hides_the_boundaries_and_is_evaluated_after_each_task(digits):
     spy = Spy(build_model(digits))
     results = run(spy, digits, stream())
     assert all(width == 10 for *_, width in spy.batches)  # every class's output from the first batch
+    assert spy.model.head.sizes == [10]  # in one linear layer (Mammoth's), not a part per task stacked each pass
     n_train = sum(len(task.y_train) for task in digits.tasks)
     assert sum(len(t) for _, t, _, _ in spy.batches) == n_train  # one pass
     assert all(len(t) <= 10 for _, t, _, _ in spy.batches)
