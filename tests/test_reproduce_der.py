@@ -54,6 +54,7 @@ def test_summary_flags_one_and_a_half_points_or_two_paper_stds():
     assert summary([83.0], 81.0).endswith(" !")
     assert summary([81.6], 81.0, paper_std=0.2).endswith(" !")
     assert not summary([90.0], None).endswith("!")  # no paper number: never flagged
+    assert summary([90.0], None) == "90.00 (n=1)"  # one seed: no spread shown, not '+- 0.00'
 
 
 def test_render_puts_ours_beside_the_paper_with_the_hyper_parameters():
@@ -65,7 +66,7 @@ def test_render_puts_ours_beside_the_paper_with_the_hyper_parameters():
     row = next(line for line in table.splitlines() if line.startswith("| DER | 200 |"))
     assert "| 84.55 | 81.00 +- 1.41 (n=2) ! |" in row
     gdumb = next(line for line in table.splitlines() if line.startswith("| GDumb"))
-    assert "| - | 50.00 +- 0.00 (n=1) |" in gdumb  # not in the paper: no flag
+    assert "| - | 50.00 (n=1) |" in gdumb  # not in the paper: no flag
     assert "| DER | s-mnist-class | 200 | lr 0.03, mbs 10, bs 10, alpha 0.2 |" in table
     assert table.rstrip().endswith("because")
 

@@ -59,7 +59,10 @@ def _by_method(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
 
 def _mean_std(values: list) -> str:
     stats = _stats(values)
-    return "-" if not stats["n"] else f"{100 * stats['mean']:.1f} +- {100 * stats['std']:.1f}"
+    if not stats["n"]:
+        return "-"
+    spread = f" +- {100 * stats['std']:.1f}" if stats["n"] > 1 else ""  # one run has no spread to show
+    return f"{100 * stats['mean']:.1f}{spread}"
 
 
 def headline(run: dict) -> list[float]:

@@ -160,13 +160,14 @@ def load(out: Path) -> dict:
 
 
 def summary(values: list[float], reference: tuple[float, float] | None) -> str:
-    """'mean +- std (n=N)', with ' !' when the mean is more than 2 of the paper's standard deviations or more
+    """'mean +- std (n=N)' ('value (n=1)' for one seed), with ' !' when the mean is more than 2 of the paper's standard deviations or more
     than 1.5 points from the paper's mean."""
     mean = statistics.mean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     far = reference is not None and (abs(mean - reference[0]) > 1.5 or (
         reference[1] is not None and abs(mean - reference[0]) > 2 * reference[1]))
-    return f"{mean:.2f} +- {std:.2f} (n={len(values)}){' !' if far else ''}"
+    spread = f" +- {std:.2f}" if len(values) > 1 else ""
+    return f"{mean:.2f}{spread} (n={len(values)}){' !' if far else ''}"
 
 
 def render(document: dict, notes: str = "") -> str:

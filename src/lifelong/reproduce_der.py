@@ -276,12 +276,13 @@ def paper_value(row: str, benchmark: str, buffer: int | None) -> float | None:
 
 
 def summary(values: list[float], paper: float | None, paper_std: float | None = None) -> str:
-    """'mean +- std (n=N)', ' !' when the paper has a number and ours is more than 1.5 points (or, where the paper's
+    """'mean +- std (n=N)' ('value (n=1)' for one seed), ' !' when the paper has a number and ours is more than 1.5 points (or, where the paper's
     std is known, 2 of them) from it."""
     mean = statistics.mean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     far = paper is not None and (abs(mean - paper) > 1.5 or (paper_std is not None and abs(mean - paper) > 2 * paper_std))
-    return f"{mean:.2f} +- {std:.2f} (n={len(values)}){' !' if far else ''}"
+    spread = f" +- {std:.2f}" if len(values) > 1 else ""
+    return f"{mean:.2f}{spread} (n={len(values)}){' !' if far else ''}"
 
 
 def _args_text(args: dict) -> str:
