@@ -207,8 +207,8 @@ def table(runs_dir):
 
     def cell(values):
         values = [100 * v for v in values]
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        return f"{statistics.mean(values):.2f} +- {std:.2f} (n={len(values)})"
+        spread = f" +- {statistics.stdev(values):.2f}" if len(values) > 1 else ""  # one seed: no spread to show
+        return f"{statistics.mean(values):.2f}{spread} (n={len(values)})"
 
     lines = ["# GDumb's and A-GEM's own MNIST rows", "", __doc__.split("\n\n")[2].replace("\n", " "), "",
              __doc__.split("\n\n")[3].replace("\n", " "), "",
