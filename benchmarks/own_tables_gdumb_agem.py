@@ -47,7 +47,7 @@ from lifelong.engine import TrainConfig, run
 from lifelong.experiment import build_model
 from lifelong.methods import AGEM, GDumb
 from lifelong.models import ContinualModel
-from lifelong.results import machine, thread_note
+from lifelong.results import machine, mean_spread, thread_note
 from lifelong.scenarios import Task
 from lifelong.transforms import random_crop
 
@@ -207,8 +207,8 @@ def table(runs_dir):
 
     def cell(values):
         values = [100 * v for v in values]
-        spread = f" +- {statistics.stdev(values):.2f}" if len(values) > 1 else ""  # one seed: no spread to show
-        return f"{statistics.mean(values):.2f}{spread} (n={len(values)})"
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{mean_spread(statistics.mean(values), std, len(values))} (n={len(values)})"
 
     lines = ["# GDumb's and A-GEM's own MNIST rows", "", __doc__.split("\n\n")[2].replace("\n", " "), "",
              __doc__.split("\n\n")[3].replace("\n", " "), "",

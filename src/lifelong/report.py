@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import ConfigError, DataError
 from .plotting import line_styles, save_png
-from .results import write_json
+from .results import mean_spread, write_json
 from .storage import replace_atomically, write_text
 
 
@@ -59,10 +59,7 @@ def _by_method(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
 
 def _mean_std(values: list) -> str:
     stats = _stats(values)
-    if not stats["n"]:
-        return "-"
-    spread = f" +- {100 * stats['std']:.1f}" if stats["n"] > 1 else ""  # one run has no spread to show
-    return f"{100 * stats['mean']:.1f}{spread}"
+    return mean_spread(100 * stats["mean"], 100 * stats["std"], stats["n"], digits=1) if stats["n"] else "-"
 
 
 def headline(run: dict) -> list[float]:

@@ -26,7 +26,7 @@ from .errors import ConfigError
 from .experiment import run_experiment
 from .grid import run_grid
 from .methods import get_method
-from .results import machine, read_runs, thread_note, time_left, versions, write_json
+from .results import machine, mean_spread, read_runs, thread_note, time_left, versions, write_json
 from .storage import lock_folder, write_text
 from .benchmarks import make_scenario
 from .scenarios import SETTINGS
@@ -160,14 +160,13 @@ def load(out: Path) -> dict:
 
 
 def summary(values: list[float], reference: tuple[float, float] | None) -> str:
-    """'mean +- std (n=N)' ('value (n=1)' for one seed), with ' !' when the mean is more than 2 of the paper's standard deviations or more
-    than 1.5 points from the paper's mean."""
+    """'mean +- std (n=N)' ('value (n=1)' for one seed), with ' !' when the mean is more than 2 of the paper's
+    standard deviations or more than 1.5 points from the paper's mean."""
     mean = statistics.mean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     far = reference is not None and (abs(mean - reference[0]) > 1.5 or (
         reference[1] is not None and abs(mean - reference[0]) > 2 * reference[1]))
-    spread = f" +- {std:.2f}" if len(values) > 1 else ""
-    return f"{mean:.2f}{spread} (n={len(values)}){' !' if far else ''}"
+    return f"{mean_spread(mean, std, len(values))} (n={len(values)}){' !' if far else ''}"
 
 
 def render(document: dict, notes: str = "") -> str:

@@ -43,7 +43,7 @@ from .catalog import REPRODUCTIONS
 from .errors import ConfigError
 from .experiment import run_experiment
 from .grid import run_grid
-from .results import machine, read_runs, thread_note, time_left, versions, write_json
+from .results import machine, mean_spread, read_runs, thread_note, time_left, versions, write_json
 from .plotting import line_styles, save_png
 from .storage import lock_folder, write_text
 from .benchmarks import make_scenario
@@ -428,7 +428,8 @@ def render(name: str, runs: dict, notes: str = "") -> str:
     lines = [f"# {REPRODUCTIONS[name]}", "",
              f"Protocol: `lifelong reproduce {name}`; scenario `{protocol['scenario']}`{shape}, methods {methods} with "
              f"the options of each row, {how}. Accuracy (%) on all classes seen after each step; ours: mean +- std "
-             "over the seeds (n; one seed: its value)." + order + (" Mean: over the sessions; drop: first minus last." if fscil else "")
+             "over the seeds (n; one seed: its value)." + order
+             + (" Mean: over the sessions; drop: first minus last." if fscil else "")
              + (" " + "; ".join(said[k] for k in which) + " (the average incremental accuracy)." if which else ""), ""]
     found = [aggregate(runs, row) for row in rows]
     classes = next((stats[3] for stats in found if stats), protocol_classes(protocol))
@@ -445,7 +446,7 @@ def render(name: str, runs: dict, notes: str = "") -> str:
             curves = [[100 * a for a in r["accuracy_seen_classes"]] for (r_row, _), r in sorted(runs.items())
                       if r_row == row]
             summaries = [_mean_std([summary(c)[k] for c in curves]) for k in range(len(extra))]
-            lines.append(f"| {label} (ours, n={n}) | " + " | ".join(_stat(m, s, n) for m, s in zip(means, stds))
+            lines.append(f"| {label} (ours, n={n}) | " + " | ".join(mean_spread(m, s, n) for m, s in zip(means, stds))
                          + "".join(f" | {text}" for text in summaries) + " |")
         if row in paper or row in paper_averages:  # a paper's curve, its published averages, or both
             steps = [f"{v:.2f}" for v in paper[row]] if row in paper else [""] * len(classes)
@@ -487,13 +488,8 @@ def cost_table(runs: dict, rows: dict, classes: list[int]) -> list[str]:
     return lines
 
 
-def _stat(mean: float, std: float, n: int) -> str:
-    """'mean +- std'; one seed has no spread to show: its value alone (not '+- 0.00')."""
-    return f"{mean:.2f}" if n == 1 else f"{mean:.2f} +- {std:.2f}"
-
-
 def _mean_std(values: list[float]) -> str:
-    return _stat(statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
+    return mean_spread(statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
 
 
 def plot(name: str, runs: dict, path: Path) -> None:

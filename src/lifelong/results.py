@@ -106,6 +106,12 @@ def thread_note(runs) -> str:
     return f"{threads} {cpus}"
 
 
+def mean_spread(mean: float, std: float, n: int, digits: int = 2) -> str:
+    """A table's cell: 'mean +- std' over n values; one value has no spread to show, so its value alone (not
+    '+- 0.00')."""
+    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} +- {std:.{digits}f}"
+
+
 def time_left(elapsed_s: float, done: int, total: int) -> str:
     """", about M min left" from the mean time of the runs done so far (empty when nothing is left)."""
     if done >= total or done == 0:
