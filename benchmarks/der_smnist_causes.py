@@ -35,7 +35,7 @@ from torch import nn
 from lifelong.benchmarks import make_scenario
 from lifelong.experiment import run_experiment
 from lifelong.reproduce_der import plan
-from lifelong.results import machine_line
+from lifelong.results import machine_line, summary
 
 NAME = "buzzega2020_der_causes"
 # row of the reproduction -> (its row, buffer); the paper's S-MNIST class-IL and task-IL
@@ -100,12 +100,6 @@ def run_one(row: str, scenario_name: str, seed: int, init: str = "default") -> d
             "class_il": 100 * results["final_average_accuracy"],
             "masked_task_il": 100 * statistics.mean(last), "plan": plan_of(row),
             "wall_s": round(time.perf_counter() - started, 1)}
-
-
-def summary(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f} (n=1)"
-    return f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f} (n={len(values)})"
 
 
 def _cell(run: dict) -> tuple[str, str, str]:

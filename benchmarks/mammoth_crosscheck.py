@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -44,7 +43,7 @@ from pathlib import Path
 from _common import RESULTS, machine
 
 from lifelong.reproduce_der import BEST_ARGS
-from lifelong.results import machine_line
+from lifelong.results import machine_line, summary
 
 NAME = "buzzega2020_der_mammoth"
 # row -> (Mammoth model, buffer or -1, extra options not in best_args or renamed; the paper's class-IL, task-IL)
@@ -112,12 +111,6 @@ def run_one(mammoth: Path, venv: Path, row: str, seed: int) -> dict:
     return {"row": row, "seed": seed, "class_il": class_il, "task_il": task_il,
             "command": " ".join(command[1:]), "wall_s": round(time.time() - started, 1),
             "cpu_s": round(after.children_user + after.children_system - cpu.children_user - cpu.children_system, 1)}
-
-
-def summary(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f} (n=1)"
-    return f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f} (n={len(values)})"
 
 
 def markdown(document: dict) -> str:

@@ -6,16 +6,17 @@ import torch
 
 from lifelong.cli import main
 from lifelong.errors import ConfigError
-from lifelong.reproduce import load, method_options, render, reproduce, summary
+from lifelong.reproduce import load, method_options, render, reproduce
+from lifelong.results import summary
 
 
 def test_summary_flags_two_paper_stds_or_one_and_a_half_points():
     # mean 71.5, sample std 0.71: within 2 x 1.26 and 1.5 points of the paper's 71.02
-    assert summary([71.0, 72.0], (71.02, 1.26)) == "71.50 +- 0.71 (n=2)"
+    assert summary([71.0, 72.0], 71.02, 1.26) == "71.50 +- 0.71 (n=2)"
     # 1.6 points away but within 2 stds (3.73): flagged by the 1.5-point rule
-    assert summary([64.4, 64.4], (66.00, 3.73)).endswith("!")
+    assert summary([64.4, 64.4], 66.00, 3.73).endswith("!")
     # 0.3 points away but 3 of the paper's stds (0.08): flagged
-    assert summary([19.95], (19.71, 0.08)) == "19.95 (n=1) !"
+    assert summary([19.95], 19.71, 0.08) == "19.95 (n=1) !"
     assert summary([50.0], None) == "50.00 (n=1)"  # a row of ours only: nothing to compare
 
 

@@ -9,7 +9,8 @@ from lifelong import reproduce_der
 from lifelong.benchmarks import make_scenario
 from lifelong.cli import main
 from lifelong.errors import ConfigError
-from lifelong.reproduce_der import BENCHMARKS, PAPER, ROWS, hyper_parameters, plan, planned_runs, render, summary
+from lifelong.reproduce_der import BENCHMARKS, PAPER, ROWS, hyper_parameters, plan, planned_runs, render
+from lifelong.results import summary
 
 
 @pytest.fixture

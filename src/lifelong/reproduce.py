@@ -26,7 +26,7 @@ from .errors import ConfigError
 from .experiment import run_experiment
 from .grid import run_grid
 from .methods import get_method
-from .results import machine, mean_spread, read_runs, thread_note, time_left, versions, write_json
+from .results import machine, read_runs, summary, thread_note, time_left, versions, write_json
 from .storage import lock_folder, write_text
 from .benchmarks import make_scenario
 from .scenarios import SETTINGS
@@ -159,16 +159,6 @@ def load(out: Path) -> dict:
     return document
 
 
-def summary(values: list[float], reference: tuple[float, float] | None) -> str:
-    """'mean +- std (n=N)' ('value (n=1)' for one seed), with ' !' when the mean is more than 2 of the paper's
-    standard deviations or more than 1.5 points from the paper's mean."""
-    mean = statistics.mean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    far = reference is not None and (abs(mean - reference[0]) > 1.5 or (
-        reference[1] is not None and abs(mean - reference[0]) > 2 * reference[1]))
-    return f"{mean_spread(mean, std, len(values))} (n={len(values)}){' !' if far else ''}"
-
-
 def render(document: dict, notes: str = "") -> str:
     """The markdown table: the paper's mean +- std and ours, per row and setting, then `notes`."""
     runs = document["runs"]
@@ -201,7 +191,7 @@ def render(document: dict, notes: str = "") -> str:
             other_length = "" if epochs in ([], [ROW_EPOCHS.get(row, 4)]) else f" [{'/'.join(map(str, epochs))} epochs]"
             cells.append("-" if not reference else f"{reference[0]:.2f}" if reference[1] is None
                          else f"{reference[0]:.2f} +- {reference[1]:.2f}")
-            cells.append(summary(values, reference) + other_length if values else "not run")
+            cells.append(summary(values, *(reference or ())) + other_length if values else "not run")
         if any(c != "not run" for c in cells[1::2]):
             lines.append(f"| {label} (`{row}`) | " + " | ".join(cells) + " |")
     times = [r["wall_time_s"] for r in runs.values()]

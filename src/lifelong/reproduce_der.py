@@ -28,7 +28,7 @@ from .benchmarks import make_scenario
 from .errors import ConfigError, TrainingError
 from .experiment import run_experiment
 from .grid import run_grid
-from .results import machine, mean_spread, read_runs, thread_note, time_left, versions, write_json
+from .results import machine, read_runs, summary, thread_note, time_left, versions, write_json
 from .storage import lock_folder, write_text
 
 REPRODUCTIONS = ("buzzega2020-der",)  # described in catalog.REPRODUCTIONS
@@ -273,15 +273,6 @@ def paper_value(row: str, benchmark: str, buffer: int | None) -> float | None:
     if isinstance(value, tuple):
         return value[BENCHMARKS[benchmark][4].index(buffer)]
     return value
-
-
-def summary(values: list[float], paper: float | None, paper_std: float | None = None) -> str:
-    """'mean +- std (n=N)' ('value (n=1)' for one seed), ' !' when the paper has a number and ours is more than
-    1.5 points (or, where the paper's std is known, 2 of them) from it."""
-    mean = statistics.mean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    far = paper is not None and (abs(mean - paper) > 1.5 or (paper_std is not None and abs(mean - paper) > 2 * paper_std))
-    return f"{mean_spread(mean, std, len(values))} (n={len(values)}){' !' if far else ''}"
 
 
 def _args_text(args: dict) -> str:

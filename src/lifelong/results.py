@@ -5,6 +5,7 @@ import math
 import os
 import platform
 import re
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,15 @@ def mean_spread(mean: float, std: float, n: int, digits: int = 2) -> str:
     """A table's cell: 'mean +- std' over n values; one value has no spread to show, so its value alone (not
     '+- 0.00')."""
     return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} +- {std:.{digits}f}"
+
+
+def summary(values: list[float], paper: float | None = None, paper_std: float | None = None) -> str:
+    """A reproduction's cell: 'mean +- std (n=N)' over the seeds ('value (n=1)' for one), with ' !' when the paper
+    has a number and ours is more than 1.5 points (or, where the paper's std is known, 2 of them) from it."""
+    mean = statistics.mean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    far = paper is not None and (abs(mean - paper) > 1.5 or (paper_std is not None and abs(mean - paper) > 2 * paper_std))
+    return f"{mean_spread(mean, std, len(values))} (n={len(values)}){' !' if far else ''}"
 
 
 def time_left(elapsed_s: float, done: int, total: int) -> str:
