@@ -25,10 +25,13 @@ is not changed): each stage's time excludes the other timed stages nested in it,
 
 import argparse
 import json
+import math
 import re
 import sys
 import time
 from dataclasses import replace
+
+import torch
 
 from _common import RESULTS, data_dir, machine, pin_threads, save
 
@@ -192,13 +195,80 @@ def one_run(scenario, method, options, backbone, epochs, memory, seed):
 
     learner.learn_task = learn_task
     results = run(learner, scenario)
+    if method == "podnet":  # what its head's matrix products cost (`head_products_s`) depends on
+        head = learner.method.model.head
+        floor_shapes = {"batch": config.batch_size, "features": head.in_features, "proxies": head.proxies,
+                        "classes": [task.n_classes for task in scenario.tasks], "epochs": epochs,
+                        "finetune_epochs": learner.method.finetune_epochs, "memory": memory}
     train = results["train_time_s"]
     total = sum(train)
     stage_wall = {stage: s for stage, s in timer.wall.items() if s > 0}
     stage_wall[TRAINING] = total - sum(stage_wall.values())
     return {"train_time_s": train, "total_s": total, "cpu_s": sum(cpu_per_task), "cpu_per_task_s": cpu_per_task,
             "stages_s": stage_wall, "stages_cpu_s": timer.cpu, "samples_per_task": timer.samples,
-            "sample_epochs": epochs * sum(timer.samples), "accuracy": results["final_average_accuracy"]}
+            "sample_epochs": epochs * sum(timer.samples), "accuracy": results["final_average_accuracy"],
+            **({"floor_shapes": floor_shapes} if method == "podnet" else {})}
+
+
+def fastest(product, repeats=50) -> float:
+    """The fastest of `repeats` timings of one call (the least disturbed), in seconds."""
+    product()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        product()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def head_products_s(shapes: dict, samples_per_task: list[int]) -> float:
+    """What PODNet's local-similarity head spends in its matrix products alone over a run, timed here on random
+    tensors of the run's shapes: per training step three (the similarities, the features' and the proxies'
+    gradients) at the task's width (its classes seen times K proxies), per step of the classifier's fine-tuning
+    two (the features are fixed: no features' gradient) on the memory, from the second task on."""
+    batch, features, proxies = shapes["batch"], shapes["features"], shapes["proxies"]
+    total, seen = 0.0, 0
+    for task, (n_classes, samples) in enumerate(zip(shapes["classes"], samples_per_task)):
+        seen += n_classes
+        f, w, g = torch.randn(batch, features), torch.randn(seen * proxies, features), torch.randn(batch, seen * proxies)
+        forward, to_features, to_proxies = (fastest(lambda: f @ w.t()), fastest(lambda: g @ w),
+                                            fastest(lambda: g.t() @ f))
+        total += shapes["epochs"] * math.ceil(samples / batch) * (forward + to_features + to_proxies)
+        if task and shapes["finetune_epochs"]:
+            total += shapes["finetune_epochs"] * math.ceil(shapes["memory"] / batch) * (forward + to_proxies)
+    return total
+
+
+# PODNet's stages that replay (random selection) does not have, and that its floor counts whole
+FLOOR_STAGES = ("exemplar selection", "imprinting (k-means proxies)", "recording the old model's outputs")
+
+
+def podnet_floor(result: dict) -> dict | None:
+    """A lower bound on PODNet's time on this case: replay's training time, plus PODNet's own stages that replay
+    has not (its herding beyond replay's random selection, the k-means imprinting, the recording of the old model's
+    outputs; as measured in its fastest repetition), plus its head's matrix products alone. Everything else PODNet
+    does (the NCA loss, POD-flat, the normalisations, the gradient clamp, the fine-tuning's other work) comes on
+    top."""
+    podnet, replay = result["best"].get("podnet"), result["best"].get("replay")
+    if not podnet or "floor_shapes" not in podnet:
+        return None
+    stages = {stage: podnet["stages_s"].get(stage, 0.0) - replay["stages_s"].get(stage, 0.0)
+              for stage in FLOOR_STAGES}
+    products = head_products_s(podnet["floor_shapes"], podnet["samples_per_task"])
+    total = replay["total_s"] + sum(stages.values()) + products
+    return {"replay_s": replay["total_s"], "stages_s": stages, "head_products_s": products, "floor_s": total,
+            "ratio": total / replay["total_s"]}
+
+
+def floor_lines(floor: dict | None) -> list[str]:
+    if not floor:
+        return []
+    stages = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in floor["stages_s"].items())
+    return ["", f"PODNet's floor on this case: replay's training time {floor['replay_s']:.2f} s, plus the stages "
+            f"replay has not ({stages}; herding net of replay's random selection), plus its head's matrix products "
+            f"alone {floor['head_products_s']:.2f} s (timed here at the run's shapes) = {floor['floor_s']:.2f} s, "
+            f"**{floor['ratio']:.2f}x** replay, before its loss, POD-flat or the fine-tuning's other work cost "
+            "anything (`podnet_floor`)."]
 
 
 def run_case(name, case, repeats):
@@ -220,10 +290,11 @@ def run_case(name, case, repeats):
     best_cpu = {row: min(v["cpu_s"] for v in values) for row, values in runs.items()}
     ratio = {row: best[row]["total_s"] / best["replay"]["total_s"] for row in rows}
     ratio_cpu = {row: best_cpu[row] / best_cpu["replay"] for row in rows}
-    return {"scenario": case["scenario"], "tasks": len(scenario.tasks), "backbone": case["backbone"],
-            "epochs": case["epochs"], "memory": case["memory"], "rows": {row: list(spec) for row, spec in rows.items()},
-            "missing": missing, "runs": runs, "best": best, "ratio_to_replay": ratio,
-            "cpu_ratio_to_replay": ratio_cpu, "best_cpu_s": best_cpu}
+    result = {"scenario": case["scenario"], "tasks": len(scenario.tasks), "backbone": case["backbone"],
+              "epochs": case["epochs"], "memory": case["memory"], "rows": {row: list(spec) for row, spec in rows.items()},
+              "missing": missing, "runs": runs, "best": best, "ratio_to_replay": ratio,
+              "cpu_ratio_to_replay": ratio_cpu, "best_cpu_s": best_cpu}
+    return {**result, "podnet_floor": podnet_floor(result)}
 
 
 def verdict(ratio):
@@ -266,6 +337,7 @@ def table(name, result):
         for stage, seconds in sorted(best["stages_s"].items(), key=lambda item: -item[1]):
             lines.append(f"| {row} | {stage} | {seconds:.2f} | {100 * seconds / best['total_s']:.1f} | "
                          f"{cpu[stage]:.2f} | {100 * cpu[stage] / best['cpu_s']:.1f} |")
+    lines += floor_lines(result.get("podnet_floor"))
     if result["missing"]:
         lines += ["", f"Not run (method not in this checkout): {', '.join(result['missing'])}."]
     return lines

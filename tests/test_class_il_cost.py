@@ -97,3 +97,30 @@ def test_a_case_gives_each_row_its_fastest_repetition_and_the_ratio_to_replay(mo
     assert "<= 1.5:" in wa and "met" in wa
     assert any(line.startswith("| wa | weight aligning |") for line in lines)
     assert lines[-1] == "Not run (method not in this checkout): nothing."
+
+
+def test_podnet_head_products_count_three_per_training_step_and_two_per_fine_tuning_step(monkeypatch):
+    widths = []
+    monkeypatch.setattr(class_il_cost, "fastest", lambda product: widths.append(product().shape) or 1.0)
+    shapes = {"batch": 128, "features": 400, "proxies": 10, "classes": [2, 2], "epochs": 4, "finetune_epochs": 20,
+              "memory": 2000}
+    # task 1: 4 epochs x ceil(300 / 128) = 12 steps x 3 products; task 2: 4 x 2 = 8 steps x 3, then the fine-tuning:
+    # 20 epochs x ceil(2000 / 128) = 320 steps x 2 products
+    assert class_il_cost.head_products_s(shapes, [300, 256]) == 12 * 3 + 8 * 3 + 320 * 2
+    # the similarities (batch, proxies), the features' gradient (batch, features), the proxies' (proxies, features),
+    # at the classes seen times K: 20 proxies, then 40
+    assert widths == [(128, 20), (128, 400), (20, 400), (128, 40), (128, 400), (40, 400)]
+
+
+def test_podnet_floor_is_replay_plus_the_stages_replay_has_not_plus_the_head_products(monkeypatch):
+    monkeypatch.setattr(class_il_cost, "head_products_s", lambda shapes, samples: 0.75)
+    replay = {"total_s": 10.0, "stages_s": {"exemplar selection": 0.5, "training (epochs of mini-batches)": 9.5}}
+    podnet = {"total_s": 20.0, "floor_shapes": {}, "samples_per_task": [1, 2],
+              "stages_s": {"exemplar selection": 2.5, "imprinting (k-means proxies)": 1.0,
+                           "recording the old model's outputs": 0.25, "classifier fine-tuning": 3.0,
+                           "training (epochs of mini-batches)": 13.25}}
+    floor = class_il_cost.podnet_floor({"best": {"replay": replay, "podnet": podnet}})
+    # 10 + (2.5 - 0.5) + 1 + 0.25 + 0.75: the fine-tuning and the training's own work are not in it
+    assert floor["floor_s"] == pytest.approx(14.0) and floor["ratio"] == pytest.approx(1.4)
+    assert "**1.40x** replay" in " ".join(class_il_cost.floor_lines(floor))
+    assert class_il_cost.podnet_floor({"best": {"replay": replay}}) is None  # no PODNet row: no floor
