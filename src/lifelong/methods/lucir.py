@@ -66,6 +66,7 @@ import torch.nn.functional as F
 from ..checks import check_choice, check_float, check_int, check_weight
 from ..errors import ConfigError
 from ..models import CosineHead
+from ..models.cosine import mean_cosine_distance
 from ..models.stages import remove_final_activation
 from .replay import Replay
 
@@ -76,7 +77,7 @@ FINETUNE_MOMENTUM, FINETUNE_WEIGHT_DECAY, FINETUNE_BATCH = 0.9, 1e-4, 128
 
 def less_forget_loss(features: torch.Tensor, old_features: torch.Tensor) -> torch.Tensor:
     """L_dis^G averaged over the batch: 1 - cos(f(x), f*(x)) (the code's CosineEmbeddingLoss with target 1)."""
-    return (1 - F.cosine_similarity(features, old_features, dim=1)).mean()
+    return mean_cosine_distance(old_features, features)
 
 
 def margin_ranking_loss(cosines: torch.Tensor, targets: torch.Tensor, n_old: int, k: int,

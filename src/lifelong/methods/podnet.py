@@ -88,6 +88,7 @@ import torch.nn.functional as F
 from ..checks import check_choice, check_float, check_int, check_weight
 from ..errors import ConfigError
 from ..inputs import in_order
+from ..models.cosine import mean_cosine_distance
 from ..models.lsc import SIMILARITIES, LocalSimilarityHead, kmeans
 from ..models.stages import StageOutputs, remove_final_activation, stage_modules
 from .replay import Replay
@@ -117,12 +118,8 @@ def pod_spatial(old: list[torch.Tensor], new: list[torch.Tensor]) -> torch.Tenso
 
 
 def pod_flat(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-    """mean over samples of 1 - cos(old embedding, new embedding) (the code's cosine_embedding_loss with target 1).
-    Written out (F.cosine_similarity's eps 1e-8 on each norm): a third faster, forward and backward, at a batch of 128
-    x 400 features."""
-    old = old * (old * old).sum(1, keepdim=True).clamp_min(1e-16).rsqrt()
-    cosines = (old * new).sum(1) * (new * new).sum(1).clamp_min(1e-16).rsqrt()
-    return (1 - cosines).mean()
+    """mean over samples of 1 - cos(old embedding, new embedding) (the code's cosine_embedding_loss with target 1)."""
+    return mean_cosine_distance(old, new)
 
 
 def nca_loss(similarities: torch.Tensor, targets: torch.Tensor, scale, margin: float,

