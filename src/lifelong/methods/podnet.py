@@ -67,8 +67,8 @@ the factors "adaptive ... sqrt(N/T)" as LUCIR's, exemplars by herding. Where the
   batch-norm statistics move); ours trains the proxies on the memory's features computed once, the backbone in
   evaluation mode (nothing but the proxies changes), as `bic.py` and the balanced head do.
 - k-means: scikit-learn's KMeans, as the code, with one seeding (n_init=1) where the code kept the default of its
-  day (ten seedings, the best kept: ten times the cost); the centres of the normalised features, not normalised
-  again, as the code.
+  day (ten seedings, the best kept: ten times the cost), and Elkan's iterations as that default (`models.lsc.kmeans`);
+  the centres of the normalised features, not normalised again, as the code.
 Color jitter and the cosine schedule are the training configuration's (`--schedule cosine`), not the method's.
 
 Measured (one seed; docs/methods/exemplars.md has the commands), with the post-ReLU features (remove_last_relu=False,
