@@ -42,11 +42,12 @@ from lifelong.learner import Learner
 from lifelong.methods import METHODS
 
 TARGET = 1.5
-# hook (a method's attribute) -> stage; a hook a method lacks is skipped. "before_task" of replay, WA and BiC is the
-# old model's copy and the head's growth; LUCIR's adds its imprinting (the new task's features, the new rows).
+# hook (a method's attribute) -> stage; a hook a method lacks is skipped. "before_task" is the old model's copy and
+# the head's growth; LUCIR's and PODNet's imprinting read the recorded features of the new task (no pass of their own).
 STAGES = {
     "before_task": "before the task (old model copied, head grown)",
     "imprint_proxies": "imprinting (k-means proxies)",
+    "imprint_weights": "imprinting (the new rows)",
     "old_logits": "recording the old model's outputs",
     "old_outputs": "recording the old model's outputs",
     "align_weights": "weight aligning",
@@ -57,7 +58,6 @@ STAGES = {
     "exemplar_means": "class means (NCM)",
 }
 TRAINING = "training (epochs of mini-batches)"  # what the timed stages leave
-LUCIR_STAGES = {"before_task": "imprinting (+ old model copied)"}
 CASES = {
     "mlp": dict(scenario="split-mnist", tasks=None, backbone="mlp", epochs=4, memory=2000, rows={
         "replay": ("replay", {}),
@@ -179,8 +179,7 @@ def one_run(scenario, method, options, backbone, epochs, memory, seed):
     learner = Learner(method, backbone, "class", config=config, augment=scenario.augment, memory=memory, **options)
     learner.build(scenario.tasks[0].x_train, 0)
     timer = StageTimer()
-    stages = {**STAGES, **(LUCIR_STAGES if method == "lucir" else {})}
-    for attribute, stage in stages.items():
+    for attribute, stage in STAGES.items():
         if hasattr(learner.method, attribute):
             timer.wrap(learner.method, attribute, stage)
     timer.count_samples(learner.method)

@@ -172,11 +172,16 @@ def test_new_rows_are_imprinted_old_rows_frozen_and_left_unchanged_by_training(d
     method.before_task(digits.tasks[0])
     method.after_task(digits.tasks[0])
     old_rows = method.model.head.parts[0].weight.detach().clone()
-    method.before_task(digits.tasks[1])
-    head = method.model.head
-    assert not head.parts[0].weight.requires_grad and head.parts[1].weight.requires_grad and head.sigma.requires_grad
     task = digits.tasks[1]
     f = F.normalize(method.features(task.x_train), dim=1)
+    method.before_task(task)
+    head = method.model.head
+    assert not head.parts[0].weight.requires_grad and head.parts[1].weight.requires_grad and head.sigma.requires_grad
+    passes = []
+    method.features = lambda x: passes.append(len(x))  # the recorded features serve: no pass of its own
+    x, *_, recorded = method.training_data(task)  # imprinted here, before any step
+    assert passes == [] and len(x) == len(task.x_train) + 100
+    assert torch.allclose(F.normalize(recorded[:len(task.x_train)], dim=1), f, atol=1e-6)
     for c in range(2):
         mean = F.normalize(f[task.y_train == c].mean(0), dim=0)
         assert torch.allclose(head.parts[1].weight[c], mean * old_rows.norm(dim=1).mean(), atol=1e-5)

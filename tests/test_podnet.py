@@ -164,6 +164,11 @@ def test_new_proxies_are_imprinted_from_kmeans_of_the_new_classes_features(digit
     method.memory.seed = 5
     features = F.normalize(method.features(task.x_train), dim=1)
     method.before_task(task)
+    passes = []
+    method.features = lambda x: passes.append(len(x))  # the recorded embedding serves: no pass of its own
+    x, _, _, embedding, *maps = method.training_data(task)  # imprinted here, before any step
+    assert passes == [] and len(x) == len(task.x_train) + len(method.memory.data()[0]) and maps
+    assert torch.allclose(F.normalize(embedding[:len(task.x_train)], dim=1), features, atol=1e-6)
     head = method.model.head
     assert torch.equal(head.parts[0].weight, old)
     assert not head.parts[0].weight.requires_grad and head.parts[1].weight.requires_grad  # old proxies frozen

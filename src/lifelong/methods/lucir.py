@@ -156,16 +156,25 @@ class LUCIR(Replay):
                 raise ConfigError(f"lucir ranks each old sample against the k={self.k} hardest new classes, but task "
                                   f"{task.id + 1} brings {task.n_classes}: lower k")
 
-    # ------------------------------------------------------------------ before a step: imprint, freeze
+    # ------------------------------------------------------------------ before a step: freeze, imprint
     def before_task(self, task):
         super().before_task(task)  # the old model kept, the head grown
-        if task.id == 0:
-            return
-        head = self.model.head
-        x, y = task.x_train, task.y_train
-        head.imprint(self.features(x), torch.as_tensor(y))
-        for part in head.parts[:-1]:
+        for part in self.model.head.parts[:-1]:
             part.requires_grad_(False)  # old classes' weights: lr 0
+
+    def training_data(self, task):
+        data = super().training_data(task)  # the new data first, then the memory, with the old model's features
+        if task.id > 0:  # imprinted before any step, from the recorded features where there are (the same model)
+            self.imprint_weights(task, data[3][:len(task.x_train)] if len(data) > 3 else None)
+        return data
+
+    @torch.no_grad()
+    def imprint_weights(self, task, features: torch.Tensor | None = None) -> None:
+        """The new classes' rows from the features of the new task's inputs under the model before the step: the
+        recorded ones (`features`), or computed here when none were (augmented inputs)."""
+        if features is None:
+            features = self.features(task.x_train)
+        self.model.head.imprint(features, torch.as_tensor(task.y_train))
 
     @property
     def lamb(self) -> float:

@@ -230,16 +230,15 @@ class PODNet(Replay):
         head = self.model.head
         for part in head.parts[:-1]:
             part.requires_grad_(False)  # the old classes' proxies do not move during the step
-        if self.imprint and task.id > 0:
-            self.imprint_proxies(task)
 
     @torch.no_grad()
-    def imprint_proxies(self, task):
-        """Each new class's K proxies: k-means centres of its normalised features (the model before the step),
-        times the mean norm of the proxies already there."""
+    def imprint_proxies(self, task, features: torch.Tensor | None = None):
+        """Each new class's K proxies: k-means centres of its normalised features (the model before the step: the
+        recorded ones, `features`, or computed here when none were), times the mean norm of the proxies already
+        there."""
         head = self.model.head
         x, targets, _ = Replay.new_task_data(self, task)
-        features = F.normalize(self.features(x), dim=1)
+        features = F.normalize(self.features(x) if features is None else features, dim=1)
         targets = targets.to(features.device)
         norm = torch.cat([part.weight for part in head.parts[:-1]]).norm(dim=1).mean()
         generator = torch.Generator().manual_seed(self.memory.seed * 7 + 104729 * task.id)
@@ -255,12 +254,15 @@ class PODNet(Replay):
     # ------------------------------------------------------------------ the step's loss
     def training_data(self, task):
         old_model, self.old_model = self.old_model, None
-        data = super().training_data(task)  # the new data and the memory, nothing recorded
+        data = super().training_data(task)  # the new data first, then the memory; nothing recorded
         self.old_model = old_model
-        if old_model is None or self.augmented_inputs:
-            return data
-        recorded = [torch.cat(parts) for parts in zip(*(self.old_outputs(batch) for batch in in_order(data[0], 1024)))]
-        self.old_model = None  # recorded once: nothing old outlives this call
+        recorded = []
+        if old_model is not None and not self.augmented_inputs:
+            recorded = [torch.cat(parts) for parts in zip(*(self.old_outputs(b) for b in in_order(data[0], 1024)))]
+            self.old_model = None  # recorded once: nothing old outlives this call
+        if self.imprint and task.id > 0:  # before any step, from the recorded embedding where there is one
+            n_new = len(Replay.new_task_data(self, task)[0])
+            self.imprint_proxies(task, recorded[0][:n_new] if recorded else None)
         return (*data, *recorded)
 
     def outputs(self, model, x, stages: bool):
