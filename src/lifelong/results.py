@@ -118,7 +118,8 @@ def summary(values: list[float], paper: float | None = None, paper_std: float | 
     has a number and ours is more than 1.5 points (or, where the paper's std is known, 2 of them) from it."""
     mean = statistics.mean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    far = paper is not None and (abs(mean - paper) > 1.5 or (paper_std is not None and abs(mean - paper) > 2 * paper_std))
+    off = abs(mean - paper) if paper is not None else 0.0
+    far = paper is not None and (off > 1.5 or (paper_std is not None and off > 2 * paper_std))
     return f"{mean_spread(mean, std, len(values))} (n={len(values)}){' !' if far else ''}"
 
 
