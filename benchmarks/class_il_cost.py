@@ -33,7 +33,7 @@ from dataclasses import replace
 
 import torch
 
-from _common import RESULTS, data_dir, machine, pin_threads, save
+from _common import RESULTS, best_of, data_dir, machine, pin_threads, save
 
 from lifelong.benchmarks import make_scenario
 from lifelong.engine import run
@@ -216,15 +216,7 @@ def one_run(scenario, method, options, backbone, epochs, memory, seed):
             **({"floor_shapes": floor_shapes} if method == "podnet" else {})}
 
 
-def fastest(product, repeats=50) -> float:
-    """The fastest of `repeats` timings of one call (the least disturbed), in seconds."""
-    product()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        product()
-        times.append(time.perf_counter() - started)
-    return min(times)
+PRODUCT_REPEATS = 50  # timings of each product; the fastest is kept (the first, cold, never is)
 
 
 def head_products_s(shapes: dict, samples_per_task: list[int]) -> float:
@@ -238,8 +230,9 @@ def head_products_s(shapes: dict, samples_per_task: list[int]) -> float:
         seen += n_classes
         width = seen * proxies
         f, w, g = torch.randn(batch, features), torch.randn(width, features), torch.randn(batch, width)
-        forward, to_features, to_proxies = (fastest(lambda: f @ w.t()), fastest(lambda: g @ w),
-                                            fastest(lambda: g.t() @ f))
+        forward, to_features, to_proxies = (best_of(lambda: f @ w.t(), PRODUCT_REPEATS),
+                                            best_of(lambda: g @ w, PRODUCT_REPEATS),
+                                            best_of(lambda: g.t() @ f, PRODUCT_REPEATS))
         total += shapes["epochs"] * math.ceil(samples / batch) * (forward + to_features + to_proxies)
         if task and shapes["finetune_epochs"]:
             total += shapes["finetune_epochs"] * math.ceil(shapes["memory"] / batch) * (forward + to_proxies)

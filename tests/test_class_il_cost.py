@@ -101,7 +101,7 @@ def test_a_case_gives_each_row_its_fastest_repetition_and_the_ratio_to_replay(mo
 
 def test_podnet_head_products_count_three_per_training_step_and_two_per_fine_tuning_step(monkeypatch):
     widths = []
-    monkeypatch.setattr(class_il_cost, "fastest", lambda product: widths.append(product().shape) or 1.0)
+    monkeypatch.setattr(class_il_cost, "best_of", lambda product, repeats: widths.append(product().shape) or 1.0)
     shapes = {"batch": 128, "features": 400, "proxies": 10, "classes": [2, 2], "epochs": 4, "finetune_epochs": 20,
               "memory": 2000}
     # task 1: 4 epochs x ceil(300 / 128) = 12 steps x 3 products; task 2: 4 x 2 = 8 steps x 3, then the fine-tuning:
